@@ -1,0 +1,313 @@
+"""CIFAR-10/100 with injected label noise, and the five loaders DivideMix uses.
+
+The images are read once per run from the standard python-pickle folders
+(`cifar-10-batches-py`, `cifar-100-python`) and kept in memory as uint8 arrays.
+Noise injection reproduces the authors' code bit for bit (see `make_noisy_labels`), and noise
+files use their JSON format and default path, so existing files are reused as they are.
+"""
+import json
+import os
+import pickle
+import random
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+import torchvision.transforms as T
+
+from run_utils import InputError as DataError
+
+NUM_CLASSES = {'cifar10': 10, 'cifar100': 100}
+NUM_TRAIN = 50000
+
+MEAN_STD = {
+    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    'cifar100': ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
+}
+
+# Files per dataset: (folder name torchvision extracts, training pickles, test pickle, label key)
+LAYOUT = {
+    'cifar10': ('cifar-10-batches-py', ['data_batch_%d' % i for i in range(1, 6)],
+                'test_batch', 'labels'),
+    'cifar100': ('cifar-100-python', ['train'], 'test', 'fine_labels'),
+}
+
+# CIFAR-10 asymmetric noise (authors' map): truck->automobile, bird->airplane, deer->horse,
+# cat<->dog; the other classes map to themselves.
+CIFAR10_ASYM = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
+
+# CIFAR-100's 20 superclasses as sets of fine-label indices (in the official label order).
+# Asymmetric noise flips each class to the next one of its superclass, cyclically.
+CIFAR100_SUPERCLASSES = (
+    (4, 30, 55, 72, 95),   # aquatic mammals
+    (1, 32, 67, 73, 91),   # fish
+    (54, 62, 70, 82, 92),  # flowers
+    (9, 10, 16, 28, 61),   # food containers
+    (0, 51, 53, 57, 83),   # fruit and vegetables
+    (22, 39, 40, 86, 87),  # household electrical devices
+    (5, 20, 25, 84, 94),   # household furniture
+    (6, 7, 14, 18, 24),    # insects
+    (3, 42, 43, 88, 97),   # large carnivores
+    (12, 17, 37, 68, 76),  # large man-made outdoor things
+    (23, 33, 49, 60, 71),  # large natural outdoor scenes
+    (15, 19, 21, 31, 38),  # large omnivores and herbivores
+    (34, 63, 64, 66, 75),  # medium-sized mammals
+    (26, 45, 77, 79, 99),  # non-insect invertebrates
+    (2, 11, 35, 46, 98),   # people
+    (27, 29, 44, 78, 93),  # reptiles
+    (36, 50, 65, 74, 80),  # small mammals
+    (47, 52, 56, 59, 96),  # trees
+    (8, 13, 48, 58, 90),   # vehicles 1
+    (41, 69, 81, 85, 89),  # vehicles 2
+)
+
+
+def asym_transition(dataset):
+    """Class map for asymmetric noise: transition[true class] = noisy class."""
+    if dataset == 'cifar10':
+        return [CIFAR10_ASYM.get(c, c) for c in range(10)]
+    transition = [None] * 100
+    for group in CIFAR100_SUPERCLASSES:
+        for k, c in enumerate(group):
+            transition[c] = group[(k + 1) % len(group)]
+    return transition
+
+
+def make_noisy_labels(clean_labels, r, noise_mode, num_class, seed, transition=None):
+    """The authors' noise injection, reproduced exactly.
+
+    Python's `random` is seeded with the integer seed; one shuffle of all indices picks the first
+    floor(r*N) as noisy. Visiting indices in order, a noisy index gets randint(0, C-1) for 'sym'
+    (the true class can be drawn, so the flip rate is r(1-1/C)) or transition[true] for 'asym'.
+    A set (not the authors' list) makes membership O(1); the draws are unchanged.
+    """
+    rng = random.Random(int(seed))
+    n = len(clean_labels)
+    order = list(range(n))
+    rng.shuffle(order)
+    noise_idx = set(order[:int(r * n)])
+    noisy = []
+    for i in range(n):
+        if i not in noise_idx:
+            noisy.append(int(clean_labels[i]))
+        elif noise_mode == 'sym':
+            noisy.append(rng.randint(0, num_class - 1))
+        elif noise_mode == 'asym':
+            noisy.append(int(transition[clean_labels[i]]))
+        else:
+            raise DataError("unknown noise mode %r: use 'sym' or 'asym'" % noise_mode)
+    return noisy
+
+
+def default_noise_file(data_path, r, noise_mode, seed=123, num_train=None):
+    """The authors' path `<data_path>/<r:.1f>_<mode>.json` for their default setting (seed 123,
+    all images); other seeds and subsets get their own file instead of silently sharing one."""
+    name = '%.1f_%s' % (r, noise_mode)
+    if int(seed) != 123:
+        name += '_seed%d' % int(seed)
+    if num_train is not None:
+        name += '_first%d' % num_train
+    return os.path.join(data_path, name + '.json')
+
+
+def read_noise_file(path, num_train, num_class):
+    """A JSON list with one noisy label per training image, refused when it does not fit."""
+    try:
+        with open(path) as f:
+            labels = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError('noise file %s is not readable JSON (%s): delete it to regenerate, '
+                        'or pass --noise_file' % (path, e)) from None
+    if not isinstance(labels, list) or not all(type(v) is int for v in labels):
+        raise DataError('noise file %s must be a JSON list of integer labels' % path)
+    if len(labels) != num_train:
+        raise DataError('noise file %s has %d labels but the training set has %d images: '
+                        'it belongs to other data' % (path, len(labels), num_train))
+    bad = [v for v in labels if not 0 <= v < num_class]
+    if bad:
+        raise DataError('noise file %s has label %d outside [0, %d): it belongs to another '
+                        'dataset' % (path, bad[0], num_class))
+    return labels
+
+
+def write_noise_file(path, labels):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(labels, f)
+    os.replace(tmp, path)  # atomic: a kill never leaves half a noise file behind
+
+
+class _CIFARUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR batch holds (dicts, lists, numpy arrays): never runs code."""
+    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'),
+               ('numpy.core.multiarray', '_reconstruct'),
+               ('numpy._core.multiarray', '_reconstruct')}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError('forbidden global %s.%s' % (module, name))
+        return super().find_class(module, name)
+
+
+def _read_batch(path, label_key):
+    try:
+        with open(path, 'rb') as f:
+            batch = _CIFARUnpickler(f, encoding='latin1').load()
+        data = np.asarray(batch['data'], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[label_key], dtype=np.int64)
+    except Exception as e:  # truncated, foreign or malicious pickle: all mean "re-extract"
+        raise DataError('%s is not a readable CIFAR batch (%s: %s): re-extract the official '
+                        'archive' % (path, type(e).__name__, e)) from None
+    if len(labels) != len(data):
+        raise DataError('%s has %d images but %d labels: re-extract the official archive'
+                        % (path, len(data), len(labels)))
+    return data.transpose(0, 2, 3, 1), labels  # N x 32 x 32 x 3 (HWC, as PIL wants)
+
+
+def find_cifar_folder(data_path, dataset):
+    """The folder holding the pickles: `data_path` itself or its torchvision subfolder."""
+    subfolder, train_files, test_file, _ = LAYOUT[dataset]
+    for folder in (data_path, os.path.join(data_path, subfolder)):
+        if all(os.path.isfile(os.path.join(folder, f)) for f in train_files + [test_file]):
+            return folder
+    return None
+
+
+def download_cifar(data_path, dataset):
+    """Fetch and checksum the official archive with torchvision; one clear line when offline."""
+    import torchvision.datasets
+    cls = {'cifar10': torchvision.datasets.CIFAR10, 'cifar100': torchvision.datasets.CIFAR100}
+    print('%s not found under %s: downloading the official archive' % (dataset, data_path))
+    try:
+        cls[dataset](root=data_path, train=True, download=True)
+    except Exception as e:
+        raise DataError(
+            'could not download %s into %s (%s): download the python version from '
+            'https://www.cs.toronto.edu/~kriz/cifar.html, extract it there, or pass --data_path'
+            % (dataset, data_path, str(e).splitlines()[0] if str(e) else type(e).__name__)
+        ) from None
+
+
+def load_cifar(data_path, dataset, download=False):
+    """Returns (train_images, train_labels, test_images, test_labels); images N x 32 x 32 x 3."""
+    if dataset not in LAYOUT:
+        raise DataError("unknown dataset %r: use 'cifar10' or 'cifar100'" % dataset)
+    folder = find_cifar_folder(data_path, dataset)
+    if folder is None and download:
+        download_cifar(data_path, dataset)
+        folder = find_cifar_folder(data_path, dataset)
+    if folder is None:
+        subfolder, train_files, test_file, _ = LAYOUT[dataset]
+        raise DataError('no %s data in %s: expected %s there or in %s/ (python version from '
+                        'https://www.cs.toronto.edu/~kriz/cifar.html); set --data_path or '
+                        'add --download' % (dataset, data_path, ', '.join(train_files + [test_file]),
+                                            subfolder))
+    _, train_files, test_file, label_key = LAYOUT[dataset]
+    parts = [_read_batch(os.path.join(folder, f), label_key) for f in train_files]
+    train_images = np.concatenate([p[0] for p in parts])
+    train_labels = np.concatenate([p[1] for p in parts])
+    test_images, test_labels = _read_batch(os.path.join(folder, test_file), label_key)
+    num_class = NUM_CLASSES[dataset]
+    for name, labels in (('training', train_labels), ('test', test_labels)):
+        if labels.min() < 0 or labels.max() >= num_class:
+            raise DataError('%s labels in %s reach %d, but %s has %d classes: is --dataset right?'
+                            % (name, folder, labels.max(), dataset, num_class))
+    return train_images, train_labels, test_images, test_labels
+
+
+def noisy_labels_for(clean_labels, args):
+    """Read --noise_file (or the default path) when it exists, else generate and save it."""
+    path = args.noise_file or default_noise_file(args.data_path, args.r, args.noise_mode,
+                                                 args.seed, args.num_train)
+    if os.path.exists(path):
+        return read_noise_file(path, len(clean_labels), args.num_class), path
+    transition = asym_transition(args.dataset) if args.noise_mode == 'asym' else None
+    labels = make_noisy_labels(clean_labels, args.r, args.noise_mode, args.num_class,
+                               args.seed, transition)
+    try:
+        write_noise_file(path, labels)
+    except OSError as e:
+        raise DataError('cannot write the noise file %s (%s): pass --noise_file to a '
+                        'writable path' % (path, e.strerror)) from None
+    print('save noisy labels to %s' % path)
+    return labels, path
+
+
+def transforms_for(dataset):
+    mean, std = MEAN_STD[dataset]
+    train = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
+                       T.ToTensor(), T.Normalize(mean, std)])
+    test = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+    return train, test
+
+
+class CIFARDataset(Dataset):
+    """One view of the in-memory images. What an item is depends on `mode`:
+      'all':       (img, noisy_label, index)   warm-up and co-divide
+      'labeled':   (img_view1, img_view2, noisy_label, clean_prob)
+      'unlabeled': (img_view1, img_view2)
+      'test':      (img, true_label)
+    `indices` selects the subset (labeled or unlabeled set); `prob` is indexed like the images.
+    """
+
+    def __init__(self, images, labels, transform, mode, indices=None, prob=None):
+        self.images, self.labels, self.transform, self.mode = images, labels, transform, mode
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        self.prob = prob
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        i = int(self.indices[k])
+        img = Image.fromarray(self.images[i])
+        if self.mode == 'all':
+            return self.transform(img), int(self.labels[i]), i
+        if self.mode == 'labeled':
+            return (self.transform(img), self.transform(img), int(self.labels[i]),
+                    float(self.prob[i]))
+        if self.mode == 'unlabeled':
+            return self.transform(img), self.transform(img)
+        return self.transform(img), int(self.labels[i])
+
+
+class CIFARLoaders:
+    """Builds the authors' loaders from data loaded once:
+    warmup (all, train transform, 2B), eval_train (all, test transform), test, and train(pred,
+    prob) -> (labeled loader, unlabeled loader), each of batch B with shuffling."""
+
+    def __init__(self, dataset, train_images, noisy_labels, test_images, test_labels,
+                 batch_size, num_workers=0, eval_batch_size=256):
+        self.train_images, self.noisy_labels = train_images, np.asarray(noisy_labels)
+        self.test_images, self.test_labels = test_images, np.asarray(test_labels)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.eval_batch_size = eval_batch_size
+        self.train_transform, self.test_transform = transforms_for(dataset)
+
+    def _loader(self, dataset, batch_size, shuffle):
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
+
+    def warmup(self):
+        ds = CIFARDataset(self.train_images, self.noisy_labels, self.train_transform, 'all')
+        return self._loader(ds, 2 * self.batch_size, shuffle=True)
+
+    def eval_train(self):
+        ds = CIFARDataset(self.train_images, self.noisy_labels, self.test_transform, 'all')
+        return self._loader(ds, self.eval_batch_size, shuffle=False)
+
+    def test(self):
+        ds = CIFARDataset(self.test_images, self.test_labels, self.test_transform, 'test')
+        return self._loader(ds, self.eval_batch_size, shuffle=False)
+
+    def train(self, pred, prob):
+        """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest.
+        An empty set gives None instead of a loader."""
+        pred = np.asarray(pred, dtype=bool)
+        labeled = CIFARDataset(self.train_images, self.noisy_labels, self.train_transform,
+                               'labeled', np.flatnonzero(pred), np.asarray(prob))
+        unlabeled = CIFARDataset(self.train_images, self.noisy_labels, self.train_transform,
+                                 'unlabeled', np.flatnonzero(~pred))
+        return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
+                     for ds in (labeled, unlabeled))
