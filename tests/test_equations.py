@@ -1,0 +1,159 @@
+"""Each equation of the paper against values computed by hand."""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+import dividemix as dm
+
+
+def logits_of(probs):
+    """Rows of probabilities -> logits whose softmax gives them back."""
+    return torch.log(torch.tensor(probs, dtype=torch.float32))
+
+
+def test_sharpen_eq4():
+    # [0.6, 0.4] at T=0.5: [0.36, 0.16] / 0.52
+    out = dm.sharpen(torch.tensor([[0.6, 0.4]]), 0.5)
+    assert torch.allclose(out, torch.tensor([[0.36 / 0.52, 0.16 / 0.52]]))
+    # T=1 leaves a distribution unchanged
+    p = torch.tensor([[0.2, 0.3, 0.5]])
+    assert torch.allclose(dm.sharpen(p, 1.0), p)
+
+
+def test_co_refine_eq3_uses_trained_net_and_clean_prob():
+    net = nn.Identity()  # inputs are the logits
+    x1 = logits_of([[0.5, 0.5]])
+    x2 = logits_of([[0.9, 0.1]])
+    onehot = torch.tensor([[0.0, 1.0]])
+    w = torch.tensor([0.25])
+    # p = [0.7, 0.3]; y_bar = 0.25*[0,1] + 0.75*[0.7,0.3] = [0.525, 0.475]; sharpen T=0.5
+    expected = torch.tensor([[0.525 ** 2, 0.475 ** 2]]) / (0.525 ** 2 + 0.475 ** 2)
+    assert torch.allclose(dm.co_refine(net, x1, x2, onehot, w, 0.5), expected, atol=1e-6)
+    # w = 1 keeps the (sharpened one-hot) label; w = 0 ignores it
+    assert torch.allclose(dm.co_refine(net, x1, x2, onehot, torch.ones(1), 0.5), onehot)
+    p_sharp = torch.tensor([[0.49, 0.09]]) / 0.58
+    assert torch.allclose(dm.co_refine(net, x1, x2, onehot, torch.zeros(1), 0.5), p_sharp,
+                          atol=1e-6)
+
+
+def test_co_guess_averages_four_softmaxes_of_both_nets():
+    class Scale(nn.Module):  # a second "network" that sees different logits
+        def forward(self, x):
+            return 0 * x  # uniform prediction
+    u1, u2 = logits_of([[0.8, 0.2]]), logits_of([[0.6, 0.4]])
+    # mean of [0.8,0.2], [0.6,0.4], [0.5,0.5], [0.5,0.5] = [0.6, 0.4]; sharpen -> [.36,.16]/.52
+    out = dm.co_guess(nn.Identity(), Scale(), u1, u2, 0.5)
+    assert torch.allclose(out, torch.tensor([[0.36 / 0.52, 0.16 / 0.52]]), atol=1e-6)
+
+
+def test_mixmatch_eq5_to_8_one_lambda_one_permutation():
+    np.random.seed(0)
+    torch.manual_seed(0)
+    n = 12
+    inputs = torch.eye(n)  # row i = e_i, so a mixed row shows lambda' and its partner
+    mixed_x, mixed_p = dm.mixmatch(inputs, 2 * inputs, alpha=4)
+    partners, lams = [], set()
+    for i in range(n):
+        others = [j for j in range(n) if j != i and mixed_x[i, j] > 1e-6]
+        partners.append(others[0] if others else i)  # a row may be paired with itself
+        if others:
+            lams.add(round(mixed_x[i, i].item(), 5))
+    assert len(lams) == 1 and lams.pop() >= 0.5  # one lambda' = max(lambda, 1-lambda), Eq. 6
+    assert sorted(partners) == list(range(n))  # partners come from a single permutation
+    assert torch.allclose(mixed_x.sum(1), torch.ones(n))  # convex combination, Eq. 7
+    assert torch.allclose(mixed_p, 2 * mixed_x)  # targets mixed the same way, Eq. 8
+
+
+def test_labeled_loss_eq9():
+    logits = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]])  # softmax [.5,.5], [.75,.25]
+    targets = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    expected = (-math.log(0.5) - 0.5 * math.log(0.75) - 0.5 * math.log(0.25)) / 2
+    assert math.isclose(dm.labeled_loss(logits, targets).item(), expected, rel_tol=1e-6)
+
+
+def test_unlabeled_loss_eq10_mean_over_rows_and_classes():
+    logits = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]])
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # row 1: (.5-1)^2 + .5^2 = .5; row 2: .75^2 + .75^2 = 1.125; / (2 rows * 2 classes)
+    assert math.isclose(dm.unlabeled_loss(logits, targets).item(), (0.5 + 1.125) / 4,
+                        rel_tol=1e-6)
+
+
+def test_uniform_prior_penalty_eq11():
+    logits = torch.tensor([[math.log(3), 0.0], [math.log(3), 0.0]])  # mean prediction .75/.25
+    expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    assert math.isclose(dm.uniform_prior_penalty(logits).item(), expected, rel_tol=1e-6)
+    assert abs(dm.uniform_prior_penalty(torch.zeros(4, 10)).item()) < 1e-6  # uniform: 0
+
+
+def test_negative_entropy_eq2():
+    assert math.isclose(dm.negative_entropy(torch.zeros(3, 2)).item(), -math.log(2),
+                        rel_tol=1e-6)
+    logits = torch.tensor([[math.log(3), 0.0]])
+    expected = 0.75 * math.log(0.75) + 0.25 * math.log(0.25)
+    assert math.isclose(dm.negative_entropy(logits).item(), expected, rel_tol=1e-6)
+
+
+def test_linear_rampup():
+    assert dm.linear_rampup(10, 10, 16, 25) == 0
+    assert dm.linear_rampup(9, 10, 16, 25) == 0
+    assert dm.linear_rampup(18, 10, 16, 25) == 12.5
+    assert dm.linear_rampup(26, 10, 16, 25) == 25
+    assert dm.linear_rampup(100, 10, 16, 25) == 25
+
+
+def test_normalise_min_max():
+    out = dm.normalise(torch.tensor([2.0, 4.0, 3.0]))
+    assert torch.allclose(out, torch.tensor([0.0, 1.0, 0.5]))
+    assert torch.equal(dm.normalise(torch.ones(3)), torch.zeros(3))  # no 0/0
+
+
+def test_gmm_separates_bimodal_losses():
+    rng = np.random.RandomState(0)
+    losses = np.concatenate([rng.normal(0.1, 0.05, 900), rng.normal(0.8, 0.05, 100)])
+    prob, gmm = dm.gmm_clean_prob([dm.normalise(torch.tensor(losses))], random_state=0)
+    assert (prob[:900] > 0.5).mean() > 0.99  # low loss -> clean
+    assert (prob[900:] < 0.5).mean() > 0.99
+    assert gmm.max_iter == 10 and gmm.tol == 1e-2 and gmm.reg_covar == 5e-4
+
+
+def test_gmm_averages_loss_history():
+    clean_now = torch.tensor([0.0] * 5 + [1.0] * 5)
+    flipped = 1 - clean_now
+    # Mean of three vectors where the first half is low twice: first half is clean.
+    prob, _ = dm.gmm_clean_prob([clean_now, flipped, clean_now], random_state=0)
+    assert (prob[:5] > 0.5).all() and (prob[5:] < 0.5).all()
+    prob, _ = dm.gmm_clean_prob([flipped, clean_now, flipped], random_state=0)
+    assert (prob[:5] < 0.5).all() and (prob[5:] > 0.5).all()
+
+
+class LossNet(nn.Module):
+    """Logits that give sample i a CE loss set by `bad`: class 0 certain for good samples."""
+    def forward(self, x):
+        return torch.stack([x[:, 0] * 10, torch.zeros(len(x))], 1)
+
+
+def test_co_divide_keeps_history_and_uses_its_mean():
+    from torch.utils.data import DataLoader, TensorDataset
+    n = 20
+    scores = torch.tensor([1.0] * 15 + [-1.0] * 5)  # last 5 get a high loss on label 0
+    ds = TensorDataset(scores.view(-1, 1), torch.zeros(n, dtype=torch.long), torch.arange(n))
+    loader = DataLoader(ds, batch_size=7)
+    history = [torch.ones(n) * 7 for _ in range(4)]
+    np.random.seed(0)
+    prob = dm.co_divide(LossNet(), loader, history, 2, torch.device('cpu'))
+    assert len(history) == 2 and torch.equal(history[0], torch.ones(n) * 7)
+    assert (prob[:15] > 0.5).all() and (prob[15:] < 0.5).all()
+
+
+def test_division_stats_by_hand():
+    is_clean = [True, True, False, False]
+    prob = np.array([0.9, 0.4, 0.6, 0.1])
+    labeled = prob > 0.5
+    stats = dm.division_stats(prob, labeled, is_clean)
+    assert stats['labeled'] == 2
+    assert stats['precision'] == 0.5 and stats['recall'] == 0.5
+    assert stats['auc'] == 0.75  # pairs (clean > noisy): .9>.6 .9>.1 .4>.1, not .4>.6
+    assert math.isnan(dm.division_stats(prob, labeled, [True] * 4)['auc'])
