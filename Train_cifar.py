@@ -15,7 +15,8 @@ import torch
 import dividemix as dm
 from dataloader_cifar import NUM_CLASSES, CIFARLoaders, load_cifar, noisy_labels_for
 from PreResNet import ResNet18
-from run_utils import ArgumentParser, InputError, RunLog, pick_device, run_cli, seed_everything
+from run_utils import (ArgumentParser, InputError, RunLog, labels_digest, pick_device, rng_state,
+                       run_cli, seed_everything, set_rng_state)
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -82,6 +83,8 @@ def parse_args(argv):
     p.add_argument('--num_workers', type=int, default=4)
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     return p.parse_args(argv)
 
@@ -117,6 +120,9 @@ def complete_args(args):
 
 def main(argv=None):
     args = complete_args(parse_args(argv))
+    run_name = '%s_%.1f_%s' % (args.dataset, args.r, args.noise_mode)
+    log = RunLog(args.out_dir, run_name)
+    checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
 
@@ -132,6 +138,9 @@ def main(argv=None):
     test_images, test_labels = test_images[:args.num_test], test_labels[:args.num_test]
     noisy_labels, noise_path = noisy_labels_for(clean_labels, args)
     is_clean = np.asarray(noisy_labels) == clean_labels
+    if checkpoint is not None and checkpoint['noisy_labels'] != labels_digest(noisy_labels):
+        raise InputError('the noisy labels in %s differ from those the run in %s started with: '
+                         'restore that noise file' % (noise_path, args.out_dir))
     print('%d training images, %.2f%% of labels noisy (%s); %d test images'
           % (len(clean_labels), 100 * (1 - is_clean.mean()), noise_path, len(test_labels)))
     loaders = CIFARLoaders(args.dataset, train_images, noisy_labels, test_images, test_labels,
@@ -150,11 +159,20 @@ def main(argv=None):
     optimizer1, optimizer2 = make_optimizer(net1), make_optimizer(net2)
     loss_history = ([], [])  # per network: normalised per-sample losses of the last epochs
     gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
-    run_name = '%s_%.1f_%s' % (args.dataset, args.r, args.noise_mode)
-    log = RunLog(args.out_dir, run_name, args)
+    log.begin(args, checkpoint)
+    start_epoch = 0
+    if checkpoint is not None:
+        for module, key in ((net1, 'net1'), (net2, 'net2'), (optimizer1, 'optimizer1'),
+                            (optimizer2, 'optimizer2')):
+            module.load_state_dict(checkpoint[key])
+        for history, saved in zip(loss_history, checkpoint['loss_history']):
+            history.extend(saved)
+        set_rng_state(checkpoint['rng'])
+        start_epoch = checkpoint['epoch'] + 1
+        print('resuming after epoch %d from %s' % (checkpoint['epoch'], log.last_path))
 
     # ---- Algorithm 1
-    for epoch in range(args.num_epochs):
+    for epoch in range(start_epoch, args.num_epochs):
         start = time.time()
         lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
         dm.set_lr(optimizer1, lr)
@@ -199,6 +217,10 @@ def main(argv=None):
             net1, net2, test_loader, device)
         record['seconds'] = time.time() - start
         log.epoch(record)
+        log.save({'epoch': epoch, 'net1': net1.state_dict(), 'net2': net2.state_dict(),
+                  'optimizer1': optimizer1.state_dict(), 'optimizer2': optimizer2.state_dict(),
+                  'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args),
+                  'noisy_labels': labels_digest(noisy_labels), 'noise_file': noise_path})
         print('\r%s  test acc %.2f%% (net1 %.2f, net2 %.2f)  %s  %.1f s'
               % (banner, record['test_acc'], record['net1_acc'], record['net2_acc'],
                  '  '.join(_division_summary(record, n) for n in ('net1', 'net2')),

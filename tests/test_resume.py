@@ -1,0 +1,170 @@
+"""A run survives SIGKILL and SIGTERM at any point: resuming gives the same weights and logs as
+an uninterrupted run. Bad input and unsafe checkpoints are refused before anything changes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import dividemix as dm
+import Train_cifar
+from conftest import ROOT, write_fake_cifar
+from run_utils import run_cli
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PREFIX = 'cifar10_0.5_sym'
+
+
+def tiny_args(data, out, *extra):
+    return ['--data_path', data, '--out_dir', out, '--width', '4', '--num_epochs', '4',
+            '--warm_up', '1', '--batch_size', '16', '--num_workers', '0'] + list(extra)
+
+
+def train(argv, point=None, n=0):
+    """Run training in a fresh process (optionally stopped at a point); return the process."""
+    cmd = ([sys.executable, os.path.join(HERE, 'kill_run.py'), point, str(n)] if point else
+           [sys.executable, os.path.join(ROOT, 'Train_cifar.py')])
+    return subprocess.run(cmd + argv, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def outcome(out):
+    """Final weights and the JSONL without wall-clock times."""
+    ckpt = torch.load(os.path.join(out, PREFIX + '_last.pth'), weights_only=True)
+    with open(os.path.join(out, PREFIX + '.jsonl')) as f:
+        records = [json.loads(line) for line in f]
+    records = [{k: v for k, v in r.items() if k != 'seconds'} for r in records]
+    with open(os.path.join(out, PREFIX + '_acc.txt')) as f, \
+            open(os.path.join(out, PREFIX + '_stats.txt')) as g:
+        return ckpt['net1'], ckpt['net2'], records, f.read(), g.read()
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('data'))
+    write_fake_cifar(root, 'cifar10')
+    return root
+
+
+@pytest.fixture(scope='module')
+def reference(data, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('reference'))
+    proc = train(tiny_args(data, out))
+    assert proc.returncode == 0, proc.stderr
+    return outcome(out)
+
+
+def assert_same(a, b):
+    for net_a, net_b in zip(a[:2], b[:2]):
+        assert net_a.keys() == net_b.keys()
+        for k in net_a:
+            assert torch.equal(net_a[k], net_b[k]), k
+    assert a[2:] == b[2:]
+
+
+@pytest.mark.parametrize('point, n', [
+    ('ssl_step', 7),            # mid SSL epoch
+    ('log_written', 2),         # logs of epoch 1 written, its checkpoint not
+    ('checkpoint_write', 3),    # half-written checkpoint file
+    ('after_checkpoint', 3),    # between epochs
+])
+def test_sigkill_then_resume_equals_uninterrupted(point, n, data, reference, tmp_path):
+    out = str(tmp_path / 'run')
+    killed = train(tiny_args(data, out), point, n)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = train(tiny_args(data, out, '--resume'))
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'resuming after epoch' in resumed.stdout
+    assert_same(outcome(out), reference)
+
+
+def test_sigterm_stops_cleanly_and_resumes_exactly(data, reference, tmp_path):
+    out = str(tmp_path / 'run')
+    stopped = train(tiny_args(data, out), 'sigterm', 7)
+    assert stopped.returncode == 128 + signal.SIGTERM
+    message = stopped.stderr.strip().splitlines()
+    assert len(message) == 1 and 'stopped by SIGTERM' in message[0]
+    assert message[0].endswith('--resume')
+    assert os.path.exists(os.path.join(out, PREFIX + '_last.pth'))
+    resumed = train(tiny_args(data, out, '--resume'))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same(outcome(out), reference)
+
+
+def snapshot(folder):
+    return {name: open(os.path.join(folder, name), 'rb').read()
+            for name in sorted(os.listdir(folder))}
+
+
+@pytest.fixture
+def finished_run(data, tmp_path):
+    out = str(tmp_path / 'run')
+    assert run_cli(Train_cifar.main, tiny_args(data, out, '--num_epochs', '2')) == 0
+    return out
+
+
+@pytest.mark.parametrize('extra, message', [
+    ([], 'already holds a run with these settings: add --resume'),
+    (['--resume', '--seed', '5'], 'cannot resume .* with other settings: --seed 5 \\(was 123\\)'),
+    (['--resume', '--lambda_u', '3'], 'other settings: --lambda_u 3.0 \\(was 25\\)'),
+    (['--resume', '--width', '8'], 'other settings: --width 8 \\(was 4\\)'),
+])
+def test_refusals_leave_the_run_untouched(extra, message, data, finished_run, capsys):
+    before = snapshot(finished_run)
+    code = run_cli(Train_cifar.main, tiny_args(data, finished_run, '--num_epochs', '2', *extra))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    import re
+    assert re.search(message, err), err
+    assert snapshot(finished_run) == before
+
+
+def test_resume_extends_a_finished_run(data, finished_run, reference):
+    assert run_cli(Train_cifar.main, tiny_args(data, finished_run, '--resume')) == 0
+    assert_same(outcome(finished_run), reference)
+
+
+def test_checkpoint_that_runs_code_is_refused(data, finished_run, capsys, tmp_path):
+    marker = tmp_path / 'pwned'
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ('touch %s' % marker,))
+    torch.save({'net1': Evil()}, os.path.join(finished_run, PREFIX + '_last.pth'))
+    code = run_cli(Train_cifar.main, tiny_args(data, finished_run, '--num_epochs', '2',
+                                               '--resume'))
+    err = capsys.readouterr().err
+    assert code == 2 and 'cannot be loaded safely' in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_unwritable_out_dir(data, tmp_path, capsys):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a folder')
+    code = run_cli(Train_cifar.main, tiny_args(data, str(blocker / 'out')))
+    err = capsys.readouterr().err
+    assert code == 2 and 'cannot write to --out_dir' in err
+    assert blocker.read_text() == 'not a folder'
+
+
+def test_noise_file_that_is_not_json(data, tmp_path, capsys):
+    noise = tmp_path / 'noise.json'
+    noise.write_text('not json')
+    out = tmp_path / 'out'
+    code = run_cli(Train_cifar.main, tiny_args(data, str(out), '--noise_file', str(noise)))
+    err = capsys.readouterr().err
+    assert code == 2 and 'is not readable JSON' in err and len(err.strip().splitlines()) == 1
+    assert noise.read_text() == 'not json' and not out.exists()
+
+
+def test_non_finite_loss_keeps_last_good_checkpoint(data, finished_run, monkeypatch, capsys):
+    monkeypatch.setattr(dm, 'labeled_loss', lambda logits, targets: logits.sum() * float('nan'))
+    before = torch.load(os.path.join(finished_run, PREFIX + '_last.pth'), weights_only=True)
+    code = run_cli(Train_cifar.main, tiny_args(data, finished_run, '--resume'))
+    err = capsys.readouterr().err
+    assert code == 2 and 'non-finite SSL loss' in err
+    after = torch.load(os.path.join(finished_run, PREFIX + '_last.pth'), weights_only=True)
+    assert after['epoch'] == before['epoch'] == 1
+    assert all(torch.equal(before['net1'][k], after['net1'][k]) for k in before['net1'])
