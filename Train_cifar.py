@@ -15,8 +15,9 @@ import torch
 import dividemix as dm
 from dataloader_cifar import NUM_CLASSES, CIFARLoaders, load_cifar, noisy_labels_for
 from PreResNet import ResNet18
-from run_utils import (ArgumentParser, InputError, RunLog, labels_digest, pick_device, rng_state,
-                       run_cli, seed_everything, set_rng_state)
+from run_utils import (ArgumentParser, InputError, RunLog, init_distributed, labels_digest,
+                       pick_device, rng_state, run_cli, seed_everything, set_rng_state, unwrap,
+                       wrap_ddp)
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -120,8 +121,9 @@ def complete_args(args):
 
 def main(argv=None):
     args = complete_args(parse_args(argv))
+    init_distributed()  # under torchrun: one process per GPU, each with both networks
     run_name = '%s_%.1f_%s' % (args.dataset, args.r, args.noise_mode)
-    log = RunLog(args.out_dir, run_name)
+    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
@@ -170,6 +172,7 @@ def main(argv=None):
         set_rng_state(checkpoint['rng'])
         start_epoch = checkpoint['epoch'] + 1
         print('resuming after epoch %d from %s' % (checkpoint['epoch'], log.last_path))
+    net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -199,7 +202,8 @@ def main(argv=None):
                     ('net2', net2, net1, optimizer2, clean_prob1)):
                 labeled = clean_prob > args.p_threshold  # authors' strict '>' (paper: >=)
                 stats = dm.division_stats(clean_prob, labeled, is_clean)
-                log.division(stats['labeled'], stats['auc'])
+                log.write('stats', 'Numer of labeled samples:%d   AUC:%.3f\n'
+                          % (stats['labeled'], stats['auc']))
                 labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob)
                 if labeled_loader is None:
                     print('\n%s: no sample has clean probability > %g; %s skips this epoch'
@@ -216,8 +220,10 @@ def main(argv=None):
         record['test_acc'], record['net1_acc'], record['net2_acc'] = dm.test_ensemble(
             net1, net2, test_loader, device)
         record['seconds'] = time.time() - start
-        log.epoch(record)
-        log.save({'epoch': epoch, 'net1': net1.state_dict(), 'net2': net2.state_dict(),
+        log.write('acc', 'Epoch:%d   Accuracy:%.2f\n' % (epoch, record['test_acc']))
+        log.epoch(record, score=record['test_acc'])
+        log.save({'epoch': epoch, 'net1': unwrap(net1).state_dict(),
+                  'net2': unwrap(net2).state_dict(),
                   'optimizer1': optimizer1.state_dict(), 'optimizer2': optimizer2.state_dict(),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args),
                   'noisy_labels': labels_digest(noisy_labels), 'noise_file': noise_path})
@@ -228,7 +234,7 @@ def main(argv=None):
 
     summary = log.summary()
     print('best %.2f%%  last-10 mean %.2f%%  (%s)'
-          % (summary['best_acc'], summary['last10_acc'], log.jsonl_path))
+          % (summary['best'], summary['last10'], log.jsonl_path))
     return summary
 
 

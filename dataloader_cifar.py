@@ -11,12 +11,11 @@ import pickle
 import random
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 import torchvision.transforms as T
 
-from run_utils import InputError as DataError
+from run_utils import InputError as DataError, make_loader
 
 NUM_CLASSES = {'cifar10': 10, 'cifar100': 100}
 NUM_TRAIN = 50000
@@ -286,8 +285,7 @@ class CIFARLoaders:
         self.train_transform, self.test_transform = transforms_for(dataset)
 
     def _loader(self, dataset, batch_size, shuffle):
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
+        return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
     def warmup(self):
         ds = CIFARDataset(self.train_images, self.noisy_labels, self.train_transform, 'all')

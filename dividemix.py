@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
@@ -98,17 +99,26 @@ def linear_rampup(current, warm_up, rampup_epochs, lambda_u):
 
 # ---------------------------------------------------------------- co-divide ------------------
 
+def _all_reduce(tensor, op):
+    """Combine a tensor over all processes under torch.distributed (no-op otherwise)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor, op=op)
+    return tensor
+
+
 def per_sample_loss(net, eval_loader, num_samples, device):
     """Eq. (1): CE of every training sample against its noisy label, eval mode, no
-    augmentation. The loader yields (img, label, index); losses are written back by index."""
+    augmentation. The loader yields (img, label, index); losses are written back by index in
+    one op per batch. Under torch.distributed each process fills its shard and a max-reduce
+    (losses are >= 0, unfilled slots 0) gives every process the whole vector."""
     net.eval()
-    losses = torch.zeros(num_samples)
+    losses = torch.zeros(num_samples, device=device)
     with torch.no_grad():
         for inputs, labels, index in eval_loader:
             logits = net(inputs.to(device))
-            losses[index] = F.cross_entropy(logits.float(), labels.to(device),
-                                            reduction='none').cpu()
-    return losses
+            losses[index.to(device)] = F.cross_entropy(logits.float(), labels.to(device),
+                                                       reduction='none')
+    return _all_reduce(losses, dist.ReduceOp.MAX).cpu()
 
 
 def normalise(losses):
@@ -271,18 +281,24 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
     return sum_x.item() / steps, sum_u.item() / steps
 
 
-def test_ensemble(net1, net2, loader, device):
-    """Test accuracy (%) of the ensemble (argmax of the *sum of logits*, as the authors do) and
-    of each network alone: (ensemble, net1, net2)."""
+def test_ensemble(net1, net2, loader, device, top5=False):
+    """Top-1 accuracy (%) of the ensemble (argmax of the *sum of logits*, as the authors do)
+    and of each network alone: (ensemble, net1, net2), plus the ensemble's top-5 with top5=True.
+    Under torch.distributed the counts of all processes are summed."""
     net1.eval()
     net2.eval()
-    correct = torch.zeros(3, dtype=torch.long)
-    total = 0
+    counts = torch.zeros(5, dtype=torch.long, device=device)  # ens, net1, net2, ens top-5, total
     with torch.no_grad():
         for inputs, targets in loader:
             inputs, targets = inputs.to(device), targets.to(device)
             logits1, logits2 = net1(inputs), net2(inputs)
-            for k, logits in enumerate((logits1 + logits2, logits1, logits2)):
-                correct[k] += (logits.argmax(1) == targets).sum().cpu()
-            total += targets.size(0)
-    return tuple(100.0 * c.item() / total for c in correct)
+            ensemble = logits1 + logits2
+            for k, logits in enumerate((ensemble, logits1, logits2)):
+                counts[k] += (logits.argmax(1) == targets).sum()
+            if top5:
+                best5 = ensemble.topk(min(5, ensemble.size(1)), dim=1).indices
+                counts[3] += (best5 == targets[:, None]).any(1).sum()
+            counts[4] += targets.size(0)
+    counts = _all_reduce(counts, dist.ReduceOp.SUM).tolist()
+    accuracies = tuple(100.0 * c / counts[4] for c in counts[:4])
+    return accuracies if top5 else accuracies[:3]

@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
 
 
 class InputError(ValueError):
@@ -59,7 +61,11 @@ def run_cli(main, argv=None):
     except (InputError, TrainingError) as e:
         if '--debug' in argv:
             raise
-        print('error: %s' % e, file=sys.stderr)
+        # An error raised in a data-loading worker arrives wrapped in that worker's traceback,
+        # whose last line is 'module.ErrorName: message'.
+        message = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        wrapped = '%s.%s: ' % (type(e).__module__, type(e).__name__)
+        print('error: ' + message.removeprefix(wrapped), file=sys.stderr)
         return 2
     except Interrupted as e:
         command = ' '.join(shlex.quote(a) for a in ['python', sys.argv[0]] + argv
@@ -67,22 +73,54 @@ def run_cli(main, argv=None):
         print('\nstopped by %s; finished epochs are saved: continue with  %s' % (e, command),
               file=sys.stderr)
         return 128 + e.signum
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     return 0
 
 
 def seed_everything(seed):
-    """Seed Python, numpy (mixup lambda, GMM init) and torch (CPU and all GPUs)."""
+    """Seed Python, numpy (mixup lambda, GMM init, sampling) and torch (CPU and all GPUs).
+    Under torch.distributed, Python and numpy get the same seed on every rank (so all ranks
+    draw the same GMM seeds and shard permutations) and torch gets seed + rank (so the ranks'
+    augmentations differ)."""
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + distributed()[0])
+
+
+def init_distributed():
+    """Join the process group when started by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on
+    the CPU. A plain `python Train_*.py` stays a single process."""
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+        if dist.get_rank() != 0:  # one console: the other ranks print nothing
+            import builtins
+            builtins.print = lambda *args, **kwargs: None
 
 
 def pick_device(gpuid):
+    """The GPU `gpuid` (under torchrun: this process's LOCAL_RANK) when there is one."""
     if torch.cuda.is_available():
+        gpuid = int(os.environ.get('LOCAL_RANK', gpuid))
         torch.cuda.set_device(gpuid)
         torch.backends.cudnn.benchmark = True  # as the authors; GPU runs are not bit-exact anyway
         return torch.device('cuda', gpuid)
     return torch.device('cpu')
+
+
+def wrap_ddp(net, device):
+    """DistributedDataParallel under torch.distributed (the module itself otherwise). BatchNorm
+    buffers are broadcast from rank 0 at every forward, so all ranks evaluate one model."""
+    if distributed()[1] == 1:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == 'cuda'
+                                   else None)
+
+
+def unwrap(net):
+    return getattr(net, 'module', net)
 
 
 def _clean(value):
@@ -94,16 +132,67 @@ def _clean(value):
     return value
 
 
+# ---------------------------------------------------------------- data loading ---------------
+
+def distributed():
+    """(rank, world size); (0, 1) in a plain single-process run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class ShardSampler(Sampler):
+    """This process's share of a dataset under torch.distributed: with shuffling, a fresh
+    permutation per pass whose seed comes from numpy's global RNG (kept identical on all ranks),
+    padded so every rank runs the same number of steps; without, every world_size-th index."""
+
+    def __init__(self, dataset, shuffle):
+        self.size, self.shuffle = len(dataset), shuffle
+        self.rank, self.world_size = distributed()
+        self.per_rank = -(-self.size // self.world_size) if shuffle else len(
+            range(self.rank, self.size, self.world_size))
+
+    def __len__(self):
+        return self.per_rank
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.rank, self.size, self.world_size))
+        order = np.random.RandomState(np.random.randint(2 ** 31)).permutation(self.size)
+        order = np.resize(order, self.per_rank * self.world_size)  # pad by wrapping around
+        return iter(order[self.rank::self.world_size].tolist())
+
+
+def make_loader(dataset, batch_size, shuffle, num_workers=0):
+    """The DataLoader every script uses. Single process: plain shuffling (drop_last off, as the
+    authors). Under torch.distributed: each rank reads its own shard (see ShardSampler)."""
+    sampler = ShardSampler(dataset, shuffle) if distributed()[1] > 1 else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())
+
+
 def rng_state():
-    """Every random stream the run draws from, in a form torch.load(weights_only=True) reads."""
+    """Every random stream the run draws from, one entry per rank, in a form that
+    torch.load(weights_only=True) reads."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {'python': random.getstate(),
-            'numpy': (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-            'torch': torch.get_rng_state(),
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    state = {'python': random.getstate(),
+             'numpy': (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             'torch': torch.get_rng_state(),
+             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    if distributed()[1] == 1:
+        return [state]
+    states = [None] * distributed()[1]
+    dist.all_gather_object(states, state)
+    return states
 
 
-def set_rng_state(state):
+def set_rng_state(states):
+    rank, world_size = distributed()
+    if len(states) != world_size:
+        raise InputError('the checkpoint was written by %d processes, this run has %d: resume '
+                         'with the same number of processes' % (len(states), world_size))
+    state = states[rank]
     random.setstate(state['python'])
     kind, keys, pos, has_gauss, gauss = state['numpy']
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
@@ -126,6 +215,10 @@ def _atomic(write, path):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def atomic_save(obj, path):
+    _atomic(lambda f: torch.save(obj, f), path)
 
 
 def load_checkpoint(path):
@@ -161,25 +254,27 @@ def _clean(value):
 
 
 class RunLog:
-    """One run's files in `out_dir`, named <prefix>_...:
-      _acc.txt    'Epoch:%d   Accuracy:%.2f'                   (authors' format, one per epoch)
-      _stats.txt  'Numer of labeled samples:%d   AUC:%.3f'     (authors' format, sic "Numer")
-      .jsonl      one JSON object per epoch, then {"final": true, "best_acc", "last10_acc"}
+    """One run's files in `out_dir`, all named <prefix><suffix>:
+      text logs   the authors' formats, given as {name: suffix}, e.g. CIFAR's
+                  {'acc': '_acc.txt', 'stats': '_stats.txt'}; written with write(name, line)
+      .jsonl      one JSON object per epoch, then {"final": true, "best", "last10", ...}
       _args.json  the run's arguments
-      _last.pth   checkpoint after the latest finished epoch;  _best.pth  at the best test acc
+      _last.pth   checkpoint after the latest finished epoch;  _best.pth  at the best score
     Use: check() before touching anything, begin() once the inputs are known to be good, then
     epoch() and save() every epoch. A checkpoint records the log files' sizes, so resuming
     cuts them back to that point and the logs of a resumed run equal an uninterrupted one's.
+    Under torch.distributed only rank 0 writes; every rank reads the checkpoint.
     """
 
-    def __init__(self, out_dir, prefix):
+    def __init__(self, out_dir, prefix, text_logs):
         base = os.path.join(out_dir, prefix)
         self.out_dir = out_dir
-        self.acc_path, self.stats_path = base + '_acc.txt', base + '_stats.txt'
+        self.text = {name: base + suffix for name, suffix in text_logs.items()}
         self.jsonl_path, self.args_path = base + '.jsonl', base + '_args.json'
         self.last_path, self.best_path = base + '_last.pth', base + '_best.pth'
-        self.logs = (self.acc_path, self.stats_path, self.jsonl_path)
-        self.accuracies = []
+        self.logs = tuple(self.text.values()) + (self.jsonl_path,)
+        self.scores = []
+        self.writer = distributed()[0] == 0
 
     def check(self, args):
         """Refuse what would fail or destroy an earlier run; with --resume, load and check the
@@ -213,6 +308,10 @@ class RunLog:
 
     def begin(self, args, checkpoint=None):
         """Create the files of a new run, or cut a resumed run's logs back to its checkpoint."""
+        if checkpoint is not None:
+            self.scores = list(checkpoint['scores'])
+        if not self.writer:
+            return
         os.makedirs(self.out_dir, exist_ok=True)
         if checkpoint is None:
             for path in self.logs:
@@ -223,36 +322,39 @@ class RunLog:
         for path, size in zip(self.logs, checkpoint['log_sizes']):
             with open(path, 'r+') as f:
                 f.truncate(size)
-        self.accuracies = list(checkpoint['accuracies'])
 
     def _append(self, path, text):
-        with open(path, 'a') as f:
-            f.write(text)
+        if self.writer:
+            with open(path, 'a') as f:
+                f.write(text)
 
-    def division(self, num_labeled, auc):
-        self._append(self.stats_path, 'Numer of labeled samples:%d   AUC:%.3f\n'
-                     % (num_labeled, auc))
+    def write(self, name, line):
+        """Append a line to one of the authors' text logs."""
+        self._append(self.text[name], line)
 
-    def epoch(self, record):
-        self.accuracies.append(record['test_acc'])
-        self._append(self.acc_path, 'Epoch:%d   Accuracy:%.2f\n'
-                     % (record['epoch'], record['test_acc']))
+    def epoch(self, record, score):
+        """Append the epoch's JSON record; `score` (test accuracy, or validation accuracy
+        where the test set is only used at the end) picks the best checkpoint."""
+        self.scores.append(score)
         self._append(self.jsonl_path, json.dumps(_clean(record)) + '\n')
 
     def save(self, state):
-        """Write the latest checkpoint atomically (plus the logs' sizes and the accuracies so
-        far); copy it to the best one when this epoch has the best test accuracy."""
+        """Write the latest checkpoint atomically (plus the logs' sizes and the scores so far);
+        copy it to the best one when this epoch has the best score."""
+        if not self.writer:
+            return
         state = dict(state, log_sizes=[os.path.getsize(p) for p in self.logs],
-                     accuracies=list(self.accuracies))
-        _atomic(lambda f: torch.save(state, f), self.last_path)
-        if self.accuracies[-1] >= max(self.accuracies):
+                     scores=list(self.scores))
+        atomic_save(state, self.last_path)
+        if self.scores[-1] >= max(self.scores):
             with open(self.last_path, 'rb') as src:
                 _atomic(lambda f: shutil.copyfileobj(src, f), self.best_path)
 
-    def summary(self):
-        """Best test accuracy over all epochs and the mean of the last 10, as the paper reports."""
-        result = {'final': True, 'best_acc': max(self.accuracies),
-                  'last10_acc': float(np.mean(self.accuracies[-10:])),
-                  'epochs': len(self.accuracies)}
-        self._append(self.jsonl_path, json.dumps(result) + '\n')
+    def summary(self, **extra):
+        """Best score over all epochs and the mean of the last 10, as the paper reports them,
+        plus whatever else the script adds; appended to the JSONL and returned."""
+        result = dict({'final': True, 'best': max(self.scores),
+                       'last10': float(np.mean(self.scores[-10:])),
+                       'epochs': len(self.scores)}, **extra)
+        self._append(self.jsonl_path, json.dumps(_clean(result)) + '\n')
         return result

@@ -1,0 +1,74 @@
+"""torch.distributed on the CPU (gloo): every rank divides like one process would, and a
+2-process torchrun run trains and writes its logs once."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import dividemix as dm
+from conftest import ROOT, write_fake_cifar
+from dataloader_cifar import CIFARLoaders, load_cifar
+from PreResNet import ResNet18
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def divide(data_dir):
+    """Co-divide with a fixed network on the tiny data set; returns the clean probabilities."""
+    torch.manual_seed(0)
+    net = ResNet18(10, width=4)
+    train_images, clean, test_images, test_labels = load_cifar(data_dir, 'cifar10')
+    noisy = (clean + (np.arange(len(clean)) % 3 == 0)) % 10  # a third of the labels wrong
+    loaders = CIFARLoaders('cifar10', train_images, noisy, test_images, test_labels, 16)
+    np.random.seed(0)
+    return dm.co_divide(net, loaders.eval_train(), [], 1, torch.device('cpu'))
+
+
+def divide_worker(rank, world_size, port, data_dir, out):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    try:
+        np.save(out % rank, divide(data_dir))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_division_matches_one_process(tmp_path):
+    write_fake_cifar(str(tmp_path), 'cifar10', num_train=90, num_test=10)
+    single = divide(str(tmp_path))
+    out = str(tmp_path / 'prob%d.npy')
+    mp.spawn(divide_worker, args=(2, free_port(), str(tmp_path), out), nprocs=2)
+    for rank in (0, 1):
+        prob = np.load(out % rank)
+        assert np.allclose(prob, single, atol=1e-4)
+        assert ((prob > 0.5) == (single > 0.5)).all()
+
+
+def test_torchrun_two_processes_end_to_end(tmp_path):
+    write_fake_cifar(str(tmp_path / 'data'), 'cifar10')
+    out = tmp_path / 'ckpt'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_port', str(free_port()), 'Train_cifar.py', '--data_path',
+           str(tmp_path / 'data'), '--out_dir', str(out), '--width', '4', '--num_epochs', '2',
+           '--warm_up', '1', '--batch_size', '16', '--num_workers', '0']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count('best ') == 1  # only rank 0 prints
+    with open(out / 'cifar10_0.5_sym.jsonl') as f:
+        records = [json.loads(line) for line in f]
+    assert [r.get('epoch') for r in records] == [0, 1, None]  # written once, not per rank
+    assert 0 < records[1]['net1']['labeled'] <= 200  # the division covers the whole data set
+    ckpt = torch.load(out / 'cifar10_0.5_sym_last.pth', weights_only=True)
+    assert len(ckpt['rng']) == 2 and not any(k.startswith('module.') for k in ckpt['net1'])
