@@ -109,6 +109,12 @@ def pick_device(gpuid):
     return torch.device('cpu')
 
 
+def barrier():
+    """Wait for all processes under torch.distributed (no-op otherwise)."""
+    if distributed()[1] > 1:
+        dist.barrier()
+
+
 def wrap_ddp(net, device):
     """DistributedDataParallel under torch.distributed (the module itself otherwise). BatchNorm
     buffers are broadcast from rank 0 at every forward, so all ranks evaluate one model."""

@@ -1,0 +1,206 @@
+"""DivideMix on Clothing1M (paper Sec. 4.1, Table 3, Appendix B).
+
+    python Train_clothing1M.py --data_path ./clothing1m
+    torchrun --nproc_per_node=4 Train_clothing1M.py --data_path ./clothing1m
+
+ImageNet-pretrained ResNet-50 (torchvision), 14 classes. As in the paper and the authors' code:
+80 epochs, 1 warm-up epoch (CE + confidence penalty), lr 0.002 / 10 after 40, batch 32, alpha 0.5,
+lambda_u 0 (only the labeled rows are mixed), tau 0.5, T 0.5, weight decay 1e-3; every epoch each
+network divides a fresh class-balanced subset of num_batches * B images and the other network
+trains on it. Each network keeps its best-validation weights; the final test is the ensemble of
+the two. Logs: checkpoint/<id>.txt (the authors' format) and <id>.jsonl.
+"""
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+
+import dividemix as dm
+from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
+from run_utils import (ArgumentParser, InputError, RunLog, atomic_save, barrier, init_distributed,
+                       load_checkpoint, pick_device, rng_state, run_cli, seed_everything,
+                       set_rng_state, unwrap, wrap_ddp)
+
+
+def parse_args(argv):
+    p = ArgumentParser(description='DivideMix on Clothing1M')
+    p.add_argument('--data_path', default='./clothing1m',
+                   help='folder with the annotation files and the image folders 0/ .. 9/')
+    p.add_argument('--num_class', type=int, default=14)
+    p.add_argument('--seed', type=int, default=123)
+    # optimisation (Appendix B)
+    p.add_argument('--num_epochs', type=int, default=80,
+                   help='the authors\' loop runs 81 epochs (0..80): pass 81 to match it')
+    p.add_argument('--warm_up', type=int, default=1)
+    p.add_argument('--batch_size', type=int, default=32, help='labeled = unlabeled batch B')
+    p.add_argument('--num_batches', type=int, default=1000,
+                   help='per epoch: warm-up on 2*N*B images, co-divide on N*B (class-balanced)')
+    p.add_argument('--lr', '--learning_rate', type=float, default=0.002)
+    p.add_argument('--lr_drop_epoch', type=int, default=40, help='lr / 10 from this epoch')
+    p.add_argument('--momentum', type=float, default=0.9)
+    p.add_argument('--weight_decay', type=float, default=1e-3)
+    # DivideMix
+    p.add_argument('--lambda_u', type=float, default=0,
+                   help='0 (paper): mix only the labeled rows, no Lu; > 0: full MixMatch')
+    p.add_argument('--p_threshold', type=float, default=0.5, help='clean probability tau')
+    p.add_argument('--T', type=float, default=0.5, help='sharpening temperature')
+    p.add_argument('--alpha', type=float, default=0.5, help='Beta(alpha, alpha) of mixup')
+    p.add_argument('--rampup_epochs', type=int, default=16, help='lambda_u ramp (if > 0)')
+    p.add_argument('--gmm_max_iter', type=int, default=10)
+    p.add_argument('--gmm_tol', type=float, default=1e-2)
+    p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    # model, images, machine
+    p.add_argument('--pretrained', default='imagenet',
+                   help="'imagenet' (torchvision's IMAGENET1K_V1 weights, downloaded or cached), "
+                        "a local ResNet-50 weights file, or 'none'")
+    p.add_argument('--resize', type=int, default=256)
+    p.add_argument('--crop', type=int, default=224)
+    p.add_argument('--num_workers', type=int, default=5)
+    p.add_argument('--gpuid', type=int, default=0)
+    p.add_argument('--id', default='clothing1m', help='prefix of the output files')
+    p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --out_dir from its latest checkpoint')
+    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    return p.parse_args(argv)
+
+
+def create_model(args):
+    """ResNet-50 with ImageNet weights and a fresh num_class-way fc layer."""
+    if args.pretrained == 'none':
+        net = torchvision.models.resnet50()
+    elif args.pretrained == 'imagenet':
+        try:
+            net = torchvision.models.resnet50(
+                weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1)
+        except Exception as e:  # offline and not cached
+            raise InputError('could not get the ImageNet ResNet-50 weights (%s): pass '
+                             '--pretrained PATH to a local resnet50 weights file'
+                             % (str(e).splitlines() or [type(e).__name__])[0]) from None
+    else:
+        net = torchvision.models.resnet50()
+        state = load_checkpoint(args.pretrained)
+        try:
+            net.load_state_dict(state.get('state_dict', state))
+        except (RuntimeError, AttributeError) as e:
+            raise InputError('%s is not a torchvision ResNet-50 state_dict (%s)'
+                             % (args.pretrained, str(e).splitlines()[0][:150])) from None
+    net.fc = nn.Linear(net.fc.in_features, args.num_class)
+    return net
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    init_distributed()  # under torchrun: one process per GPU, each with both networks
+    log = RunLog(args.out_dir, args.id, {'log': '.txt'})
+    checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    seed_everything(args.seed)
+    device = pick_device(args.gpuid)
+
+    # ---- data: annotations parsed once, up front; images are read by the loaders
+    data = Clothing1M(args.data_path, args.num_class)
+    loaders = Clothing1MLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
+    val_loader = loaders.val()
+    print('%d noisy training images, %d validation, %d test'
+          % (len(data.train_paths), len(data.val_paths), len(data.test_paths)))
+
+    # ---- two networks from the same pretrained backbone, each with its own optimizer
+    net1, net2 = create_model(args).to(device), create_model(args).to(device)
+    optimizer1, optimizer2 = (torch.optim.SGD(net.parameters(), lr=args.lr,
+                                              momentum=args.momentum,
+                                              weight_decay=args.weight_decay)
+                              for net in (net1, net2))
+    gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
+    best_paths = [log.last_path.replace('_last.pth', '_net%d_best.pth' % k) for k in (1, 2)]
+    best_val = [0.0, 0.0]
+    log.begin(args, checkpoint)
+    start_epoch = 0
+    if checkpoint is not None:
+        for module, key in ((net1, 'net1'), (net2, 'net2'), (optimizer1, 'optimizer1'),
+                            (optimizer2, 'optimizer2')):
+            module.load_state_dict(checkpoint[key])
+        best_val = list(checkpoint['best_val'])
+        set_rng_state(checkpoint['rng'])
+        start_epoch = checkpoint['epoch'] + 1
+        print('resuming after epoch %d from %s' % (checkpoint['epoch'], log.last_path))
+    net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
+
+    # ---- Algorithm 1
+    for epoch in range(start_epoch, args.num_epochs):
+        start = time.time()
+        lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
+        dm.set_lr(optimizer1, lr)
+        dm.set_lr(optimizer2, lr)
+        record = {'epoch': epoch, 'lr': lr}
+        banner = 'Clothing1M | Epoch [%3d/%3d]' % (epoch, args.num_epochs)
+        if epoch < args.warm_up:
+            # Warm-up with the confidence penalty, each network on its own balanced subset.
+            for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
+                warmup_loader = loaders.warmup(2 * args.num_batches * args.batch_size)
+                ce = dm.warmup_epoch(net, optimizer, warmup_loader, device,
+                                     confidence_penalty=True,
+                                     label='%s Warmup %s' % (banner, name))
+                record[name] = {'warmup_ce': ce}
+        else:
+            # Co-divide: each network's GMM on a fresh balanced subset (no loss history).
+            divisions = []
+            for net in (net1, net2):
+                eval_loader = loaders.eval_train(args.num_batches * args.batch_size)
+                clean_prob = dm.co_divide(net, eval_loader, [], 1, device, **gmm_kwargs)
+                divisions.append((clean_prob, eval_loader.dataset.indices))
+            # net1 trains on net2's division with net2 co-guessing, then vice versa.
+            for name, net, partner, optimizer, (clean_prob, indices) in (
+                    ('net1', net1, net2, optimizer1, divisions[1]),
+                    ('net2', net2, net1, optimizer2, divisions[0])):
+                labeled = clean_prob > args.p_threshold
+                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob, indices)
+                record[name] = {'labeled': int(labeled.sum()), 'divided': len(labeled)}
+                if labeled_loader is None:
+                    print('\n%s: no sample has clean probability > %g; %s skips this epoch'
+                          % (banner, args.p_threshold, name))
+                    continue
+                loss_x, loss_u = dm.ssl_epoch(
+                    net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=epoch,
+                    num_class=args.num_class, warm_up=args.warm_up, lambda_u=args.lambda_u,
+                    rampup_epochs=args.rampup_epochs, T=args.T, alpha=args.alpha,
+                    device=device, mix_labeled_only=args.lambda_u == 0,
+                    label='%s Train %s' % (banner, name))
+                record[name].update(loss_x=loss_x, loss_u=loss_u)
+
+        # Validation of each network; each keeps its best weights for the final test.
+        record['val_acc'], record['net1_val_acc'], record['net2_val_acc'] = dm.test_ensemble(
+            net1, net2, val_loader, device)
+        log.write('log', 'Validation Epoch:%d      Acc1:%.2f  Acc2:%.2f\n'
+                  % (epoch, record['net1_val_acc'], record['net2_val_acc']))
+        for k, net in enumerate((net1, net2)):
+            if record['net%d_val_acc' % (k + 1)] > best_val[k]:
+                best_val[k] = record['net%d_val_acc' % (k + 1)]
+                if log.writer:
+                    atomic_save(unwrap(net).state_dict(), best_paths[k])
+        record['seconds'] = time.time() - start
+        log.epoch(record, score=record['val_acc'])
+        log.save({'epoch': epoch, 'net1': unwrap(net1).state_dict(),
+                  'net2': unwrap(net2).state_dict(),
+                  'optimizer1': optimizer1.state_dict(), 'optimizer2': optimizer2.state_dict(),
+                  'best_val': best_val, 'rng': rng_state(), 'args': vars(args)})
+        print('\r%s  val acc %.2f%% (net1 %.2f, net2 %.2f)  %.1f s'
+              % (banner, record['val_acc'], record['net1_val_acc'], record['net2_val_acc'],
+                 record['seconds']))
+
+    # ---- Test: the ensemble of each network's best-validation weights.
+    barrier()  # under torch.distributed: wait until rank 0 has written the best weights
+    for net, path in zip((net1, net2), best_paths):
+        unwrap(net).load_state_dict(load_checkpoint(path))
+    test_acc, test_acc1, test_acc2 = dm.test_ensemble(net1, net2, loaders.test(), device)
+    log.write('log', 'Test Accuracy:%.2f\n' % test_acc)
+    summary = log.summary(test_acc=test_acc, net1_test_acc=test_acc1, net2_test_acc=test_acc2,
+                          best_val=best_val)
+    print('test accuracy %.2f%% (best-validation weights of each network; %s)'
+          % (test_acc, log.jsonl_path))
+    return summary
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))

@@ -1,0 +1,169 @@
+"""DivideMix on mini-WebVision (paper Sec. 4.1, Table 4, Appendix B).
+
+    python Train_webvision.py --data_path ./webvision
+    torchrun --nproc_per_node=4 Train_webvision.py --data_path ./webvision
+
+Inception-ResNet-v2 trained from scratch on the Google images of the first 50 WebVision classes,
+tested on the WebVision validation set and on the same 50 classes of the ILSVRC12 validation set
+(top-1 and top-5, ensemble of both networks). Paper schedule (Appendix B): 100 epochs, lr 0.01
+/ 10 after 50, 1 warm-up epoch (CE only), batch 32, alpha 0.5, lambda_u 0 (only the labeled rows
+are mixed), tau 0.5, T 0.5, weight decay 1e-3. The authors' single-GPU script differs: 80 epochs,
+lr drop at 40, weight decay 5e-4 (pass those to match it).
+Logs: checkpoint/<id>_acc.txt and _stats.txt (the authors' formats) and <id>.jsonl.
+"""
+import sys
+import time
+
+import torch
+
+import dividemix as dm
+from dataloader_webvision import WebVision, WebVisionLoaders
+from InceptionResNetV2 import InceptionResNetV2
+from run_utils import (ArgumentParser, RunLog, init_distributed, pick_device, rng_state,
+                       run_cli, seed_everything, set_rng_state, unwrap, wrap_ddp)
+
+
+def parse_args(argv):
+    p = ArgumentParser(description='DivideMix on mini-WebVision')
+    p.add_argument('--data_path', default='./webvision',
+                   help='folder with info/, the Google images, val_images_256/ and imagenet/val/')
+    p.add_argument('--num_class', type=int, default=50, help='the first N WebVision classes')
+    p.add_argument('--seed', type=int, default=123)
+    # optimisation (Appendix B)
+    p.add_argument('--num_epochs', type=int, default=100)
+    p.add_argument('--warm_up', type=int, default=1)
+    p.add_argument('--batch_size', type=int, default=32, help='labeled = unlabeled batch B')
+    p.add_argument('--lr', '--learning_rate', type=float, default=0.01)
+    p.add_argument('--lr_drop_epoch', type=int, default=50, help='lr / 10 from this epoch')
+    p.add_argument('--momentum', type=float, default=0.9)
+    p.add_argument('--weight_decay', type=float, default=1e-3)
+    # DivideMix
+    p.add_argument('--lambda_u', type=float, default=0,
+                   help='0 (paper): mix only the labeled rows, no Lu; > 0: full MixMatch')
+    p.add_argument('--p_threshold', type=float, default=0.5, help='clean probability tau')
+    p.add_argument('--T', type=float, default=0.5, help='sharpening temperature')
+    p.add_argument('--alpha', type=float, default=0.5, help='Beta(alpha, alpha) of mixup')
+    p.add_argument('--rampup_epochs', type=int, default=16, help='lambda_u ramp (if > 0)')
+    p.add_argument('--loss_history', type=int, default=1,
+                   help='GMM on the mean normalised loss of this many epochs')
+    p.add_argument('--gmm_max_iter', type=int, default=10)
+    p.add_argument('--gmm_tol', type=float, default=1e-2)
+    p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    # images, machine
+    p.add_argument('--resize', type=int, default=320)
+    p.add_argument('--crop', type=int, default=299, help='Inception-ResNet-v2 needs 299')
+    p.add_argument('--num_workers', type=int, default=5)
+    p.add_argument('--gpuid', type=int, default=0)
+    p.add_argument('--id', default='webvision', help='prefix of the output files')
+    p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --out_dir from its latest checkpoint')
+    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    return p.parse_args(argv)
+
+
+def create_model(args):
+    return InceptionResNetV2(num_classes=args.num_class)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    init_distributed()  # under torchrun: one process per GPU, each with both networks
+    log = RunLog(args.out_dir, args.id, {'acc': '_acc.txt', 'stats': '_stats.txt'})
+    checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    seed_everything(args.seed)
+    device = pick_device(args.gpuid)
+
+    # ---- data: file lists parsed once, up front; images are read by the loaders
+    data = WebVision(args.data_path, args.num_class)
+    loaders = WebVisionLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
+    eval_loader, webvision_loader, imagenet_loader = (
+        loaders.eval_train(), loaders.webvision_val(), loaders.imagenet_val())
+    print('%d training images, %d WebVision val, %d ILSVRC12 val'
+          % (len(data.train_paths), len(data.val_paths), len(data.imagenet_paths)))
+
+    # ---- two networks trained from scratch, each with its own optimizer
+    net1, net2 = create_model(args).to(device), create_model(args).to(device)
+    optimizer1, optimizer2 = (torch.optim.SGD(net.parameters(), lr=args.lr,
+                                              momentum=args.momentum,
+                                              weight_decay=args.weight_decay)
+                              for net in (net1, net2))
+    loss_history = ([], [])
+    gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
+    log.begin(args, checkpoint)
+    start_epoch = 0
+    if checkpoint is not None:
+        for module, key in ((net1, 'net1'), (net2, 'net2'), (optimizer1, 'optimizer1'),
+                            (optimizer2, 'optimizer2')):
+            module.load_state_dict(checkpoint[key])
+        for history, saved in zip(loss_history, checkpoint['loss_history']):
+            history.extend(saved)
+        set_rng_state(checkpoint['rng'])
+        start_epoch = checkpoint['epoch'] + 1
+        print('resuming after epoch %d from %s' % (checkpoint['epoch'], log.last_path))
+    net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
+
+    # ---- Algorithm 1
+    for epoch in range(start_epoch, args.num_epochs):
+        start = time.time()
+        lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
+        dm.set_lr(optimizer1, lr)
+        dm.set_lr(optimizer2, lr)
+        record = {'epoch': epoch, 'lr': lr}
+        banner = 'WebVision | Epoch [%3d/%3d]' % (epoch, args.num_epochs)
+        if epoch < args.warm_up:
+            # Warm-up with plain CE (the authors' WebVision code has no confidence penalty).
+            warmup_loader = loaders.warmup()
+            for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
+                ce = dm.warmup_epoch(net, optimizer, warmup_loader, device,
+                                     label='%s Warmup %s' % (banner, name))
+                record[name] = {'warmup_ce': ce}
+        else:
+            # Co-divide: each network's GMM divides all training images for the other one.
+            clean_prob1, clean_prob2 = (
+                dm.co_divide(net, eval_loader, history, args.loss_history, device, **gmm_kwargs)
+                for net, history in ((net1, loss_history[0]), (net2, loss_history[1])))
+            for name, net, partner, optimizer, clean_prob in (
+                    ('net1', net1, net2, optimizer1, clean_prob2),
+                    ('net2', net2, net1, optimizer2, clean_prob1)):
+                labeled = clean_prob > args.p_threshold
+                log.write('stats', 'Numer of labeled samples:%d \n' % labeled.sum())
+                record[name] = {'labeled': int(labeled.sum())}
+                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob)
+                if labeled_loader is None:
+                    print('\n%s: no sample has clean probability > %g; %s skips this epoch'
+                          % (banner, args.p_threshold, name))
+                    continue
+                loss_x, loss_u = dm.ssl_epoch(
+                    net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=epoch,
+                    num_class=args.num_class, warm_up=args.warm_up, lambda_u=args.lambda_u,
+                    rampup_epochs=args.rampup_epochs, T=args.T, alpha=args.alpha,
+                    device=device, mix_labeled_only=args.lambda_u == 0,
+                    label='%s Train %s' % (banner, name))
+                record[name].update(loss_x=loss_x, loss_u=loss_u)
+
+        # Test the ensemble (sum of logits) on WebVision val and ILSVRC12 val, top-1 and top-5.
+        for key, loader in (('webvision', webvision_loader), ('imagenet', imagenet_loader)):
+            top1, _, _, top5 = dm.test_ensemble(net1, net2, loader, device, top5=True)
+            record[key + '_top1'], record[key + '_top5'] = top1, top5
+        log.write('acc', 'Epoch:%d \t WebVision Acc: %.2f%% (%.2f%%) \t ImageNet Acc: %.2f%% '
+                  '(%.2f%%)\n' % (epoch, record['webvision_top1'], record['webvision_top5'],
+                                  record['imagenet_top1'], record['imagenet_top5']))
+        record['seconds'] = time.time() - start
+        log.epoch(record, score=record['webvision_top1'])
+        log.save({'epoch': epoch, 'net1': unwrap(net1).state_dict(),
+                  'net2': unwrap(net2).state_dict(),
+                  'optimizer1': optimizer1.state_dict(), 'optimizer2': optimizer2.state_dict(),
+                  'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
+        print('\r%s  WebVision %.2f%% (%.2f%%)  ImageNet %.2f%% (%.2f%%)  %.1f s'
+              % (banner, record['webvision_top1'], record['webvision_top5'],
+                 record['imagenet_top1'], record['imagenet_top5'], record['seconds']))
+
+    summary = log.summary()
+    print('WebVision top-1 best %.2f%%, last-10 mean %.2f%% (%s)'
+          % (summary['best'], summary['last10'], log.jsonl_path))
+    return summary
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))

@@ -1,0 +1,261 @@
+"""Clothing1M: annotation files, class-balanced subsets and the loaders DivideMix uses.
+
+The official layout (behavior.md §4.2): under `root` lie five annotation files and the image
+folders 0/, 1/, ... The paths in the files start with "images/"; as the authors do, those first
+7 characters are stripped and the rest is joined under `root`. All annotation files are read and
+checked once, up front; the ~1M images are only opened when a batch needs them.
+
+Each epoch works on fresh class-balanced subsets of the 1M-image noisy pool (§4.4): warm-up on
+num_batches*2B images, co-divide on num_batches*B, drawn with Python's global `random` module so
+that seeding it (and saving its state in a checkpoint) covers the sampling.
+"""
+import os
+import random
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+import torchvision.transforms as T
+
+from run_utils import InputError, make_loader
+
+MEAN = (0.6959, 0.6537, 0.6371)
+STD = (0.3113, 0.3192, 0.3214)
+
+NOISY_KV, CLEAN_KV = 'noisy_label_kv.txt', 'clean_label_kv.txt'
+TRAIN_KEYS, VAL_KEYS, TEST_KEYS = ('noisy_train_key_list.txt', 'clean_val_key_list.txt',
+                                   'clean_test_key_list.txt')
+ANNOTATIONS = (NOISY_KV, CLEAN_KV, TRAIN_KEYS, VAL_KEYS, TEST_KEYS)
+PREFIX = 'images/'  # every path in the annotation files starts with it; stripped (authors: [7:])
+
+VAL_TEST_BATCH = 1000  # authors' hard-coded batch for val and test
+
+
+def _lines(path):
+    """(line number, text) of every non-blank line of an annotation file."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError('cannot read %s (%s): restore it from the official annotations.zip'
+                         % (path, getattr(e, 'strerror', None) or e)) from None
+
+
+def _relative(path, text, where):
+    """'images/0/x.jpg' -> '0/x.jpg', refusing paths the authors' [7:] would silently mangle."""
+    if not text.startswith(PREFIX) or len(text) == len(PREFIX):
+        raise InputError('%s: path %r does not start with %r as in the official annotation files:'
+                         ' restore the file from annotations.zip' % (where, text[:80], PREFIX))
+    return text[len(PREFIX):]
+
+
+def _read_kv(path, num_class):
+    """'<path> <label>' lines -> {relative path: label}. A repeated path keeps its last label,
+    as the authors' dictionary does."""
+    labels = {}
+    for n, text in _lines(path):
+        where = '%s:%d' % (path, n)
+        try:
+            key, label = text.split()
+            label = int(label)
+        except ValueError:  # not two fields, or a label that is not an integer
+            raise InputError('%s: expected "<path> <label>", got %r: fix or restore the file'
+                             % (where, text[:80])) from None
+        if not 0 <= label < num_class:
+            raise InputError('%s: label %d is outside [0, %d): fix the file or --num_class'
+                             % (where, label, num_class))
+        labels[_relative(path, key, where)] = label
+    return labels
+
+
+def _read_keys(path, labels, kv_name, root):
+    """One path per line -> (absolute paths, labels looked up in the kv file), in file order."""
+    paths, targets = [], []
+    for n, text in _lines(path):
+        where = '%s:%d' % (path, n)
+        if len(text.split()) != 1:
+            raise InputError('%s: expected one path, got %r: fix or restore the file'
+                             % (where, text[:80]))
+        key = _relative(path, text, where)
+        if key not in labels:
+            raise InputError('%s: %s has no label in %s: use the key lists and label files of '
+                             'the same official annotations.zip' % (where, text, kv_name))
+        paths.append(os.path.join(root, key))
+        targets.append(labels[key])
+    if not paths:
+        raise InputError('%s lists no images: restore it from the official annotations.zip'
+                         % path)
+    return paths, np.asarray(targets, dtype=np.int64)
+
+
+class Clothing1M:
+    """The annotation files of one Clothing1M folder, read and checked up front.
+      train_paths, train_labels   the noisy training pool (noisy_train_key_list, noisy labels)
+      val_paths, val_labels       clean_val_key_list with clean labels
+      test_paths, test_labels     clean_test_key_list with clean labels
+    Paths are absolute; labels are int64 arrays aligned with the paths.
+    """
+
+    def __init__(self, root, num_class=14):
+        if not os.path.isdir(root):
+            raise InputError('Clothing1M folder %s does not exist: pass --data_path, the folder '
+                             'holding %s and the image folders 0/, 1/, ...' % (root, NOISY_KV))
+        missing = [name for name in ANNOTATIONS if not os.path.isfile(os.path.join(root, name))]
+        if missing:
+            raise InputError('%s lacks %s: unpack the official annotations.zip there, next to '
+                             'the image folders 0/, 1/, ...' % (root, ', '.join(missing)))
+        self.root, self.num_class = os.path.abspath(root), num_class
+        path = {name: os.path.join(self.root, name) for name in ANNOTATIONS}
+        noisy = _read_kv(path[NOISY_KV], num_class)
+        clean = _read_kv(path[CLEAN_KV], num_class)
+        self.train_paths, self.train_labels = _read_keys(path[TRAIN_KEYS], noisy, NOISY_KV,
+                                                         self.root)
+        self.val_paths, self.val_labels = _read_keys(path[VAL_KEYS], clean, CLEAN_KV, self.root)
+        self.test_paths, self.test_labels = _read_keys(path[TEST_KEYS], clean, CLEAN_KV,
+                                                       self.root)
+
+
+def balanced_subset(labels, num_samples, num_class):
+    """The authors' class-balanced draw from the pool, with Python's global `random`.
+
+    Shuffle the pool, walk it keeping an image while its class has fewer than
+    num_samples/num_class kept (so at most ceil(num_samples/num_class) per class) and fewer than
+    num_samples are kept in all, then shuffle the kept ones. Small classes make it return fewer
+    than num_samples. Shuffling indices draws the same permutation as the authors' shuffle of
+    the path list (random.shuffle depends only on the length), so the subsets are theirs.
+    Returns pool indices, int64.
+    """
+    labels = np.asarray(labels).tolist()
+    order = list(range(len(labels)))
+    random.shuffle(order)
+    per_class = num_samples / num_class
+    count = [0] * num_class
+    kept = []
+    for i in order:
+        if len(kept) >= num_samples:
+            break  # nothing more can be kept; stopping early draws no random numbers
+        if count[labels[i]] < per_class:
+            count[labels[i]] += 1
+            kept.append(i)
+    random.shuffle(kept)
+    return np.asarray(kept, dtype=np.int64)
+
+
+class UnreadableImage(InputError):
+    """An image that cannot be opened or decoded. When this is raised in a DataLoader worker,
+    PyTorch re-raises it in the main process with the worker's whole traceback as its message;
+    keep the original one-line message (the traceback's last line) instead."""
+
+    def __init__(self, message):
+        if '\nOriginal Traceback' in message:
+            message = message.strip().splitlines()[-1].split(': ', 1)[-1]
+        super().__init__(message)
+
+
+def load_image(path):
+    try:
+        with Image.open(path) as img:
+            return img.convert('RGB')
+    except Exception as e:  # missing, truncated, not an image, decompression bomb: all "fix it"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UnreadableImage('cannot read image %s (%s): replace it with the file from the '
+                              'official archive' % (path, reason)) from None
+
+
+class Clothing1MDataset(Dataset):
+    """Images of one list, read from disk. `indices` selects the subset (pool indices, default
+    all); `prob[k]` is item k's clean probability. What item k is depends on `mode`:
+      'all':       (img, noisy_label, k)   warm-up and co-divide; k is the position in this
+                                           dataset, not the pool index (those are indices[k]);
+                                           the losses fill exactly len(dataset) slots, so no
+                                           zeros reach the GMM (authors' bug, behavior.md §8.21)
+      'labeled':   (img_view1, img_view2, noisy_label, clean_prob)
+      'unlabeled': (img_view1, img_view2)
+      'test':      (img, clean_label)
+    """
+
+    def __init__(self, paths, labels, transform, mode, indices=None, prob=None):
+        self.paths, self.labels, self.transform, self.mode = paths, labels, transform, mode
+        self.indices = np.arange(len(paths)) if indices is None else np.asarray(indices)
+        self.prob = prob
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        i = int(self.indices[k])
+        img = load_image(self.paths[i])
+        if self.mode == 'all':
+            return self.transform(img), int(self.labels[i]), k
+        if self.mode == 'labeled':
+            return (self.transform(img), self.transform(img), int(self.labels[i]),
+                    float(self.prob[k]))
+        if self.mode == 'unlabeled':
+            return self.transform(img), self.transform(img)
+        return self.transform(img), int(self.labels[i])
+
+
+class Clothing1MLoaders:
+    """Builds the authors' loaders (behavior.md §4.4) from a Clothing1M read once:
+      warmup(N)       fresh balanced subset of N, train transform, batch 2B, shuffled
+      eval_train(N)   fresh balanced subset of N, test transform, not shuffled;
+                      loader.dataset.indices are its pool indices, in position order
+      train(pred, prob, pool_indices) -> (labeled, unlabeled), batch B, shuffled
+      val(), test()   clean labels, test transform, not shuffled
+    Batch sizes: B = batch_size. `eval_batch_size`, when given, is used by eval_train, val and
+    test; by default val/test use the authors' 1000 and eval_train 4B (the authors use B there;
+    in eval mode the batch size changes only speed and memory, not the per-sample losses).
+    `resize` and `crop` are 256 and 224 as the authors'; tests make them tiny.
+    """
+
+    def __init__(self, data, batch_size=32, num_workers=0, resize=256, crop=224,
+                 eval_batch_size=None):
+        self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
+        self.eval_train_batch = eval_batch_size or 4 * batch_size
+        self.val_test_batch = eval_batch_size or VAL_TEST_BATCH
+        self.train_transform = T.Compose([T.Resize(resize), T.RandomCrop(crop),
+                                          T.RandomHorizontalFlip(), T.ToTensor(),
+                                          T.Normalize(MEAN, STD)])
+        self.test_transform = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(),
+                                         T.Normalize(MEAN, STD)])
+
+    def _loader(self, dataset, batch_size, shuffle):
+        return make_loader(dataset, batch_size, shuffle, self.num_workers)
+
+    def _pool(self, transform, mode, indices, prob=None):
+        return Clothing1MDataset(self.data.train_paths, self.data.train_labels, transform, mode,
+                                 indices, prob)
+
+    def warmup(self, num_samples):
+        indices = balanced_subset(self.data.train_labels, num_samples, self.data.num_class)
+        return self._loader(self._pool(self.train_transform, 'all', indices),
+                            2 * self.batch_size, shuffle=True)
+
+    def eval_train(self, num_samples):
+        indices = balanced_subset(self.data.train_labels, num_samples, self.data.num_class)
+        return self._loader(self._pool(self.test_transform, 'all', indices),
+                            self.eval_train_batch, shuffle=False)
+
+    def train(self, pred, prob, pool_indices):
+        """Labeled set = pool_indices where pred is True, with their clean prob; unlabeled = the
+        rest. pred and prob are aligned with pool_indices (eval_train's dataset.indices).
+        An empty set gives None instead of a loader."""
+        pred = np.asarray(pred, dtype=bool)
+        prob, pool_indices = np.asarray(prob), np.asarray(pool_indices)
+        if not len(pred) == len(prob) == len(pool_indices):
+            raise ValueError('pred, prob and pool_indices differ in length: %d, %d, %d'
+                             % (len(pred), len(prob), len(pool_indices)))
+        labeled = self._pool(self.train_transform, 'labeled', pool_indices[pred], prob[pred])
+        unlabeled = self._pool(self.train_transform, 'unlabeled', pool_indices[~pred])
+        return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
+                     for ds in (labeled, unlabeled))
+
+    def val(self):
+        ds = Clothing1MDataset(self.data.val_paths, self.data.val_labels, self.test_transform,
+                               'test')
+        return self._loader(ds, self.val_test_batch, shuffle=False)
+
+    def test(self):
+        ds = Clothing1MDataset(self.data.test_paths, self.data.test_labels, self.test_transform,
+                               'test')
+        return self._loader(ds, self.val_test_batch, shuffle=False)

@@ -1,0 +1,222 @@
+"""WebVision 1.0 ("mini-WebVision": Google images of the first 50 classes), its validation set
+and the ILSVRC12 validation images of the same classes, with the loaders DivideMix uses
+(behavior.md §5.2-5.4).
+
+Layout under the root folder (the official one, as the authors use it):
+  info/train_filelist_google.txt   lines '<path relative to root> <label>'
+  info/val_filelist.txt            lines '<file name in val_images_256/> <label>'
+  val_images_256/                  WebVision validation images
+  imagenet/val/<c>/                ILSVRC12 val images of WebVision class c (built by the user)
+The lists are read and checked once, up front; images are opened when a batch needs them.
+"""
+import os
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+import torchvision.transforms as T
+
+from run_utils import InputError, make_loader
+
+TRAIN_LIST = os.path.join('info', 'train_filelist_google.txt')  # Google subset only, no Flickr
+VAL_LIST = os.path.join('info', 'val_filelist.txt')
+VAL_FOLDER = 'val_images_256'
+IMAGENET_FOLDER = os.path.join('imagenet', 'val')
+
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def read_list(path, num_class):
+    """(names, labels) from a '<name> <label>' list, keeping the lines with label < num_class
+    (the full lists hold 1000 classes). Blank lines are skipped; anything else that does not
+    parse is refused with its line number."""
+    if not os.path.isfile(path):
+        raise InputError('no list file %s: extract WebVision\'s "info" folder (Training & '
+                         'Validation Labels) into the root, or set --data_path' % path)
+    names, labels = [], []
+    try:
+        with open(path, encoding='utf-8') as f:
+            for line_no, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                fields = line.rsplit(None, 1)  # the label is the last field
+                try:
+                    name, label = fields[0], int(fields[1])
+                except (IndexError, ValueError):
+                    raise InputError('%s:%d: expected "<image path> <label>", got %.80r: fix or '
+                                     'delete the line' % (path, line_no, line)) from None
+                if label < 0:
+                    raise InputError('%s:%d: negative label %d: labels are class ids 0, 1, ...'
+                                     % (path, line_no, label))
+                if label < num_class:
+                    names.append(name)
+                    labels.append(label)
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError('cannot read list file %s (%s): re-extract it from the WebVision '
+                         'archive' % (path, e)) from None
+    return names, np.asarray(labels, dtype=np.int64)
+
+
+def check_files_exist(paths, what, fix):
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise InputError('%d of the %d %s are missing, e.g. %s: %s'
+                         % (len(missing), len(paths), what, missing[0], fix))
+
+
+def read_imagenet_folder(folder, num_class):
+    """(paths, labels) of folder/<c>/* for c < num_class, label c; hidden files are skipped and
+    names sorted, so the order does not depend on the file system."""
+    paths, labels = [], []
+    for c in range(num_class):
+        class_folder = os.path.join(folder, str(c))
+        if not os.path.isdir(class_folder):
+            raise InputError('no ImageNet folder %s: build %s/<c>/ for every class c < %d from '
+                             'the ILSVRC12 val images, mapping classes to synsets with '
+                             'WebVision\'s synsets list (see README)'
+                             % (class_folder, folder, num_class))
+        names = sorted(n for n in os.listdir(class_folder) if not n.startswith('.')
+                       and os.path.isfile(os.path.join(class_folder, n)))
+        if not names:
+            raise InputError('ImageNet folder %s holds no images: fill it with the ILSVRC12 val '
+                             'images of the synset of WebVision class %d (see README)'
+                             % (class_folder, c))
+        paths += [os.path.join(class_folder, n) for n in names]
+        labels += [c] * len(names)
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+class WebVision:
+    """The image paths and labels of the three sets, read and checked once:
+    train_* (Google training images, noisy labels), val_* (WebVision val), imagenet_* (ILSVRC12
+    val). Paths are built with os.path.join, so `root` may or may not end with '/'."""
+
+    def __init__(self, root, num_class=50):
+        if not isinstance(num_class, (int, np.integer)) or num_class < 1:
+            raise InputError('num_class must be a positive integer, got %r' % (num_class,))
+        if not os.path.isdir(root):
+            raise InputError('WebVision folder %s does not exist: set --data_path to the folder '
+                             'that holds info/, google/, val_images_256/ and imagenet/' % root)
+        self.root, self.num_class = root, int(num_class)
+        train_list, val_list = os.path.join(root, TRAIN_LIST), os.path.join(root, VAL_LIST)
+
+        names, self.train_labels = read_list(train_list, num_class)
+        self.train_paths = [os.path.join(root, n) for n in names]
+        counts = np.bincount(self.train_labels, minlength=num_class)
+        if (counts == 0).any():
+            raise InputError('%s has no training image of class %d (of %d): is it the full '
+                             'Google list, and is --num_class right?'
+                             % (train_list, int(np.argmin(counts)), num_class))
+        check_files_exist(self.train_paths, 'training images listed in %s' % train_list,
+                          'extract google_resized_256.tar into %s, or set --data_path' % root)
+
+        names, self.val_labels = read_list(val_list, num_class)
+        self.val_paths = [os.path.join(root, VAL_FOLDER, n) for n in names]
+        check_files_exist(self.val_paths, 'validation images listed in %s' % val_list,
+                          'extract val_images_256.tar into %s, or set --data_path' % root)
+
+        self.imagenet_paths, self.imagenet_labels = read_imagenet_folder(
+            os.path.join(root, IMAGENET_FOLDER), num_class)
+
+
+def open_rgb(path):
+    """The image at `path` as RGB; a file PIL cannot decode is one InputError naming it."""
+    try:
+        with Image.open(path) as img:
+            return img.convert('RGB')
+    except Exception as e:  # unidentified, truncated, decompression bomb...: all mean "bad file"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError('cannot read image %s (%s): replace it with a good copy from the '
+                         'dataset archive' % (path, reason[:200])) from None
+
+
+class WebVisionDataset(Dataset):
+    """Images read from disk on demand. What an item is depends on `mode`:
+      'all':       (img, noisy_label, index)   warm-up and co-divide; index into `paths`
+      'labeled':   (img_view1, img_view2, noisy_label, clean_prob)
+      'unlabeled': (img_view1, img_view2)
+      'test':      (img, label)                WebVision val and ILSVRC12 val
+    `indices` selects the subset (labeled or unlabeled set); `prob` is indexed like `paths`.
+    """
+
+    def __init__(self, paths, labels, transform, mode, indices=None, prob=None):
+        self.paths, self.labels, self.transform, self.mode = paths, labels, transform, mode
+        self.indices = np.arange(len(paths)) if indices is None else np.asarray(indices)
+        self.prob = prob
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        i = int(self.indices[k])
+        img = open_rgb(self.paths[i])
+        if self.mode == 'all':
+            return self.transform(img), int(self.labels[i]), i
+        if self.mode == 'labeled':
+            return (self.transform(img), self.transform(img), int(self.labels[i]),
+                    float(self.prob[i]))
+        if self.mode == 'unlabeled':
+            return self.transform(img), self.transform(img)
+        return self.transform(img), int(self.labels[i])
+
+
+def transforms_for(resize, crop):
+    """The authors' current transforms (299-px crops for InceptionResNetV2). The released images
+    are about 256 px, so Resize(320) upsamples them; kept for fidelity."""
+    mean, std = IMAGENET_MEAN_STD
+    train = T.Compose([T.Resize(resize), T.RandomResizedCrop(crop), T.RandomHorizontalFlip(),
+                       T.ToTensor(), T.Normalize(mean, std)])
+    test = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(), T.Normalize(mean, std)])
+    return train, test
+
+
+class WebVisionLoaders:
+    """Builds the authors' loaders from a WebVision read once:
+    warmup (all, train transform, 2B, shuffled), eval_train (all, test transform), webvision_val
+    and imagenet_val (test transform), and train(pred, prob) -> (labeled loader, unlabeled
+    loader) of batch B, shuffled. Evaluation loaders use eval_batch_size (authors: 20B)."""
+
+    def __init__(self, data, batch_size=32, num_workers=0, resize=320, crop=299,
+                 eval_batch_size=None):
+        self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
+        self.eval_batch_size = 20 * batch_size if eval_batch_size is None else eval_batch_size
+        self.train_transform, self.test_transform = transforms_for(resize, crop)
+
+    def _loader(self, dataset, batch_size, shuffle):
+        return make_loader(dataset, batch_size, shuffle, self.num_workers)
+
+    def _train_set(self, transform, mode, indices=None, prob=None):
+        return WebVisionDataset(self.data.train_paths, self.data.train_labels, transform, mode,
+                                indices, prob)
+
+    def warmup(self):
+        return self._loader(self._train_set(self.train_transform, 'all'), 2 * self.batch_size,
+                            shuffle=True)
+
+    def eval_train(self):
+        return self._loader(self._train_set(self.test_transform, 'all'), self.eval_batch_size,
+                            shuffle=False)
+
+    def webvision_val(self):
+        ds = WebVisionDataset(self.data.val_paths, self.data.val_labels, self.test_transform,
+                              'test')
+        return self._loader(ds, self.eval_batch_size, shuffle=False)
+
+    def imagenet_val(self):
+        ds = WebVisionDataset(self.data.imagenet_paths, self.data.imagenet_labels,
+                              self.test_transform, 'test')
+        return self._loader(ds, self.eval_batch_size, shuffle=False)
+
+    def train(self, pred, prob):
+        """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest;
+        pred and prob are aligned with train_paths. An empty set gives None, not a loader."""
+        pred, prob = np.asarray(pred, dtype=bool), np.asarray(prob)
+        n = len(self.data.train_paths)
+        if len(pred) != n or len(prob) != n:
+            raise ValueError('pred (%d) and prob (%d) must have one entry per training image '
+                             '(%d)' % (len(pred), len(prob), n))
+        labeled = self._train_set(self.train_transform, 'labeled', np.flatnonzero(pred), prob)
+        unlabeled = self._train_set(self.train_transform, 'unlabeled', np.flatnonzero(~pred))
+        return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
+                     for ds in (labeled, unlabeled))

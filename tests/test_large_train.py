@@ -1,0 +1,106 @@
+"""Train_clothing1M.py and Train_webvision.py end to end on tiny synthetic data, on CPU."""
+import json
+import os
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+
+import Train_clothing1M
+import Train_webvision
+from PreResNet import ResNet18
+from run_utils import InputError, run_cli
+from test_clothing1M_data import make_clothing1m
+from test_webvision_data import make_webvision
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_clothing1m_end_to_end(tmp_path):
+    root = make_clothing1m(tmp_path / 'clothing1m', size=72)
+    out = str(tmp_path / 'ckpt')
+    summary = Train_clothing1M.main(
+        ['--data_path', root, '--out_dir', out, '--pretrained', 'none', '--resize', '72',
+         '--crop', '64', '--num_batches', '2', '--batch_size', '4', '--num_epochs', '2',
+         '--num_workers', '0'])
+    lines = open(os.path.join(out, 'clothing1m.txt')).read().splitlines()
+    assert lines[0].startswith('Validation Epoch:0      Acc1:') and '  Acc2:' in lines[0]
+    assert lines[1].startswith('Validation Epoch:1      Acc1:')
+    assert lines[2] == 'Test Accuracy:%.2f' % summary['test_acc']
+    records = read_jsonl(os.path.join(out, 'clothing1m.jsonl'))
+    assert 'warmup_ce' in records[0]['net1']
+    assert records[1]['net1']['divided'] <= 8  # a balanced subset of num_batches * B images
+    assert records[2]['final'] and records[2]['best_val'] == [
+        max(r['net1_val_acc'] for r in records[:2]), max(r['net2_val_acc'] for r in records[:2])]
+    for k in (1, 2):
+        assert os.path.exists(os.path.join(out, 'clothing1m_net%d_best.pth' % k))
+
+
+def test_clothing1m_local_pretrained_weights(tmp_path):
+    torch.manual_seed(0)
+    backbone = torchvision.models.resnet50()
+    torch.save(backbone.state_dict(), tmp_path / 'resnet50.pth')
+    args = Train_clothing1M.parse_args(['--pretrained', str(tmp_path / 'resnet50.pth')])
+    net = Train_clothing1M.create_model(args)
+    assert torch.equal(net.conv1.weight, backbone.conv1.weight)
+    assert net.fc.out_features == 14  # a fresh 14-way classifier
+
+
+def test_clothing1m_offline_weights_error(monkeypatch):
+    def offline(weights=None):
+        if weights is not None:
+            raise urllib.error.URLError('Name or service not known')
+        return torchvision.models.ResNet(torchvision.models.resnet.Bottleneck, [3, 4, 6, 3])
+    monkeypatch.setattr(torchvision.models, 'resnet50', offline)
+    with pytest.raises(InputError, match='could not get the ImageNet ResNet-50 weights .*'
+                                         '--pretrained PATH'):
+        Train_clothing1M.create_model(Train_clothing1M.parse_args([]))
+
+
+def test_clothing1m_missing_data_is_one_line(tmp_path, capsys):
+    code = run_cli(Train_clothing1M.main, ['--data_path', str(tmp_path / 'none'),
+                                           '--out_dir', str(tmp_path / 'out')])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and 'none' in err
+
+
+def test_webvision_end_to_end(tmp_path, monkeypatch):
+    root = str(tmp_path / 'webvision')
+    make_webvision(root, per_class=4)
+    # Inception-ResNet-v2 needs 299-px images (its shapes are tested on their own); the loop
+    # is tested with a small network on 32-px crops.
+    monkeypatch.setattr(Train_webvision, 'create_model',
+                        lambda args: ResNet18(args.num_class, width=4))
+    out = str(tmp_path / 'ckpt')
+    summary = Train_webvision.main(
+        ['--data_path', root, '--out_dir', out, '--num_class', '3', '--resize', '36',
+         '--crop', '32', '--batch_size', '4', '--num_epochs', '3', '--num_workers', '0'])
+    acc = open(os.path.join(out, 'webvision_acc.txt')).read().splitlines()
+    assert len(acc) == 3 and acc[0].startswith('Epoch:0 \t WebVision Acc: ')
+    assert '%) \t ImageNet Acc: ' in acc[0]
+    stats = open(os.path.join(out, 'webvision_stats.txt')).read().splitlines()
+    assert len(stats) == 4 and all(s.startswith('Numer of labeled samples:') for s in stats)
+    records = read_jsonl(os.path.join(out, 'webvision.jsonl'))
+    for r in records[:3]:
+        assert 0 <= r['webvision_top1'] <= r['webvision_top5'] <= 100
+        assert 0 <= r['imagenet_top1'] <= r['imagenet_top5'] <= 100
+    assert records[3]['best'] == max(r['webvision_top1'] for r in records[:3]) == summary['best']
+    ckpt = torch.load(os.path.join(out, 'webvision_last.pth'), weights_only=True)
+    assert ckpt['epoch'] == 2 and 'net1' in ckpt and 'net2' in ckpt  # both networks saved
+
+
+def test_webvision_defaults_follow_the_paper():
+    args = Train_webvision.parse_args([])
+    assert (args.num_epochs, args.lr, args.lr_drop_epoch, args.weight_decay) == (100, 0.01, 50,
+                                                                                 1e-3)
+    assert (args.batch_size, args.alpha, args.lambda_u, args.p_threshold, args.T,
+            args.warm_up, args.num_class, args.crop) == (32, 0.5, 0, 0.5, 0.5, 1, 50, 299)
+    args = Train_clothing1M.parse_args([])
+    assert (args.num_epochs, args.lr, args.lr_drop_epoch, args.weight_decay) == (80, 0.002, 40,
+                                                                                 1e-3)
+    assert (args.batch_size, args.alpha, args.lambda_u, args.p_threshold, args.T,
+            args.warm_up, args.num_class, args.num_batches) == (32, 0.5, 0, 0.5, 0.5, 1, 14, 1000)
