@@ -16,7 +16,7 @@ import dividemix as dm
 from dataloader_cifar import NUM_CLASSES, CIFARLoaders, load_cifar, noisy_labels_for
 from PreResNet import ResNet18
 from run_utils import (ArgumentParser, InputError, RunLog, init_distributed, labels_digest,
-                       pick_device, rng_state, run_cli, seed_everything, set_rng_state, unwrap,
+                       pick_device, restore, rng_state, run_cli, seed_everything, state_of,
                        wrap_ddp)
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
@@ -162,16 +162,11 @@ def main(argv=None):
     loss_history = ([], [])  # per network: normalised per-sample losses of the last epochs
     gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
     log.begin(args, checkpoint)
-    start_epoch = 0
+    parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
+    start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
-        for module, key in ((net1, 'net1'), (net2, 'net2'), (optimizer1, 'optimizer1'),
-                            (optimizer2, 'optimizer2')):
-            module.load_state_dict(checkpoint[key])
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-        set_rng_state(checkpoint['rng'])
-        start_epoch = checkpoint['epoch'] + 1
-        print('resuming after epoch %d from %s' % (checkpoint['epoch'], log.last_path))
     net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
 
     # ---- Algorithm 1
@@ -222,9 +217,7 @@ def main(argv=None):
         record['seconds'] = time.time() - start
         log.write('acc', 'Epoch:%d   Accuracy:%.2f\n' % (epoch, record['test_acc']))
         log.epoch(record, score=record['test_acc'])
-        log.save({'epoch': epoch, 'net1': unwrap(net1).state_dict(),
-                  'net2': unwrap(net2).state_dict(),
-                  'optimizer1': optimizer1.state_dict(), 'optimizer2': optimizer2.state_dict(),
+        log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args),
                   'noisy_labels': labels_digest(noisy_labels), 'noise_file': noise_path})
         print('\r%s  test acc %.2f%% (net1 %.2f, net2 %.2f)  %s  %.1f s'

@@ -20,8 +20,8 @@ import torchvision
 import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from run_utils import (ArgumentParser, InputError, RunLog, atomic_save, barrier, init_distributed,
-                       load_checkpoint, pick_device, rng_state, run_cli, seed_everything,
-                       set_rng_state, unwrap, wrap_ddp)
+                       load_checkpoint, pick_device, restore, rng_state, run_cli, seed_everything,
+                       state_of, unwrap, wrap_ddp)
 
 
 def parse_args(argv):
@@ -116,15 +116,10 @@ def main(argv=None):
     best_paths = [log.last_path.replace('_last.pth', '_net%d_best.pth' % k) for k in (1, 2)]
     best_val = [0.0, 0.0]
     log.begin(args, checkpoint)
-    start_epoch = 0
+    parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
+    start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
-        for module, key in ((net1, 'net1'), (net2, 'net2'), (optimizer1, 'optimizer1'),
-                            (optimizer2, 'optimizer2')):
-            module.load_state_dict(checkpoint[key])
         best_val = list(checkpoint['best_val'])
-        set_rng_state(checkpoint['rng'])
-        start_epoch = checkpoint['epoch'] + 1
-        print('resuming after epoch %d from %s' % (checkpoint['epoch'], log.last_path))
     net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
 
     # ---- Algorithm 1
@@ -181,9 +176,7 @@ def main(argv=None):
                     atomic_save(unwrap(net).state_dict(), best_paths[k])
         record['seconds'] = time.time() - start
         log.epoch(record, score=record['val_acc'])
-        log.save({'epoch': epoch, 'net1': unwrap(net1).state_dict(),
-                  'net2': unwrap(net2).state_dict(),
-                  'optimizer1': optimizer1.state_dict(), 'optimizer2': optimizer2.state_dict(),
+        log.save({'epoch': epoch, **state_of(parts),
                   'best_val': best_val, 'rng': rng_state(), 'args': vars(args)})
         print('\r%s  val acc %.2f%% (net1 %.2f, net2 %.2f)  %.1f s'
               % (banner, record['val_acc'], record['net1_val_acc'], record['net2_val_acc'],

@@ -19,8 +19,8 @@ import torch
 import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
 from InceptionResNetV2 import InceptionResNetV2
-from run_utils import (ArgumentParser, RunLog, init_distributed, pick_device, rng_state,
-                       run_cli, seed_everything, set_rng_state, unwrap, wrap_ddp)
+from run_utils import (ArgumentParser, RunLog, init_distributed, pick_device, restore, rng_state,
+                       run_cli, seed_everything, state_of, wrap_ddp)
 
 
 def parse_args(argv):
@@ -91,16 +91,11 @@ def main(argv=None):
     loss_history = ([], [])
     gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
     log.begin(args, checkpoint)
-    start_epoch = 0
+    parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
+    start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
-        for module, key in ((net1, 'net1'), (net2, 'net2'), (optimizer1, 'optimizer1'),
-                            (optimizer2, 'optimizer2')):
-            module.load_state_dict(checkpoint[key])
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-        set_rng_state(checkpoint['rng'])
-        start_epoch = checkpoint['epoch'] + 1
-        print('resuming after epoch %d from %s' % (checkpoint['epoch'], log.last_path))
     net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
 
     # ---- Algorithm 1
@@ -151,9 +146,7 @@ def main(argv=None):
                                   record['imagenet_top1'], record['imagenet_top5']))
         record['seconds'] = time.time() - start
         log.epoch(record, score=record['webvision_top1'])
-        log.save({'epoch': epoch, 'net1': unwrap(net1).state_dict(),
-                  'net2': unwrap(net2).state_dict(),
-                  'optimizer1': optimizer1.state_dict(), 'optimizer2': optimizer2.state_dict(),
+        log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
         print('\r%s  WebVision %.2f%% (%.2f%%)  ImageNet %.2f%% (%.2f%%)  %.1f s'
               % (banner, record['webvision_top1'], record['webvision_top5'],

@@ -11,11 +11,10 @@ import pickle
 import random
 
 import numpy as np
-from PIL import Image
-from torch.utils.data import Dataset
 import torchvision.transforms as T
 
-from run_utils import InputError as DataError, make_loader
+from run_utils import (ImageArray, InputError as DataError, NoisyLabelDataset, distributed,
+                       make_loader)
 
 NUM_CLASSES = {'cifar10': 10, 'cifar100': 100}
 NUM_TRAIN = 50000
@@ -131,7 +130,7 @@ def read_noise_file(path, num_train, num_class):
 
 
 def write_noise_file(path, labels):
-    tmp = path + '.tmp'
+    tmp = '%s.%d.tmp' % (path, os.getpid())
     with open(tmp, 'w') as f:
         json.dump(labels, f)
     os.replace(tmp, path)  # atomic: a kill never leaves half a noise file behind
@@ -200,8 +199,8 @@ def load_cifar(data_path, dataset, download=False):
         subfolder, train_files, test_file, _ = LAYOUT[dataset]
         raise DataError('no %s data in %s: expected %s there or in %s/ (python version from '
                         'https://www.cs.toronto.edu/~kriz/cifar.html); set --data_path or '
-                        'add --download' % (dataset, data_path, ', '.join(train_files + [test_file]),
-                                            subfolder))
+                        'add --download'
+                        % (dataset, data_path, ', '.join(train_files + [test_file]), subfolder))
     _, train_files, test_file, label_key = LAYOUT[dataset]
     parts = [_read_batch(os.path.join(folder, f), label_key) for f in train_files]
     train_images = np.concatenate([p[0] for p in parts])
@@ -224,6 +223,8 @@ def noisy_labels_for(clean_labels, args):
     transition = asym_transition(args.dataset) if args.noise_mode == 'asym' else None
     labels = make_noisy_labels(clean_labels, args.r, args.noise_mode, args.num_class,
                                args.seed, transition)
+    if distributed()[0] != 0:
+        return labels, path  # every rank draws the same labels; rank 0 writes them
     try:
         write_noise_file(path, labels)
     except OSError as e:
@@ -239,36 +240,6 @@ def transforms_for(dataset):
                        T.ToTensor(), T.Normalize(mean, std)])
     test = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
     return train, test
-
-
-class CIFARDataset(Dataset):
-    """One view of the in-memory images. What an item is depends on `mode`:
-      'all':       (img, noisy_label, index)   warm-up and co-divide
-      'labeled':   (img_view1, img_view2, noisy_label, clean_prob)
-      'unlabeled': (img_view1, img_view2)
-      'test':      (img, true_label)
-    `indices` selects the subset (labeled or unlabeled set); `prob` is indexed like the images.
-    """
-
-    def __init__(self, images, labels, transform, mode, indices=None, prob=None):
-        self.images, self.labels, self.transform, self.mode = images, labels, transform, mode
-        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
-        self.prob = prob
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, k):
-        i = int(self.indices[k])
-        img = Image.fromarray(self.images[i])
-        if self.mode == 'all':
-            return self.transform(img), int(self.labels[i]), i
-        if self.mode == 'labeled':
-            return (self.transform(img), self.transform(img), int(self.labels[i]),
-                    float(self.prob[i]))
-        if self.mode == 'unlabeled':
-            return self.transform(img), self.transform(img)
-        return self.transform(img), int(self.labels[i])
 
 
 class CIFARLoaders:
@@ -287,25 +258,31 @@ class CIFARLoaders:
     def _loader(self, dataset, batch_size, shuffle):
         return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
+    def _train_set(self, transform, mode, indices=None, prob=None):
+        return NoisyLabelDataset(ImageArray(self.train_images), self.noisy_labels, transform,
+                                 mode, indices, prob)
+
     def warmup(self):
-        ds = CIFARDataset(self.train_images, self.noisy_labels, self.train_transform, 'all')
+        ds = self._train_set(self.train_transform, 'all')  # item index = image index
         return self._loader(ds, 2 * self.batch_size, shuffle=True)
 
     def eval_train(self):
-        ds = CIFARDataset(self.train_images, self.noisy_labels, self.test_transform, 'all')
+        ds = self._train_set(self.test_transform, 'all')
         return self._loader(ds, self.eval_batch_size, shuffle=False)
 
     def test(self):
-        ds = CIFARDataset(self.test_images, self.test_labels, self.test_transform, 'test')
+        ds = NoisyLabelDataset(ImageArray(self.test_images), self.test_labels,
+                               self.test_transform, 'test')
         return self._loader(ds, self.eval_batch_size, shuffle=False)
 
     def train(self, pred, prob):
-        """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest.
-        An empty set gives None instead of a loader."""
+        """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest;
+        pred and prob are aligned with the training images. An empty set gives None instead
+        of a loader."""
         pred = np.asarray(pred, dtype=bool)
-        labeled = CIFARDataset(self.train_images, self.noisy_labels, self.train_transform,
-                               'labeled', np.flatnonzero(pred), np.asarray(prob))
-        unlabeled = CIFARDataset(self.train_images, self.noisy_labels, self.train_transform,
-                                 'unlabeled', np.flatnonzero(~pred))
+        labeled_idx, unlabeled_idx = np.flatnonzero(pred), np.flatnonzero(~pred)
+        labeled = self._train_set(self.train_transform, 'labeled', labeled_idx,
+                                  np.asarray(prob)[labeled_idx])
+        unlabeled = self._train_set(self.train_transform, 'unlabeled', unlabeled_idx)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))

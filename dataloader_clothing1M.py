@@ -13,11 +13,9 @@ import os
 import random
 
 import numpy as np
-from PIL import Image
-from torch.utils.data import Dataset
 import torchvision.transforms as T
 
-from run_utils import InputError, make_loader
+from run_utils import ImageFiles, InputError, NoisyLabelDataset, make_loader
 
 MEAN = (0.6959, 0.6537, 0.6371)
 STD = (0.3113, 0.3192, 0.3214)
@@ -141,60 +139,6 @@ def balanced_subset(labels, num_samples, num_class):
     return np.asarray(kept, dtype=np.int64)
 
 
-class UnreadableImage(InputError):
-    """An image that cannot be opened or decoded. When this is raised in a DataLoader worker,
-    PyTorch re-raises it in the main process with the worker's whole traceback as its message;
-    keep the original one-line message (the traceback's last line) instead."""
-
-    def __init__(self, message):
-        if '\nOriginal Traceback' in message:
-            message = message.strip().splitlines()[-1].split(': ', 1)[-1]
-        super().__init__(message)
-
-
-def load_image(path):
-    try:
-        with Image.open(path) as img:
-            return img.convert('RGB')
-    except Exception as e:  # missing, truncated, not an image, decompression bomb: all "fix it"
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise UnreadableImage('cannot read image %s (%s): replace it with the file from the '
-                              'official archive' % (path, reason)) from None
-
-
-class Clothing1MDataset(Dataset):
-    """Images of one list, read from disk. `indices` selects the subset (pool indices, default
-    all); `prob[k]` is item k's clean probability. What item k is depends on `mode`:
-      'all':       (img, noisy_label, k)   warm-up and co-divide; k is the position in this
-                                           dataset, not the pool index (those are indices[k]);
-                                           the losses fill exactly len(dataset) slots, so no
-                                           zeros reach the GMM (authors' bug, behavior.md §8.21)
-      'labeled':   (img_view1, img_view2, noisy_label, clean_prob)
-      'unlabeled': (img_view1, img_view2)
-      'test':      (img, clean_label)
-    """
-
-    def __init__(self, paths, labels, transform, mode, indices=None, prob=None):
-        self.paths, self.labels, self.transform, self.mode = paths, labels, transform, mode
-        self.indices = np.arange(len(paths)) if indices is None else np.asarray(indices)
-        self.prob = prob
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, k):
-        i = int(self.indices[k])
-        img = load_image(self.paths[i])
-        if self.mode == 'all':
-            return self.transform(img), int(self.labels[i]), k
-        if self.mode == 'labeled':
-            return (self.transform(img), self.transform(img), int(self.labels[i]),
-                    float(self.prob[k]))
-        if self.mode == 'unlabeled':
-            return self.transform(img), self.transform(img)
-        return self.transform(img), int(self.labels[i])
-
-
 class Clothing1MLoaders:
     """Builds the authors' loaders (behavior.md §4.4) from a Clothing1M read once:
       warmup(N)       fresh balanced subset of N, train transform, batch 2B, shuffled
@@ -223,8 +167,9 @@ class Clothing1MLoaders:
         return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
     def _pool(self, transform, mode, indices, prob=None):
-        return Clothing1MDataset(self.data.train_paths, self.data.train_labels, transform, mode,
-                                 indices, prob)
+        """A subset of the noisy pool; in 'all' mode items carry their position in it."""
+        return NoisyLabelDataset(ImageFiles(self.data.train_paths), self.data.train_labels,
+                                 transform, mode, indices, prob)
 
     def warmup(self, num_samples):
         indices = balanced_subset(self.data.train_labels, num_samples, self.data.num_class)
@@ -250,12 +195,12 @@ class Clothing1MLoaders:
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))
 
-    def val(self):
-        ds = Clothing1MDataset(self.data.val_paths, self.data.val_labels, self.test_transform,
-                               'test')
+    def _clean_set(self, paths, labels):
+        ds = NoisyLabelDataset(ImageFiles(paths), labels, self.test_transform, 'test')
         return self._loader(ds, self.val_test_batch, shuffle=False)
 
+    def val(self):
+        return self._clean_set(self.data.val_paths, self.data.val_labels)
+
     def test(self):
-        ds = Clothing1MDataset(self.data.test_paths, self.data.test_labels, self.test_transform,
-                               'test')
-        return self._loader(ds, self.val_test_batch, shuffle=False)
+        return self._clean_set(self.data.test_paths, self.data.test_labels)

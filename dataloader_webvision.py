@@ -12,11 +12,9 @@ The lists are read and checked once, up front; images are opened when a batch ne
 import os
 
 import numpy as np
-from PIL import Image
-from torch.utils.data import Dataset
 import torchvision.transforms as T
 
-from run_utils import InputError, make_loader
+from run_utils import ImageFiles, InputError, NoisyLabelDataset, make_loader
 
 TRAIN_LIST = os.path.join('info', 'train_filelist_google.txt')  # Google subset only, no Flickr
 VAL_LIST = os.path.join('info', 'val_filelist.txt')
@@ -120,47 +118,6 @@ class WebVision:
             os.path.join(root, IMAGENET_FOLDER), num_class)
 
 
-def open_rgb(path):
-    """The image at `path` as RGB; a file PIL cannot decode is one InputError naming it."""
-    try:
-        with Image.open(path) as img:
-            return img.convert('RGB')
-    except Exception as e:  # unidentified, truncated, decompression bomb...: all mean "bad file"
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError('cannot read image %s (%s): replace it with a good copy from the '
-                         'dataset archive' % (path, reason[:200])) from None
-
-
-class WebVisionDataset(Dataset):
-    """Images read from disk on demand. What an item is depends on `mode`:
-      'all':       (img, noisy_label, index)   warm-up and co-divide; index into `paths`
-      'labeled':   (img_view1, img_view2, noisy_label, clean_prob)
-      'unlabeled': (img_view1, img_view2)
-      'test':      (img, label)                WebVision val and ILSVRC12 val
-    `indices` selects the subset (labeled or unlabeled set); `prob` is indexed like `paths`.
-    """
-
-    def __init__(self, paths, labels, transform, mode, indices=None, prob=None):
-        self.paths, self.labels, self.transform, self.mode = paths, labels, transform, mode
-        self.indices = np.arange(len(paths)) if indices is None else np.asarray(indices)
-        self.prob = prob
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, k):
-        i = int(self.indices[k])
-        img = open_rgb(self.paths[i])
-        if self.mode == 'all':
-            return self.transform(img), int(self.labels[i]), i
-        if self.mode == 'labeled':
-            return (self.transform(img), self.transform(img), int(self.labels[i]),
-                    float(self.prob[i]))
-        if self.mode == 'unlabeled':
-            return self.transform(img), self.transform(img)
-        return self.transform(img), int(self.labels[i])
-
-
 def transforms_for(resize, crop):
     """The authors' current transforms (299-px crops for InceptionResNetV2). The released images
     are about 256 px, so Resize(320) upsamples them; kept for fidelity."""
@@ -187,8 +144,12 @@ class WebVisionLoaders:
         return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
     def _train_set(self, transform, mode, indices=None, prob=None):
-        return WebVisionDataset(self.data.train_paths, self.data.train_labels, transform, mode,
-                                indices, prob)
+        return NoisyLabelDataset(ImageFiles(self.data.train_paths), self.data.train_labels,
+                                 transform, mode, indices, prob)
+
+    def _test_set(self, paths, labels):
+        ds = NoisyLabelDataset(ImageFiles(paths), labels, self.test_transform, 'test')
+        return self._loader(ds, self.eval_batch_size, shuffle=False)
 
     def warmup(self):
         return self._loader(self._train_set(self.train_transform, 'all'), 2 * self.batch_size,
@@ -199,14 +160,10 @@ class WebVisionLoaders:
                             shuffle=False)
 
     def webvision_val(self):
-        ds = WebVisionDataset(self.data.val_paths, self.data.val_labels, self.test_transform,
-                              'test')
-        return self._loader(ds, self.eval_batch_size, shuffle=False)
+        return self._test_set(self.data.val_paths, self.data.val_labels)
 
     def imagenet_val(self):
-        ds = WebVisionDataset(self.data.imagenet_paths, self.data.imagenet_labels,
-                              self.test_transform, 'test')
-        return self._loader(ds, self.eval_batch_size, shuffle=False)
+        return self._test_set(self.data.imagenet_paths, self.data.imagenet_labels)
 
     def train(self, pred, prob):
         """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest;
@@ -216,7 +173,9 @@ class WebVisionLoaders:
         if len(pred) != n or len(prob) != n:
             raise ValueError('pred (%d) and prob (%d) must have one entry per training image '
                              '(%d)' % (len(pred), len(prob), n))
-        labeled = self._train_set(self.train_transform, 'labeled', np.flatnonzero(pred), prob)
-        unlabeled = self._train_set(self.train_transform, 'unlabeled', np.flatnonzero(~pred))
+        labeled_idx, unlabeled_idx = np.flatnonzero(pred), np.flatnonzero(~pred)
+        labeled = self._train_set(self.train_transform, 'labeled', labeled_idx,
+                                  prob[labeled_idx])
+        unlabeled = self._train_set(self.train_transform, 'unlabeled', unlabeled_idx)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))

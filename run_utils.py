@@ -1,5 +1,5 @@
-"""Plumbing shared by the training scripts: command-line errors, seeding, devices, logs and
-checkpoints (a run survives a kill at any moment and resumes exactly)."""
+"""Plumbing shared by the training scripts: command-line errors, seeding, devices, datasets,
+logs and checkpoints (a run survives a kill at any moment and resumes exactly)."""
 import argparse
 import hashlib
 import json
@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Sampler
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class InputError(ValueError):
@@ -129,15 +130,6 @@ def unwrap(net):
     return getattr(net, 'module', net)
 
 
-def _clean(value):
-    """JSON has no NaN: write null for undefined numbers (e.g. AUC when no label is noisy)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    return value
-
-
 # ---------------------------------------------------------------- data loading ---------------
 
 def distributed():
@@ -178,6 +170,90 @@ def make_loader(dataset, batch_size, shuffle, num_workers=0):
                       pin_memory=torch.cuda.is_available())
 
 
+# ---------------------------------------------------------------- datasets -------------------
+
+def open_rgb(path):
+    """The image at `path` as RGB; a file PIL cannot decode is one InputError naming it."""
+    try:
+        with Image.open(path) as img:
+            return img.convert('RGB')
+    except Exception as e:  # missing, unidentified, truncated, decompression bomb: all "bad file"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError('cannot read image %s (%s): replace it with a good copy from the '
+                         'dataset archive' % (path, reason[:200])) from None
+
+
+class ImageFiles:
+    """Images on disk (Clothing1M, WebVision), opened when indexed: files[i] = open_rgb(paths[i]).
+    Holds only the paths, so it is cheap to pickle into DataLoader workers."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return open_rgb(self.paths[i])
+
+
+class ImageArray:
+    """Images in memory (CIFAR), an N x H x W x 3 uint8 array: arr[i] is a PIL image."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, i):
+        return Image.fromarray(self.array[i])
+
+
+class NoisyLabelDataset(Dataset):
+    """Every loader's dataset: `images` (ImageFiles or ImageArray) with `labels` aligned to them
+    (noisy for training, clean for testing). `indices` selects the subset (image indices, default
+    all); `prob[k]` is item k's clean probability. What item k is depends on `mode`:
+      'all':       (img, label, k)          warm-up and co-divide; k is the position in this
+                                            dataset, not the image index (that is indices[k];
+                                            the two agree when indices is None), so the
+                                            per-sample losses fill exactly len(dataset) slots
+                                            and no zeros reach the GMM (authors' Clothing1M
+                                            bug, behavior.md §8.21)
+      'labeled':   (img_view1, img_view2, label, clean_prob)
+      'unlabeled': (img_view1, img_view2)
+      'test':      (img, label)
+    Every view is a fresh call of `transform` (so two augmentations per labeled/unlabeled item).
+    """
+    MODES = ('all', 'labeled', 'unlabeled', 'test')
+
+    def __init__(self, images, labels, transform, mode, indices=None, prob=None):
+        if mode not in self.MODES:
+            raise ValueError('mode %r is not one of %s' % (mode, ', '.join(self.MODES)))
+        self.images, self.labels, self.transform, self.mode = images, labels, transform, mode
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        if mode == 'labeled' and (prob is None or len(prob) != len(self.indices)):
+            raise ValueError("'labeled' needs one clean prob per item (prob is aligned with "
+                             "indices): got %s for %d items"
+                             % ('none' if prob is None else len(prob), len(self.indices)))
+        self.prob = prob
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        i = int(self.indices[k])
+        img = self.images[i]
+        if self.mode == 'all':
+            return self.transform(img), int(self.labels[i]), k
+        if self.mode == 'labeled':
+            return (self.transform(img), self.transform(img), int(self.labels[i]),
+                    float(self.prob[k]))
+        if self.mode == 'unlabeled':
+            return self.transform(img), self.transform(img)
+        return self.transform(img), int(self.labels[i])
+
+
 def rng_state():
     """Every random stream the run draws from, one entry per rank, in a form that
     torch.load(weights_only=True) reads."""
@@ -205,6 +281,23 @@ def set_rng_state(states):
     torch.set_rng_state(state['torch'])
     if state['cuda'] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def restore(checkpoint, parts, log_path):
+    """Load the networks and optimizers `parts` ({checkpoint key: module}) and the RNG states
+    from a checkpoint; return the first epoch still to run (0 for a new run)."""
+    if checkpoint is None:
+        return 0
+    for key, module in parts.items():
+        module.load_state_dict(checkpoint[key])
+    set_rng_state(checkpoint['rng'])
+    print('resuming after epoch %d from %s' % (checkpoint['epoch'], log_path))
+    return checkpoint['epoch'] + 1
+
+
+def state_of(parts):
+    """The state_dicts of `parts` ({key: module}) for a checkpoint, without DDP's wrapper."""
+    return {key: unwrap(module).state_dict() for key, module in parts.items()}
 
 
 def labels_digest(labels):

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from PIL import Image
+
 from conftest import write_fake_cifar
 from dataloader_cifar import CIFARLoaders, load_cifar
-from run_utils import InputError
+from run_utils import ImageArray, ImageFiles, InputError, NoisyLabelDataset
 
 
 def test_reads_folder_or_parent(cifar10_dir):
@@ -83,6 +85,74 @@ def test_empty_division_gives_no_loader(cifar10_dir):
     assert unlabeled is None and len(labeled.dataset) == 200
     labeled, unlabeled = loaders.train(np.zeros(200, bool), np.zeros(200))
     assert labeled is None and len(unlabeled.dataset) == 200
+
+
+# ---------------------------------------------------------------- NoisyLabelDataset ----------
+
+class CountingTransform:
+    """Returns the image's first pixel value (which identifies it here) and counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, img):
+        self.calls += 1
+        return int(np.asarray(img)[0, 0, 0])
+
+
+def flat_images():
+    """Five 2 x 2 images; image i is filled with the value 10 * i."""
+    return ImageArray(np.repeat(np.arange(0, 50, 10, dtype=np.uint8), 12).reshape(5, 2, 2, 3))
+
+
+def test_all_mode_returns_positions_not_image_indices():
+    labels = np.array([5, 6, 7, 8, 9])
+    transform = CountingTransform()
+    ds = NoisyLabelDataset(flat_images(), labels, transform, 'all', indices=[3, 1])
+    assert len(ds) == 2
+    assert ds[0] == (30, 8, 0) and ds[1] == (10, 6, 1)  # image 3 at position 0, image 1 at 1
+    assert transform.calls == 2
+    full = NoisyLabelDataset(flat_images(), labels, transform, 'all')
+    assert [full[k] for k in range(5)] == [(0, 5, 0), (10, 6, 1), (20, 7, 2), (30, 8, 3),
+                                           (40, 9, 4)]  # no subset: position = image index
+
+
+def test_labeled_prob_is_aligned_with_indices():
+    labels = np.array([5, 6, 7, 8, 9])
+    transform = CountingTransform()
+    ds = NoisyLabelDataset(flat_images(), labels, transform, 'labeled', indices=[4, 0, 2],
+                           prob=np.array([0.25, 0.5, 0.75]))
+    assert [ds[k] for k in range(3)] == [(40, 40, 9, 0.25), (0, 0, 5, 0.5), (20, 20, 7, 0.75)]
+    assert type(ds[0][3]) is float and transform.calls == 8  # two views per item
+    with pytest.raises(ValueError, match='one clean prob per item'):
+        NoisyLabelDataset(flat_images(), labels, transform, 'labeled', [4, 0, 2],
+                          prob=np.ones(5))  # indexed like the images: refused
+
+
+def test_unlabeled_and_test_modes():
+    labels = np.array([5, 6, 7, 8, 9])
+    transform = CountingTransform()
+    unlabeled = NoisyLabelDataset(flat_images(), labels, transform, 'unlabeled', [1, 3])
+    assert unlabeled[1] == (30, 30) and transform.calls == 2
+    test = NoisyLabelDataset(flat_images(), labels, transform, 'test')
+    assert test[2] == (20, 7) and transform.calls == 3
+    with pytest.raises(ValueError, match="mode 'train'"):
+        NoisyLabelDataset(flat_images(), labels, transform, 'train')
+
+
+def test_image_sequences_pickle_and_open_rgb(tmp_path):
+    path = str(tmp_path / 'gray.png')
+    Image.new('L', (3, 2), 77).save(path)
+    files = pickle.loads(pickle.dumps(ImageFiles([path])))  # DataLoader workers get a copy
+    assert len(files) == 1 and files[0].mode == 'RGB' and files[0].size == (3, 2)
+    assert np.asarray(files[0]).tolist() == [[[77] * 3] * 3] * 2
+    images = pickle.loads(pickle.dumps(flat_images()))
+    assert len(images) == 5 and np.asarray(images[2]).tolist() == [[[20] * 3] * 2] * 2
+    with open(path, 'wb') as f:
+        f.write(b'not a png')
+    with pytest.raises(InputError, match='cannot read image %s' % path) as e:
+        files[0]
+    assert '\n' not in str(e.value)
 
 
 def test_missing_data_folder(tmp_path):
