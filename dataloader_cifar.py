@@ -5,10 +5,12 @@ The images are read once per run from the standard python-pickle folders
 Noise injection reproduces the authors' code bit for bit (see `make_noisy_labels`), and noise
 files use their JSON format and default path, so existing files are reused as they are.
 """
+import io
 import json
 import os
 import pickle
 import random
+import zipfile
 
 import numpy as np
 import torchvision.transforms as T
@@ -79,6 +81,8 @@ def make_noisy_labels(clean_labels, r, noise_mode, num_class, seed, transition=N
     floor(r*N) as noisy. Visiting indices in order, a noisy index gets randint(0, C-1) for 'sym'
     (the true class can be drawn, so the flip rate is r(1-1/C)) or transition[true] for 'asym'.
     A set (not the authors' list) makes membership O(1); the draws are unchanged.
+    'sym_exclusive' (paper Table 6) draws uniformly among the C-1 other classes instead, so
+    exactly floor(r*N) labels are wrong.
     """
     rng = random.Random(int(seed))
     n = len(clean_labels)
@@ -93,8 +97,12 @@ def make_noisy_labels(clean_labels, r, noise_mode, num_class, seed, transition=N
             noisy.append(rng.randint(0, num_class - 1))
         elif noise_mode == 'asym':
             noisy.append(int(transition[clean_labels[i]]))
+        elif noise_mode == 'sym_exclusive':
+            label = rng.randint(0, num_class - 2)  # skip the true class
+            noisy.append(label + int(label >= clean_labels[i]))
         else:
-            raise DataError("unknown noise mode %r: use 'sym' or 'asym'" % noise_mode)
+            raise DataError("unknown noise mode %r: use 'sym', 'asym' or 'sym_exclusive'"
+                            % noise_mode)
     return noisy
 
 
@@ -137,10 +145,11 @@ def write_noise_file(path, labels):
 
 
 class _CIFARUnpickler(pickle.Unpickler):
-    """Unpickles only what a CIFAR batch holds (dicts, lists, numpy arrays): never runs code."""
+    """Unpickles only what a CIFAR batch or a CIFAR-N file holds (dicts, lists, numpy arrays;
+    `_codecs.encode` turns text into bytes under pickle protocol 2): never runs code."""
     ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'),
                ('numpy.core.multiarray', '_reconstruct'),
-               ('numpy._core.multiarray', '_reconstruct')}
+               ('numpy._core.multiarray', '_reconstruct'), ('_codecs', 'encode')}
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -214,8 +223,46 @@ def load_cifar(data_path, dataset, download=False):
     return train_images, train_labels, test_images, test_labels
 
 
+# CIFAR-N (Wei et al., ICLR 2022): human labels of the CIFAR training images, in the official
+# files CIFAR-10_human.pt / CIFAR-100_human.pt (a torch zip holding a dict of numpy arrays).
+CIFAR_N_FILES = {'cifar10': 'CIFAR-10_human.pt', 'cifar100': 'CIFAR-100_human.pt'}
+CIFAR_N_LABELS = {'cifar10': ('aggre_label', 'random_label1', 'random_label2', 'random_label3',
+                              'worse_label'),
+                  'cifar100': ('noisy_label',)}
+
+
+def read_cifar_n(path, key, clean_labels):
+    """The human labels `key` for the training images, index i = training image i. Read through
+    the same allow-list as the CIFAR pickles (no code runs); refused when the file's own clean
+    labels do not line up with the data."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith('data.pkl'))
+            labels = _CIFARUnpickler(io.BytesIO(z.read(name))).load()
+    except Exception as e:
+        raise DataError('%s is not a readable CIFAR-N file (%s: %s): get CIFAR-10_human.pt / '
+                        'CIFAR-100_human.pt from the CIFAR-N release and pass --cifar_n_file'
+                        % (path, type(e).__name__, str(e)[:100])) from None
+    if not isinstance(labels, dict) or key not in labels:
+        raise DataError('%s has no %r labels; it has %s' % (
+            path, key, ', '.join(sorted(labels)) if isinstance(labels, dict) else 'no dict'))
+    noisy = np.asarray(labels[key], dtype=np.int64)
+    if len(noisy) != NUM_TRAIN:
+        raise DataError('%s has %d labels, not one per CIFAR training image (%d): it is not an '
+                        'official CIFAR-N file' % (path, len(noisy), NUM_TRAIN))
+    n = len(clean_labels)
+    if 'clean_label' in labels and not np.array_equal(labels['clean_label'][:n], clean_labels):
+        raise DataError('the clean labels in %s do not match the training set in its original '
+                        'order: use the official CIFAR pickles' % path)
+    return noisy[:n].tolist()
+
+
 def noisy_labels_for(clean_labels, args):
-    """Read --noise_file (or the default path) when it exists, else generate and save it."""
+    """CIFAR-N human labels, or synthetic noise: read --noise_file (or the default path) when
+    it exists, else generate and save it."""
+    if args.noise_mode == 'cifar-n':
+        return read_cifar_n(args.cifar_n_file, args.cifar_n_label, clean_labels), \
+            '%s[%s]' % (args.cifar_n_file, args.cifar_n_label)
     path = args.noise_file or default_noise_file(args.data_path, args.r, args.noise_mode,
                                                  args.seed, args.num_train)
     if os.path.exists(path):
@@ -275,14 +322,14 @@ class CIFARLoaders:
                                self.test_transform, 'test')
         return self._loader(ds, self.eval_batch_size, shuffle=False)
 
-    def train(self, pred, prob):
+    def train(self, pred, prob, augment=True):
         """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest;
         pred and prob are aligned with the training images. An empty set gives None instead
-        of a loader."""
+        of a loader. augment=False (ablation) gives both views without augmentation."""
         pred = np.asarray(pred, dtype=bool)
         labeled_idx, unlabeled_idx = np.flatnonzero(pred), np.flatnonzero(~pred)
-        labeled = self._train_set(self.train_transform, 'labeled', labeled_idx,
-                                  np.asarray(prob)[labeled_idx])
-        unlabeled = self._train_set(self.train_transform, 'unlabeled', unlabeled_idx)
+        transform = self.train_transform if augment else self.test_transform
+        labeled = self._train_set(transform, 'labeled', labeled_idx, np.asarray(prob)[labeled_idx])
+        unlabeled = self._train_set(transform, 'unlabeled', unlabeled_idx)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))

@@ -46,10 +46,13 @@ def co_refine(net, x1, x2, labels_onehot, clean_prob, T):
 
 def co_guess(net, partner, u1, u2, T):
     """Alg. 1 lines 21-23 label co-guessing: mean of four softmaxes (both networks, both views),
-    then sharpen (Eq. 4). u1, u2 (U, ...) -> targets (U, C)."""
+    then sharpen (Eq. 4). u1, u2 (U, ...) -> targets (U, C). With partner=None (ablations
+    without co-training) the network guesses alone, as in the original MixMatch."""
     with torch.no_grad():
-        p = (F.softmax(net(u1), dim=1) + F.softmax(net(u2), dim=1)
-             + F.softmax(partner(u1), dim=1) + F.softmax(partner(u2), dim=1)) / 4
+        p = F.softmax(net(u1), dim=1) + F.softmax(net(u2), dim=1)
+        if partner is None:
+            return sharpen(p / 2, T)
+        p = (p + F.softmax(partner(u1), dim=1) + F.softmax(partner(u2), dim=1)) / 4
         return sharpen(p, T)
 
 
@@ -203,7 +206,7 @@ def warmup_epoch(net, optimizer, loader, device, confidence_penalty=False, label
 
 
 def dividemix_loss(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_class, lambda_u,
-                   T, alpha, mix_labeled_only=False):
+                   T, alpha, mix_labeled_only=False, refine_labels=True):
     """One SSL mini-batch (Alg. 1 lines 17-28). x1, x2: two views of B labeled images; u1, u2:
     two views of U unlabeled images (None when the unlabeled set is empty). lambda_u is the
     current (ramped) weight. Returns (total loss, Lx, Lu).
@@ -211,11 +214,15 @@ def dividemix_loss(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_clas
     As in the authors' code, `net` stays in train mode for its no-grad guessing passes, so its
     BatchNorm uses batch statistics there (the partner is in eval mode). With
     mix_labeled_only (Clothing1M, WebVision) only the 2B labeled rows are mixed and trained on,
-    with partners drawn from the whole pool; Lu is then 0."""
+    with partners drawn from the whole pool; Lu is then 0. Ablations (Table 5): partner=None
+    guesses without co-training; refine_labels=False keeps the noisy labels as targets."""
     labels_onehot = F.one_hot(labels, num_class).float()
     # The authors' order of no-grad passes (it matters for BatchNorm running statistics).
     targets_u = co_guess(net, partner, u1, u2, T) if u1 is not None else None
-    targets_x = co_refine(net, x1, x2, labels_onehot, clean_prob, T)
+    if refine_labels:
+        targets_x = co_refine(net, x1, x2, labels_onehot, clean_prob, T)
+    else:
+        targets_x = labels_onehot
 
     if targets_u is None:
         all_inputs, all_targets = torch.cat([x1, x2]), torch.cat([targets_x, targets_x])
@@ -239,12 +246,13 @@ def dividemix_loss(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_clas
 
 def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoch, num_class,
               warm_up, lambda_u, rampup_epochs, T, alpha, device, mix_labeled_only=False,
-              label=''):
+              refine_labels=True, label=''):
     """Train `net` for one pass over its labeled set (Alg. 1 lines 9-30); `partner` is frozen
-    and only co-guesses. The unlabeled loader restarts whenever it runs out. Returns the mean
-    Lx and Lu."""
+    and only co-guesses (None: no co-training). The unlabeled loader restarts whenever it runs
+    out. Returns the mean Lx and Lu."""
     net.train()
-    partner.eval()
+    if partner is not None:
+        partner.eval()
     # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
     # fractional epoch of the lambda_u ramp-up, so it is kept.
     num_iter = len(labeled_loader.dataset) // labeled_loader.batch_size + 1
@@ -266,8 +274,8 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
         weight_u = linear_rampup(epoch + batch_idx / num_iter, warm_up, rampup_epochs, lambda_u)
         loss, loss_x, loss_u = dividemix_loss(net, partner, x1, x2, labels, clean_prob, u1, u2,
                                               num_class=num_class, lambda_u=weight_u, T=T,
-                                              alpha=alpha,
-                                              mix_labeled_only=mix_labeled_only)
+                                              alpha=alpha, mix_labeled_only=mix_labeled_only,
+                                              refine_labels=refine_labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -1,0 +1,228 @@
+"""Every cell of the paper's Tables 1-6 as a command, and the comparison table from the logs.
+
+    python paper_cells.py list [--tables 1 5]           # the commands, one per cell
+    python paper_cells.py jobs jobs.txt --seeds 1 2 3   # write them as a job list
+    python paper_cells.py run --tables 2 --seeds 123    # run them one after another
+    python paper_cells.py table checkpoint/             # Markdown: paper beside ours
+
+Each CIFAR command relies on Train_cifar.py's per-cell defaults (Table 7, tau 0.6 at 90%), so
+the command is short and the settings are printed by the run itself. `--out_root` (default
+checkpoint/) gets one folder per seed. `table` reads any folders of runs (finished or not): it
+groups the runs by cell and scale, and gives the best and the mean of the last 10 epochs (mean
++- std over seeds), the noise actually injected, and the paper's numbers for the same cell.
+"""
+import argparse
+import contextlib
+import glob
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+
+ABLATIONS = [  # Table 5 rows: (flag, label)
+    ('--test_net1_only', 'with theta(1) test'), ('--no_cotraining', 'w/o co-training'),
+    ('--no_label_refinement', 'w/o label refinement'), ('--no_augmentation', 'w/o augmentation'),
+    ('--divide_and_mixmatch', 'Divide and MixMatch'),
+]
+# Paper numbers (best, last-10) per CIFAR column: (dataset, mode, r) -> row label -> numbers.
+CIFAR_COLUMNS = [('cifar10', 'sym', 0.2), ('cifar10', 'sym', 0.5), ('cifar10', 'sym', 0.8),
+                 ('cifar10', 'sym', 0.9), ('cifar10', 'asym', 0.4), ('cifar100', 'sym', 0.2),
+                 ('cifar100', 'sym', 0.5), ('cifar100', 'sym', 0.8), ('cifar100', 'sym', 0.9)]
+PAPER_TABLE5 = {  # Table 5 (DivideMix row = Tables 1 and 2), in CIFAR_COLUMNS order
+    'DivideMix': [(96.1, 95.7), (94.6, 94.4), (93.2, 92.9), (76.0, 75.4), (93.4, 92.1),
+                  (77.3, 76.9), (74.6, 74.2), (60.2, 59.6), (31.5, 31.0)],
+    'with theta(1) test': [(95.2, 95.0), (94.2, 93.7), (93.0, 92.4), (75.5, 74.2), (92.7, 91.4),
+                           (75.2, 74.8), (72.8, 72.1), (58.3, 57.6), (29.9, 29.2)],
+    'w/o co-training': [(95.0, 94.8), (94.0, 93.3), (92.6, 92.2), (74.3, 73.2), (91.9, 90.6),
+                        (74.8, 74.1), (72.3, 71.7), (56.7, 56.3), (27.7, 27.2)],
+    'w/o label refinement': [(96.0, 95.5), (94.6, 94.2), (93.0, 92.7), (73.7, 73.0),
+                             (87.7, 86.3), (76.9, 76.4), (74.2, 73.9), (58.7, 58.2),
+                             (26.9, 26.3)],
+    'w/o augmentation': [(95.3, 94.9), (94.1, 93.5), (92.2, 91.8), (73.9, 73.0), (89.5, 88.4),
+                         (76.5, 76.2), (73.1, 72.6), (58.2, 58.0), (26.9, 26.4)],
+    'Divide and MixMatch': [(94.1, 93.5), (92.8, 92.3), (89.7, 89.1), (70.1, 68.6),
+                            (86.5, 85.2), (73.7, 72.4), (70.5, 69.7), (55.3, 53.9),
+                            (25.0, 23.7)],
+}
+PAPER_CE = {  # Cross-Entropy rows of Tables 1 and 2
+    ('cifar10', 'sym', 0.2): (86.8, 82.7), ('cifar10', 'sym', 0.5): (79.4, 57.9),
+    ('cifar10', 'sym', 0.8): (62.9, 26.1), ('cifar10', 'sym', 0.9): (42.7, 16.8),
+    ('cifar10', 'asym', 0.4): (85.0, 72.3),
+    ('cifar100', 'sym', 0.2): (62.0, 61.8), ('cifar100', 'sym', 0.5): (46.7, 37.3),
+    ('cifar100', 'sym', 0.8): (19.9, 8.8), ('cifar100', 'sym', 0.9): (10.1, 3.5),
+}
+PAPER_TABLE6 = {  # one number per cell (test accuracy), true label never kept
+    ('cifar10', 0.2): 96.2, ('cifar10', 0.4): 94.9, ('cifar10', 0.6): 94.3, ('cifar10', 0.8): 79.8,
+    ('cifar100', 0.2): 77.2, ('cifar100', 0.4): 75.2, ('cifar100', 0.6): 72.0,
+    ('cifar100', 0.8): 60.0,
+}
+
+
+def cells():
+    """[(table, description, script, arguments, paper best, paper last)] for every cell."""
+    out = []
+    for k, (dataset, mode, r) in enumerate(CIFAR_COLUMNS):
+        args = (['--dataset', dataset] if dataset != 'cifar10' else []) + ['--r', str(r)] + (
+            ['--noise_mode', mode] if mode != 'sym' else [])
+        column = '%s %s %d%%' % (dataset, mode, 100 * r)
+        table = '2' if mode == 'asym' else '1'
+        out.append((table, column + ' Cross-Entropy', 'Train_cifar.py', args + ['--method', 'ce'],
+                    *PAPER_CE[(dataset, mode, r)]))
+        out.append((table, column + ' DivideMix', 'Train_cifar.py', args,
+                    *PAPER_TABLE5['DivideMix'][k]))
+        for flag, label in ABLATIONS:
+            out.append(('5', '%s %s' % (column, label), 'Train_cifar.py', args + [flag],
+                        *PAPER_TABLE5[label][k]))
+    out.append(('3', 'Clothing1M DivideMix', 'Train_clothing1M.py', [], 74.76, None))
+    out.append(('4', 'WebVision DivideMix (WebVision top-1; paper top-5 91.64, ILSVRC12 '
+                     '75.20 / 90.84)', 'Train_webvision.py', [], 77.32, None))
+    for (dataset, r), acc in PAPER_TABLE6.items():
+        args = (['--dataset', dataset] if dataset != 'cifar10' else []) + [
+            '--r', str(r), '--noise_mode', 'sym_exclusive']
+        out.append(('6', '%s %d%% (true label never kept) DivideMix' % (dataset, 100 * r),
+                    'Train_cifar.py', args, acc, None))
+    return out
+
+
+def command(cell, seed, out_root):
+    _, _, script, args, _, _ = cell
+    return ['python', script] + args + ['--seed', str(seed),
+                                        '--out_dir', os.path.join(out_root, 'seed%d' % seed)]
+
+
+def run_key(script, args_dict):
+    """What identifies a cell in a run's saved arguments (seed and scale aside)."""
+    if script != 'Train_cifar.py':
+        return (script,)
+    flags = tuple(f for f, _ in ABLATIONS if args_dict.get(f[2:]))
+    if args_dict.get('divide_and_mixmatch'):
+        flags = ('--divide_and_mixmatch',)
+    r = None if args_dict['noise_mode'] == 'cifar-n' else round(args_dict['r'], 2)
+    return (script, args_dict['dataset'], args_dict['noise_mode'], r,
+            args_dict.get('cifar_n_label'), args_dict.get('method', 'dividemix'), flags)
+
+
+def cell_key(cell):
+    import Train_cifar
+    _, _, script, args, _, _ = cell
+    if script != 'Train_cifar.py':
+        return (script,)
+    with contextlib.redirect_stdout(io.StringIO()):  # complete_args prints the settings
+        parsed = Train_cifar.complete_args(Train_cifar.parse_args(args))
+    return run_key(script, vars(parsed))
+
+
+def read_run(jsonl_path):
+    """(script, saved args, per-epoch records, final record or None) of one run."""
+    with open(jsonl_path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    with open(jsonl_path[:-len('.jsonl')] + '_args.json') as f:
+        args = json.load(f)
+    script = ('Train_clothing1M.py' if 'num_batches' in args else
+              'Train_webvision.py' if 'crop' in args else 'Train_cifar.py')
+    epochs = [r for r in records if 'epoch' in r]
+    final = next((r for r in records if r.get('final')), None)
+    return script, args, epochs, final
+
+
+def score(script, epochs, final):
+    """(best, last-10) of the accuracy the paper reports for this script."""
+    if script == 'Train_clothing1M.py':
+        return (final['test_acc'], None) if final else (None, None)
+    key = 'webvision_top1' if script == 'Train_webvision.py' else 'test_acc'
+    accs = [r[key] for r in epochs]
+    return max(accs), float(np.mean(accs[-10:]))
+
+
+def scale_of(script, args):
+    if script != 'Train_cifar.py':
+        return '%d epochs' % args['num_epochs']
+    parts = ['%s train' % (args['num_train'] or 'all'), 'width %d' % args['width'],
+             '%d epochs' % args['num_epochs']]
+    return ', '.join(parts)
+
+
+def fmt(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return '-'
+    if len(values) == 1:
+        return '%.2f' % values[0]
+    return '%.2f ± %.2f' % (np.mean(values), np.std(values))
+
+
+def table(folders):
+    """Markdown rows for every run found under `folders`, and the paper cells with none."""
+    groups = {}
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(folder, '**', '*.jsonl'), recursive=True)):
+            script, args, epochs, final = read_run(path)
+            if not epochs:
+                continue
+            best, last = score(script, epochs, final)
+            key = (run_key(script, args), scale_of(script, args))
+            groups.setdefault(key, []).append(
+                dict(best=best, last=last, seed=args['seed'], epochs=len(epochs),
+                     done=final is not None, noise=epochs[-1].get('noise_rate'),
+                     name=os.path.basename(path)[:-len('.jsonl')]))
+    paper = {cell_key(c): c for c in cells()}
+    lines = ['| table | cell | scale | seeds | paper best | paper last | ours best | ours last '
+             '| noise injected |', '|---|---|---|---|---|---|---|---|---|']
+    seen = set()
+    for (key, scale), runs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        cell = paper.get(key)
+        seen.add(key)
+        state = '' if all(r['done'] for r in runs) else ' (running: %s epochs)' % ', '.join(
+            str(r['epochs']) for r in runs)
+        noise = runs[0]['noise']
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            cell[0] if cell else '-', (cell[1] if cell else runs[0]['name']) + state, scale,
+            ' '.join(str(r['seed']) for r in runs),
+            fmt([cell[4]]) if cell else '-', fmt([cell[5]]) if cell else '-',
+            fmt([r['best'] for r in runs]), fmt([r['last'] for r in runs]),
+            '-' if noise is None else '%.1f%%' % (100 * noise)))
+    for key, cell in paper.items():
+        if key not in seen:
+            lines.append('| %s | %s | - | - | %s | %s | not run | not run | - |'
+                         % (cell[0], cell[1], fmt([cell[4]]), fmt([cell[5]])))
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('action', choices=['list', 'jobs', 'run', 'table'])
+    p.add_argument('paths', nargs='*', help='jobs: the output file; table: run folders')
+    p.add_argument('--tables', nargs='*', default=['1', '2', '3', '4', '5', '6'])
+    p.add_argument('--seeds', nargs='*', type=int, default=[123])
+    p.add_argument('--out_root', default='checkpoint')
+    args = p.parse_args(argv)
+    if args.action == 'table':
+        print(table(args.paths or [args.out_root]))
+        return 0
+    commands = [command(c, seed, args.out_root) for c in cells() if c[0] in args.tables
+                for seed in args.seeds]
+    if args.action == 'list':
+        for c, cmd in zip([c for c in cells() if c[0] in args.tables for _ in args.seeds],
+                          commands):
+            print('# Table %s: %s\n%s' % (c[0], c[1], shlex.join(cmd)))
+    elif args.action == 'jobs':
+        if len(args.paths) != 1:
+            p.error('jobs needs one output file')
+        with open(args.paths[0], 'w') as f:
+            f.writelines(shlex.join(cmd) + '\n' for cmd in commands)
+        print('%d commands written to %s' % (len(commands), args.paths[0]))
+    else:
+        for cmd in commands:
+            print(shlex.join(cmd), flush=True)
+            code = subprocess.call([sys.executable] + cmd[1:])
+            if code != 0:
+                return code
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

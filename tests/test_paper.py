@@ -1,0 +1,241 @@
+"""Issue-5 features: ablation switches, the CE baseline, Table 6 noise, CIFAR-N, paper_cells.py."""
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import dividemix as dm
+import paper_cells
+import Train_cifar
+from conftest import SHARED
+from dataloader_cifar import CIFARLoaders, load_cifar, make_noisy_labels, read_cifar_n
+from run_utils import InputError
+
+TINY = ['--width', '4', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
+        '--num_workers', '0']
+
+
+class Spy:
+    """Wraps a function of `dividemix` and records its calls."""
+    def __init__(self, monkeypatch, name):
+        self.calls, self.real = [], getattr(dm, name)
+        monkeypatch.setattr(dm, name, self)
+
+    def __call__(self, *args, **kwargs):
+        out = self.real(*args, **kwargs)
+        self.calls.append((args, kwargs, out))
+        return out
+
+
+def run(cifar10_dir, tmp_path, monkeypatch, *extra):
+    divide, train, warm = (Spy(monkeypatch, n) for n in ('co_divide', 'ssl_epoch',
+                                                         'warmup_epoch'))
+    out = str(tmp_path / 'out')
+    Train_cifar.main(['--data_path', cifar10_dir, '--out_dir', out] + TINY + list(extra))
+    jsonl = [p for p in os.listdir(out) if p.endswith('.jsonl')][0]
+    with open(os.path.join(out, jsonl)) as f:
+        records = [json.loads(line) for line in f][:-1]
+    return divide, train, warm, records
+
+
+def test_default_cotraining_uses_the_other_networks_division(cifar10_dir, tmp_path, monkeypatch):
+    divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch)
+    # SSL epochs 1 and 2: both networks divide; net1 trains with net2 as partner and vice versa
+    nets = [c[0][0] for c in divide.calls]
+    assert len(nets) == 4 and nets[0] is not nets[1]
+    pairs = [(c[0][0], c[0][1]) for c in train.calls]
+    assert pairs[0] == (nets[0], nets[1]) and pairs[1] == (nets[1], nets[0])
+    assert len(warm.calls) == 2  # warm-up epoch: both networks
+    # net1's labeled set carries net2's clean probabilities, and vice versa
+    for trained, divider in ((0, 1), (1, 0)):
+        labeled_set = train.calls[trained][0][3].dataset
+        division = divide.calls[divider][2]
+        assert np.allclose(labeled_set.prob, division[labeled_set.indices])
+
+
+def test_no_cotraining_is_one_network_dividing_for_itself(cifar10_dir, tmp_path, monkeypatch):
+    divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--no_cotraining')
+    assert len(warm.calls) == 1  # only net1 warms up
+    divided_by = [c[0][0] for c in divide.calls]
+    trained = [(c[0][0], c[0][1]) for c in train.calls]
+    assert len(divided_by) == 2 and trained == [(divided_by[0], None), (divided_by[1], None)]
+    assert all(c[1]['refine_labels'] for c in train.calls)
+    assert all(r['test_acc'] == r['net1_acc'] for r in records)
+    assert 'net2' not in records[-1]
+
+
+def test_ablation_switches_reach_the_ssl_step(cifar10_dir, tmp_path, monkeypatch):
+    _, train, _, _ = run(cifar10_dir, tmp_path, monkeypatch, '--no_label_refinement')
+    assert len(train.calls) == 4 and not any(c[1]['refine_labels'] for c in train.calls)
+    assert all(c[0][1] is not None for c in train.calls)  # co-training untouched
+
+
+def test_divide_and_mixmatch_is_self_divide_without_refinement(cifar10_dir, tmp_path,
+                                                               monkeypatch):
+    _, train, _, _ = run(cifar10_dir, tmp_path, monkeypatch, '--divide_and_mixmatch')
+    assert len(train.calls) == 2
+    assert all(c[0][1] is None and not c[1]['refine_labels'] for c in train.calls)
+
+
+def test_test_net1_only(cifar10_dir, tmp_path, monkeypatch):
+    _, train, _, records = run(cifar10_dir, tmp_path, monkeypatch, '--test_net1_only')
+    assert len(train.calls) == 4  # training unchanged
+    assert all(r['test_acc'] == r['net1_acc'] for r in records)
+
+
+def test_ce_baseline_trains_one_network_with_ce_only(cifar10_dir, tmp_path, monkeypatch):
+    divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--method', 'ce')
+    assert divide.calls == [] and train.calls == []
+    assert len(warm.calls) == 3 and not any(c[1]['confidence_penalty'] for c in warm.calls)
+    assert all(r['test_acc'] == r['net1_acc'] and 'warmup_ce' in r['net1'] for r in records)
+
+
+def test_no_augmentation_views_are_the_plain_images(cifar10_dir):
+    train_images, clean, test_images, test_labels = load_cifar(cifar10_dir, 'cifar10')
+    loaders = CIFARLoaders('cifar10', train_images, clean, test_images, test_labels, 8)
+    pred = np.arange(200) < 100
+    labeled, unlabeled = loaders.train(pred, np.ones(200), augment=False)
+    x1, x2, _, _ = next(iter(labeled))
+    u1, u2 = next(iter(unlabeled))
+    assert torch.equal(x1, x2) and torch.equal(u1, u2)
+    plain = next(iter(loaders.eval_train()))[0]  # all 200 images, test transform
+    assert all(any(torch.equal(view, img) for img in plain) for view in x1)
+    labeled, _ = loaders.train(pred, np.ones(200))
+    x1, x2, _, _ = next(iter(labeled))
+    assert not torch.equal(x1, x2)  # default: two augmented views
+
+
+def test_without_refinement_targets_are_the_noisy_labels(monkeypatch):
+    seen = {}
+    real = dm.mixmatch
+
+    def spy(inputs, targets, alpha):
+        seen['targets'] = targets
+        return real(inputs, targets, alpha)
+    monkeypatch.setattr(dm, 'mixmatch', spy)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x = torch.randn(2, 4)
+    labels = torch.tensor([0, 2])
+    dm.dividemix_loss(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
+                      lambda_u=1, T=0.5, alpha=4, refine_labels=False)
+    onehot = torch.eye(3)[labels]
+    assert torch.equal(seen['targets'][:4], torch.cat([onehot, onehot]))
+    dm.dividemix_loss(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
+                      lambda_u=1, T=0.5, alpha=4)
+    assert not torch.equal(seen['targets'][:2], onehot)  # refined by default
+
+
+def test_guess_without_partner_averages_two_views():
+    u1 = torch.log(torch.tensor([[0.8, 0.2]]))
+    u2 = torch.log(torch.tensor([[0.6, 0.4]]))
+    # mean [0.7, 0.3]; sharpen T=0.5 -> [.49, .09] / .58
+    out = dm.co_guess(nn.Identity(), None, u1, u2, 0.5)
+    assert torch.allclose(out, torch.tensor([[0.49 / 0.58, 0.09 / 0.58]]), atol=1e-6)
+
+
+def test_sym_exclusive_never_keeps_the_true_label():
+    clean = np.arange(50000) % 10
+    noisy = np.array(make_noisy_labels(clean, 0.4, 'sym_exclusive', 10, 123))
+    order = list(range(50000))
+    random.Random(123).shuffle(order)
+    chosen = np.zeros(50000, bool)
+    chosen[order[:20000]] = True
+    assert (noisy[chosen] != clean[chosen]).all() and (noisy[~chosen] == clean[~chosen]).all()
+    counts = np.bincount((noisy[chosen] - clean[chosen]) % 10, minlength=10)
+    assert counts[0] == 0 and counts[1:].min() > 2000  # uniform over the 9 other classes
+
+
+def write_cifar_n(path, clean, **labels):
+    torch.save(dict(clean_label=clean, **labels), path)
+
+
+def test_cifar_n_reading_and_alignment(tmp_path):
+    clean = np.arange(50000) % 10
+    worst = (clean + (np.arange(50000) % 5 == 0)) % 10
+    path = str(tmp_path / 'CIFAR-10_human.pt')
+    write_cifar_n(path, clean, worse_label=worst)
+    assert read_cifar_n(path, 'worse_label', clean[:300]) == worst[:300].tolist()
+    with pytest.raises(InputError, match='do not match the training set'):
+        read_cifar_n(path, 'worse_label', (clean[:300] + 1) % 10)
+    with pytest.raises(InputError, match="no 'aggre_label' labels"):
+        read_cifar_n(path, 'aggre_label', clean)
+    write_cifar_n(path, clean[:49999], worse_label=worst[:49999])
+    with pytest.raises(InputError, match='has 49999 labels, not one per CIFAR training image'):
+        read_cifar_n(path, 'worse_label', clean[:10])
+    (tmp_path / 'bad.pt').write_bytes(b'not a zip')
+    with pytest.raises(InputError, match='not a readable CIFAR-N file'):
+        read_cifar_n(str(tmp_path / 'bad.pt'), 'worse_label', clean)
+
+
+def test_cifar_n_file_that_runs_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ('touch %s' % (tmp_path / 'pwned'),))
+    torch.save({'worse_label': Evil()}, tmp_path / 'evil.pt')
+    with pytest.raises(InputError, match='forbidden global'):
+        read_cifar_n(str(tmp_path / 'evil.pt'), 'worse_label', np.zeros(3))
+    assert not (tmp_path / 'pwned').exists()
+
+
+def test_real_cifar_n_rates_and_alignment(real_cifar10):
+    path = os.path.join(SHARED, 'data', 'cifar-n', 'CIFAR-10_human.pt')
+    _, clean, _, _ = load_cifar(real_cifar10, 'cifar10')
+    rates = {k: np.mean(np.array(read_cifar_n(path, k, clean)) != clean)
+             for k in ('aggre_label', 'random_label1', 'worse_label')}
+    # the published CIFAR-10N noise rates: aggregate 9.03%, random-1 17.23%, worst 40.21%
+    assert abs(rates['aggre_label'] - 0.0903) < 0.001
+    assert abs(rates['random_label1'] - 0.1723) < 0.001
+    assert abs(rates['worse_label'] - 0.4021) < 0.001
+
+
+def test_cells_follow_table7():
+    expected = {('cifar10', 'sym', 0.2): (0, 0.5), ('cifar10', 'sym', 0.5): (25, 0.5),
+                ('cifar10', 'sym', 0.8): (25, 0.5), ('cifar10', 'sym', 0.9): (50, 0.6),
+                ('cifar10', 'asym', 0.4): (0, 0.5), ('cifar100', 'sym', 0.2): (25, 0.5),
+                ('cifar100', 'sym', 0.5): (150, 0.5), ('cifar100', 'sym', 0.8): (150, 0.5),
+                ('cifar100', 'sym', 0.9): (150, 0.6)}
+    cifar_cells = [c for c in paper_cells.cells() if c[0] in '125']
+    assert len(cifar_cells) == 9 * 7  # CE, DivideMix and 5 ablations per column
+    for cell in cifar_cells:
+        args = Train_cifar.complete_args(Train_cifar.parse_args(cell[3]))
+        assert (args.lambda_u, args.p_threshold) == expected[
+            (args.dataset, args.noise_mode, args.r)], cell
+    tables = [c[0] for c in paper_cells.cells()]
+    assert tables.count('3') == 1 and tables.count('4') == 1 and tables.count('6') == 8
+
+
+def test_jobs_file(tmp_path, capsys):
+    path = str(tmp_path / 'jobs.txt')
+    assert paper_cells.main(['jobs', path, '--tables', '2', '--seeds', '1', '2']) == 0
+    lines = open(path).read().splitlines()
+    assert len(lines) == 2 * 2  # Table 2: CE and DivideMix, two seeds each
+    assert lines[0] == ('python Train_cifar.py --r 0.4 --noise_mode asym --method ce --seed 1 '
+                        '--out_dir checkpoint/seed1')
+
+
+def test_table_from_logs_partial_and_missing(cifar10_dir, tmp_path, capsys):
+    for seed in (1, 2):
+        Train_cifar.main(['--data_path', cifar10_dir, '--seed', str(seed), '--out_dir',
+                          str(tmp_path / 'runs' / ('seed%d' % seed))] + TINY)
+    # a run still going: its JSONL has epochs but no final line
+    partial = tmp_path / 'runs' / 'seed1' / 'cifar10_0.5_sym.jsonl'
+    lines = partial.read_text().splitlines()
+    partial.write_text('\n'.join(lines[:2]) + '\n')
+    text = paper_cells.table([str(tmp_path / 'runs')])
+    row = [line for line in text.splitlines() if 'cifar10 sym 50% DivideMix' in line][0]
+    cols = [c.strip() for c in row.split('|')]
+    assert '(running: 2, 3 epochs)' in cols[2] and cols[4] == '1 2'
+    assert cols[5] == '94.60' and cols[6] == '94.40'  # the paper's numbers
+    assert '±' in cols[7] and '±' in cols[8]  # mean +- std over two seeds
+    accs = [[json.loads(x)['test_acc'] for x in open(
+        tmp_path / 'runs' / s / 'cifar10_0.5_sym.jsonl') if '"epoch"' in x] for s in ('seed1',
+                                                                                      'seed2')]
+    assert cols[7] == '%.2f ± %.2f' % (np.mean([max(a) for a in accs]),
+                                       np.std([max(a) for a in accs]))
+    assert cols[9].endswith('%')
+    missing = [line for line in text.splitlines() if 'Clothing1M' in line][0]
+    assert 'not run' in missing
