@@ -6,6 +6,7 @@
 Defaults are the paper's; lambda_u and tau follow Table 7 for the chosen cell unless given.
 Logs go to checkpoint/<dataset>_<r>_<mode>_{acc,stats}.txt (the authors' formats) and .jsonl.
 """
+import argparse
 import os
 import sys
 import time
@@ -64,8 +65,9 @@ def parse_args(argv):
     p.add_argument('--data_path', default=None,
                    help='folder with the python pickles, or its parent (default ./cifar-10 or '
                         './cifar-100)')
-    p.add_argument('--download', action='store_true',
-                   help='download the official archive when the data is not found')
+    p.add_argument('--download', action=argparse.BooleanOptionalAction, default=True,
+                   help='download the official archive (checksum verified) when the data is '
+                        'not found; --no-download to never touch the network')
     p.add_argument('--r', type=float, default=0.5, help='noise ratio')
     p.add_argument('--noise_mode', default='sym',
                    choices=['sym', 'asym', 'sym_exclusive', 'cifar-n'],

@@ -40,6 +40,15 @@ def test_clothing1m_end_to_end(tmp_path):
         assert os.path.exists(os.path.join(out, 'clothing1m_net%d_best.pth' % k))
 
 
+def test_resnet50_parameter_count():
+    # torchvision's ResNet-50 has 25,557,032 parameters with its 1000-way fc (2048*1000 + 1000);
+    # Clothing1M replaces it with a 14-way one (2048*14 + 14).
+    net = Train_clothing1M.create_model(Train_clothing1M.parse_args(['--pretrained', 'none']))
+    assert sum(p.numel() for p in net.parameters()) == 25557032 - 2049000 + 28686
+    net.eval()
+    assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 14)
+
+
 def test_clothing1m_local_pretrained_weights(tmp_path):
     torch.manual_seed(0)
     backbone = torchvision.models.resnet50()

@@ -171,6 +171,17 @@ def test_cifar_n_reading_and_alignment(tmp_path):
         read_cifar_n(str(tmp_path / 'bad.pt'), 'worse_label', clean)
 
 
+def test_cifar_n_end_to_end(cifar10_dir, tmp_path, monkeypatch):
+    _, clean, _, _ = load_cifar(cifar10_dir, 'cifar10')
+    full = np.concatenate([clean, np.zeros(50000 - len(clean), np.int64)])
+    worst = (full + (np.arange(50000) % 4 == 0)) % 10  # every 4th label wrong
+    write_cifar_n(os.path.join(cifar10_dir, 'CIFAR-10_human.pt'), full, worse_label=worst)
+    _, _, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--noise_mode', 'cifar-n')
+    assert records[0]['noise_rate'] == pytest.approx(np.mean(worst[:200] != clean))
+    assert os.path.exists(tmp_path / 'out' / 'cifar10_worse_label.jsonl')
+    assert all(c[1]['confidence_penalty'] for c in warm.calls)  # class-dependent noise
+
+
 def test_cifar_n_file_that_runs_code_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):

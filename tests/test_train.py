@@ -127,9 +127,24 @@ def test_bad_choice_is_one_line(capsys):
 
 
 def test_missing_data_is_one_line(tmp_path, capsys):
-    code = run_cli(Train_cifar.main, ['--data_path', str(tmp_path / 'none')] + TINY)
+    code = run_cli(Train_cifar.main, ['--data_path', str(tmp_path / 'none'), '--no-download']
+                   + TINY)
     err = capsys.readouterr().err
     assert code == 2 and 'no cifar10 data in' in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / 'none').exists()
+
+
+def test_offline_download_is_one_line(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import torchvision
+
+    def offline(root, train=True, download=False):
+        raise urllib.error.URLError('[Errno -2] Name or service not known')
+    monkeypatch.setattr(torchvision.datasets, 'CIFAR10', offline)
+    code = run_cli(Train_cifar.main, ['--data_path', str(tmp_path / 'none')] + TINY)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert 'could not download cifar10' in err and 'kriz/cifar.html' in err
 
 
 def test_real_cifar10_small_run(real_cifar10, tmp_path):
