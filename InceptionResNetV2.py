@@ -6,7 +6,7 @@ the stem ends in an extra Mixed_5b (320 channels at 35x35), and the block widths
 for wide residual Inception nets (Sec. 3.3), and the last Block8 has scale 1.0 and no ReLU.
 Attribute names follow that widely used PyTorch layout (conv2d_1a, mixed_5b, repeat.0.branch1.1,
 block8, last_linear, ...), so its state_dicts load unchanged. No dropout, default PyTorch init.
-55,843,634 parameters for 1001 classes, 54,382,236 for 50.
+55,845,001 parameters for 1001 classes, 54,383,314 for 50.
 """
 import torch
 import torch.nn as nn

@@ -178,8 +178,8 @@ def complete_args(args):
 
 
 def main(argv=None):
-    args = complete_args(parse_args(argv))
     init_distributed()  # under torchrun: one process per GPU, each with both networks
+    args = complete_args(parse_args(argv))
     run_name = run_name_of(args)
     log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint

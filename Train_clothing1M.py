@@ -19,9 +19,9 @@ import torchvision
 
 import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
-from run_utils import (ArgumentParser, InputError, RunLog, atomic_save, barrier, init_distributed,
-                       load_checkpoint, pick_device, restore, rng_state, run_cli, seed_everything,
-                       state_of, unwrap, wrap_ddp)
+from run_utils import (ArgumentParser, InputError, RunLog, atomic_save, barrier, distributed,
+                       init_distributed, load_checkpoint, pick_device, restore, rng_state,
+                       run_cli, seed_everything, state_of, unwrap, wrap_ddp)
 
 
 def parse_args(argv):
@@ -114,13 +114,19 @@ def main(argv=None):
                               for net in (net1, net2))
     gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
     best_paths = [log.last_path.replace('_last.pth', '_net%d_best.pth' % k) for k in (1, 2)]
-    best_val = [0.0, 0.0]
+    best_val, best_epoch = [0.0, 0.0], [-1, -1]
     log.begin(args, checkpoint)
     parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
     start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
-        best_val = list(checkpoint['best_val'])
+        best_val, best_epoch = list(checkpoint['best_val']), list(checkpoint['best_epoch'])
+        # A kill between the checkpoint and a best-weights file: the weights are in the former.
+        for net, path, epoch in zip((net1, net2), best_paths, best_epoch):
+            if epoch == checkpoint['epoch'] and log.writer:
+                atomic_save(net.state_dict(), path)
     net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
+    # The paper's per-epoch budgets are global: with N processes each one samples 1/N of them.
+    images_per_epoch = args.num_batches * args.batch_size * distributed()[1]
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -133,7 +139,7 @@ def main(argv=None):
         if epoch < args.warm_up:
             # Warm-up with the confidence penalty, each network on its own balanced subset.
             for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
-                warmup_loader = loaders.warmup(2 * args.num_batches * args.batch_size)
+                warmup_loader = loaders.warmup(2 * images_per_epoch)
                 ce = dm.warmup_epoch(net, optimizer, warmup_loader, device,
                                      confidence_penalty=True,
                                      label='%s Warmup %s' % (banner, name))
@@ -142,7 +148,7 @@ def main(argv=None):
             # Co-divide: each network's GMM on a fresh balanced subset (no loss history).
             divisions = []
             for net in (net1, net2):
-                eval_loader = loaders.eval_train(args.num_batches * args.batch_size)
+                eval_loader = loaders.eval_train(images_per_epoch)
                 clean_prob = dm.co_divide(net, eval_loader, [], 1, device, **gmm_kwargs)
                 divisions.append((clean_prob, eval_loader.dataset.indices))
             # net1 trains on net2's division with net2 co-guessing, then vice versa.
@@ -169,15 +175,17 @@ def main(argv=None):
             net1, net2, val_loader, device)
         log.write('log', 'Validation Epoch:%d      Acc1:%.2f  Acc2:%.2f\n'
                   % (epoch, record['net1_val_acc'], record['net2_val_acc']))
-        for k, net in enumerate((net1, net2)):
-            if record['net%d_val_acc' % (k + 1)] > best_val[k]:
-                best_val[k] = record['net%d_val_acc' % (k + 1)]
-                if log.writer:
-                    atomic_save(unwrap(net).state_dict(), best_paths[k])
+        improved = [record['net%d_val_acc' % (k + 1)] > best_val[k] for k in (0, 1)]
+        for k in (0, 1):
+            if improved[k]:
+                best_val[k], best_epoch[k] = record['net%d_val_acc' % (k + 1)], epoch
         record['seconds'] = time.time() - start
         log.epoch(record, score=record['val_acc'])
-        log.save({'epoch': epoch, **state_of(parts),
-                  'best_val': best_val, 'rng': rng_state(), 'args': vars(args)})
+        log.save({'epoch': epoch, **state_of(parts), 'best_val': best_val,
+                  'best_epoch': best_epoch, 'rng': rng_state(), 'args': vars(args)})
+        for net, path, better in zip((net1, net2), best_paths, improved):
+            if better and log.writer:  # after the checkpoint, which can restore it
+                atomic_save(unwrap(net).state_dict(), path)
         print('\r%s  val acc %.2f%% (net1 %.2f, net2 %.2f)  %.1f s'
               % (banner, record['val_acc'], record['net1_val_acc'], record['net2_val_acc'],
                  record['seconds']))

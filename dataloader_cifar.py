@@ -15,8 +15,8 @@ import zipfile
 import numpy as np
 import torchvision.transforms as T
 
-from run_utils import (ImageArray, InputError as DataError, NoisyLabelDataset, distributed,
-                       make_loader)
+from run_utils import (ImageArray, InputError as DataError, NoisyLabelDataset, barrier,
+                       distributed, make_loader)
 
 NUM_CLASSES = {'cifar10': 10, 'cifar100': 100}
 NUM_TRAIN = 50000
@@ -108,8 +108,9 @@ def make_noisy_labels(clean_labels, r, noise_mode, num_class, seed, transition=N
 
 def default_noise_file(data_path, r, noise_mode, seed=123, num_train=None):
     """The authors' path `<data_path>/<r:.1f>_<mode>.json` for their default setting (seed 123,
-    all images); other seeds and subsets get their own file instead of silently sharing one."""
-    name = '%.1f_%s' % (r, noise_mode)
+    all images); other seeds and subsets get their own file instead of silently sharing one,
+    and so does a ratio with more than one decimal (0.45 would round onto 0.5's file)."""
+    name = ('%.1f_%s' if round(r, 1) == r else '%g_%s') % (r, noise_mode)
     if int(seed) != 123:
         name += '_seed%d' % int(seed)
     if num_train is not None:
@@ -202,7 +203,9 @@ def load_cifar(data_path, dataset, download=False):
         raise DataError("unknown dataset %r: use 'cifar10' or 'cifar100'" % dataset)
     folder = find_cifar_folder(data_path, dataset)
     if folder is None and download:
-        download_cifar(data_path, dataset)
+        if distributed()[0] == 0:  # under torchrun one process downloads, the others wait
+            download_cifar(data_path, dataset)
+        barrier()
         folder = find_cifar_folder(data_path, dataset)
     if folder is None:
         subfolder, train_files, test_file, _ = LAYOUT[dataset]
@@ -263,8 +266,11 @@ def noisy_labels_for(clean_labels, args):
     if args.noise_mode == 'cifar-n':
         return read_cifar_n(args.cifar_n_file, args.cifar_n_label, clean_labels), \
             '%s[%s]' % (args.cifar_n_file, args.cifar_n_label)
-    path = args.noise_file or default_noise_file(args.data_path, args.r, args.noise_mode,
-                                                 args.seed, args.num_train)
+    # Default: beside the pickles (the authors' <data_path> when it holds them), so CIFAR-10
+    # and CIFAR-100 under one parent folder never share a noise file.
+    folder = find_cifar_folder(args.data_path, args.dataset) or args.data_path
+    path = args.noise_file or default_noise_file(folder, args.r, args.noise_mode, args.seed,
+                                                 args.num_train)
     if os.path.exists(path):
         return read_noise_file(path, len(clean_labels), args.num_class), path
     transition = asym_transition(args.dataset) if args.noise_mode == 'asym' else None

@@ -134,7 +134,7 @@ def gmm_clean_prob(loss_history, random_state, max_iter=10, tol=1e-2, reg_covar=
     """Fit a 2-component GMM to the mean of the normalised loss vectors in `loss_history`
     (the last few epochs; one entry = the current epoch only) and return the posterior of the
     lower-mean component: the probability w_i that sample i is clean (Sec. 3.1)."""
-    x = torch.stack(list(loss_history)).mean(0).double().numpy().reshape(-1, 1)
+    x = torch.stack(list(loss_history)).mean(0).float().numpy().reshape(-1, 1)  # float32 as theirs
     gmm = GaussianMixture(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
                           random_state=random_state)
     with warnings.catch_warnings():  # max_iter=10 stops early on purpose, as in the authors' code
@@ -173,8 +173,9 @@ def set_lr(optimizer, lr):
 
 
 def show_progress(line):
-    """One line rewritten in place on a terminal; nothing when the output is a file."""
-    if sys.stdout.isatty():
+    """One line rewritten in place on a terminal; nothing when the output is a file, nor on
+    the other processes under torch.distributed."""
+    if sys.stdout.isatty() and not (dist.is_initialized() and dist.get_rank() != 0):
         sys.stdout.write('\r' + line)
         sys.stdout.flush()
 
@@ -254,8 +255,10 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
     if partner is not None:
         partner.eval()
     # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
-    # fractional epoch of the lambda_u ramp-up, so it is kept.
-    num_iter = len(labeled_loader.dataset) // labeled_loader.batch_size + 1
+    # fractional epoch of the lambda_u ramp-up, so it is kept. Under torch.distributed each
+    # process takes 1/world_size of the steps.
+    world_size = dist.get_world_size() if dist.is_initialized() else 1
+    num_iter = len(labeled_loader.dataset) // (labeled_loader.batch_size * world_size) + 1
     unlabeled_iter = iter(unlabeled_loader) if unlabeled_loader is not None else None
     sum_x = torch.zeros((), device=device)
     sum_u = torch.zeros((), device=device)

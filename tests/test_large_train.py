@@ -49,6 +49,23 @@ def test_resnet50_parameter_count():
     assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 14)
 
 
+def test_clothing1m_resume_keeps_best_weights(tmp_path):
+    root = make_clothing1m(tmp_path / 'clothing1m', size=72)
+    out = str(tmp_path / 'ckpt')
+    argv = ['--data_path', root, '--out_dir', out, '--pretrained', 'none', '--resize', '72',
+            '--crop', '64', '--num_batches', '2', '--batch_size', '4', '--num_workers', '0']
+    Train_clothing1M.main(argv + ['--num_epochs', '1'])
+    best = os.path.join(out, 'clothing1m_net1_best.pth')
+    os.remove(best)  # as if killed between the checkpoint and the best-weights file
+    Train_clothing1M.main(argv + ['--num_epochs', '1', '--resume'])  # no epoch left to run
+    ckpt = torch.load(os.path.join(out, 'clothing1m_last.pth'), weights_only=True)
+    restored = torch.load(best, weights_only=True)
+    assert ckpt['best_epoch'][0] == 0 and all(torch.equal(restored[k], ckpt['net1'][k])
+                                              for k in restored)
+    records = read_jsonl(os.path.join(out, 'clothing1m.jsonl'))
+    assert [r.get('epoch') for r in records] == [0, None] and 'test_acc' in records[-1]
+
+
 def test_clothing1m_local_pretrained_weights(tmp_path):
     torch.manual_seed(0)
     backbone = torchvision.models.resnet50()

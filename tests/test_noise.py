@@ -93,6 +93,7 @@ def test_default_noise_file_path():
     assert default_noise_file('./cifar-10', 0.5, 'sym') == './cifar-10/0.5_sym.json'
     assert default_noise_file('d', 0.4, 'asym', 1) == 'd/0.4_asym_seed1.json'
     assert default_noise_file('d', 0.5, 'sym', 123, 500) == 'd/0.5_sym_first500.json'
+    assert default_noise_file('d', 0.45, 'sym') == 'd/0.45_sym.json'  # not 0.5's file
 
 
 def test_noise_file_round_trip_and_refusals(tmp_path):

@@ -46,8 +46,8 @@ def test_end_to_end_cifar10_writes_all_logs(cifar10_dir, tmp_path):
     assert final['last10'] == pytest.approx(np.mean(accs))
     args = json.load(open(prefix + '_args.json'))
     assert args['lambda_u'] == 25 and args['num_class'] == 10
-    # the noise file was written where the authors put it
-    assert os.path.exists(os.path.join(cifar10_dir, '0.5_sym.json'))
+    # the noise file was written beside the pickles (the authors' <data_path> when it holds them)
+    assert os.path.exists(os.path.join(cifar10_dir, 'cifar-10-batches-py', '0.5_sym.json'))
 
 
 def test_end_to_end_cifar100_asym(cifar100_dir, tmp_path):
@@ -56,7 +56,7 @@ def test_end_to_end_cifar100_asym(cifar100_dir, tmp_path):
                       '--noise_mode', 'asym', '--out_dir', out] + TINY)
     records = read_jsonl(os.path.join(out, 'cifar100_0.4_asym.jsonl'))
     assert len(records) == 4 and records[-1]['final']
-    noisy = json.load(open(os.path.join(cifar100_dir, '0.4_asym.json')))
+    noisy = json.load(open(os.path.join(cifar100_dir, 'cifar-100-python', '0.4_asym.json')))
     assert len(noisy) == 300 and max(noisy) < 100
 
 
