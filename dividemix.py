@@ -134,7 +134,8 @@ def gmm_clean_prob(loss_history, random_state, max_iter=10, tol=1e-2, reg_covar=
     """Fit a 2-component GMM to the mean of the normalised loss vectors in `loss_history`
     (the last few epochs; one entry = the current epoch only) and return the posterior of the
     lower-mean component: the probability w_i that sample i is clean (Sec. 3.1)."""
-    x = torch.stack(list(loss_history)).mean(0).float().numpy().reshape(-1, 1)  # float32 as theirs
+    # float64 (the authors pass float32; the posteriors differ at the 1e-7 level)
+    x = torch.stack(list(loss_history)).mean(0).double().numpy().reshape(-1, 1)
     gmm = GaussianMixture(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
                           random_state=random_state)
     with warnings.catch_warnings():  # max_iter=10 stops early on purpose, as in the authors' code
