@@ -138,6 +138,14 @@ def score(script, epochs, final):
     return max(accs), float(np.mean(accs[-10:]))
 
 
+def describe(script, args, name):
+    """A readable name for a run that is not a paper cell (e.g. CIFAR-N)."""
+    if script != 'Train_cifar.py' or args['noise_mode'] != 'cifar-n':
+        return name
+    method = 'Cross-Entropy' if args.get('method') == 'ce' else 'DivideMix'
+    return '%s CIFAR-N %s %s' % (args['dataset'], args['cifar_n_label'], method)
+
+
 def scale_of(script, args):
     if script != 'Train_cifar.py':
         return '%d epochs' % args['num_epochs']
@@ -155,8 +163,9 @@ def fmt(values):
     return '%.2f ± %.2f' % (np.mean(values), np.std(values))
 
 
-def table(folders):
-    """Markdown rows for every run found under `folders`, and the paper cells with none."""
+def table(folders, missing=True):
+    """Markdown rows for every run found under `folders`, and (missing=True) the paper cells
+    that have none."""
     groups = {}
     for folder in folders:
         for path in sorted(glob.glob(os.path.join(folder, '**', '*.jsonl'), recursive=True)):
@@ -168,7 +177,7 @@ def table(folders):
             groups.setdefault(key, []).append(
                 dict(best=best, last=last, seed=args['seed'], epochs=len(epochs),
                      done=final is not None, noise=epochs[-1].get('noise_rate'),
-                     name=os.path.basename(path)[:-len('.jsonl')]))
+                     name=describe(script, args, os.path.basename(path)[:-len('.jsonl')])))
     paper = {cell_key(c): c for c in cells()}
     lines = ['| table | cell | scale | seeds | paper best | paper last | ours best | ours last '
              '| noise injected |', '|---|---|---|---|---|---|---|---|---|']
@@ -185,7 +194,7 @@ def table(folders):
             fmt([cell[4]]) if cell else '-', fmt([cell[5]]) if cell else '-',
             fmt([r['best'] for r in runs]), fmt([r['last'] for r in runs]),
             '-' if noise is None else '%.1f%%' % (100 * noise)))
-    for key, cell in paper.items():
+    for key, cell in paper.items() if missing else ():
         if key not in seen:
             lines.append('| %s | %s | - | - | %s | %s | not run | not run | - |'
                          % (cell[0], cell[1], fmt([cell[4]]), fmt([cell[5]])))
@@ -199,9 +208,10 @@ def main(argv=None):
     p.add_argument('--tables', nargs='*', default=['1', '2', '3', '4', '5', '6'])
     p.add_argument('--seeds', nargs='*', type=int, default=[123])
     p.add_argument('--out_root', default='checkpoint')
-    args = p.parse_args(argv)
+    p.add_argument('--runs_only', action='store_true', help='table: leave out cells not run')
+    args = p.parse_intermixed_args(argv)
     if args.action == 'table':
-        print(table(args.paths or [args.out_root]))
+        print(table(args.paths or [args.out_root], missing=not args.runs_only))
         return 0
     commands = [command(c, seed, args.out_root) for c in cells() if c[0] in args.tables
                 for seed in args.seeds]

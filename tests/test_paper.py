@@ -250,3 +250,4 @@ def test_table_from_logs_partial_and_missing(cifar10_dir, tmp_path, capsys):
     assert cols[9].endswith('%')
     missing = [line for line in text.splitlines() if 'Clothing1M' in line][0]
     assert 'not run' in missing
+    assert 'Clothing1M' not in paper_cells.table([str(tmp_path / 'runs')], missing=False)
