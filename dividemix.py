@@ -21,6 +21,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
+from run_utils import distributed
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says what happened."""
@@ -104,7 +106,7 @@ def linear_rampup(current, warm_up, rampup_epochs, lambda_u):
 
 def _all_reduce(tensor, op):
     """Combine a tensor over all processes under torch.distributed (no-op otherwise)."""
-    if dist.is_available() and dist.is_initialized():
+    if distributed()[1] > 1:
         dist.all_reduce(tensor, op=op)
     return tensor
 
@@ -176,7 +178,7 @@ def set_lr(optimizer, lr):
 def show_progress(line):
     """One line rewritten in place on a terminal; nothing when the output is a file, nor on
     the other processes under torch.distributed."""
-    if sys.stdout.isatty() and not (dist.is_initialized() and dist.get_rank() != 0):
+    if sys.stdout.isatty() and distributed()[0] == 0:
         sys.stdout.write('\r' + line)
         sys.stdout.flush()
 
@@ -258,8 +260,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
     # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
     # fractional epoch of the lambda_u ramp-up, so it is kept. Under torch.distributed each
     # process takes 1/world_size of the steps.
-    world_size = dist.get_world_size() if dist.is_initialized() else 1
-    num_iter = len(labeled_loader.dataset) // (labeled_loader.batch_size * world_size) + 1
+    num_iter = len(labeled_loader.dataset) // (labeled_loader.batch_size * distributed()[1]) + 1
     unlabeled_iter = iter(unlabeled_loader) if unlabeled_loader is not None else None
     sum_x = torch.zeros((), device=device)
     sum_u = torch.zeros((), device=device)
