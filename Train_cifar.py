@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 import dividemix as dm
-from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders, load_cifar,
-                              noisy_labels_for)
+from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
+                              DeviceCIFARLoaders, load_cifar, noisy_labels_for)
 from PreResNet import ResNet18
 from run_utils import (ArgumentParser, InputError, RunLog, init_distributed, labels_digest,
-                       pick_device, restore, rng_state, run_cli, seed_everything, state_of,
-                       wrap_ddp)
+                       pick_device, restore, rng_state, run_cli, seed_everything, speed_up,
+                       state_of, wrap_ddp)
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -128,7 +128,12 @@ def parse_args(argv):
                    help='use only the first N training images (quick runs)')
     p.add_argument('--num_test', type=int, default=None,
                    help='use only the first N test images (quick runs)')
-    p.add_argument('--num_workers', type=int, default=4)
+    p.add_argument('--plain', action='store_true',
+                   help='turn every speed-up off: PIL transforms in DataLoader workers, fp32, '
+                        'no channels_last (the reference path to check any doubt against)')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile both networks (pays back on long GPU runs only)')
+    p.add_argument('--num_workers', type=int, default=4, help='data workers of --plain')
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--out_dir', default='checkpoint')
     p.add_argument('--resume', action='store_true',
@@ -204,8 +209,12 @@ def main(argv=None):
     noise_rate = float(1 - is_clean.mean())  # what was injected, e.g. r(1-1/C) for sym
     print('%d training images, %.2f%% of labels noisy (%s); %d test images'
           % (len(clean_labels), 100 * noise_rate, noise_path, len(test_labels)))
-    loaders = CIFARLoaders(args.dataset, train_images, noisy_labels, test_images, test_labels,
-                           args.batch_size, args.num_workers)
+    if args.plain:
+        loaders = CIFARLoaders(args.dataset, train_images, noisy_labels, test_images,
+                               test_labels, args.batch_size, args.num_workers)
+    else:  # the images live on the device; batches are augmented there (README: Speed)
+        loaders = DeviceCIFARLoaders(args.dataset, train_images, noisy_labels, test_images,
+                                     test_labels, args.batch_size, device)
     warmup_loader, eval_loader, test_loader = loaders.warmup(), loaders.eval_train(), loaders.test()
 
     # ---- two networks, each with its own optimizer (the CE baseline and the ablations without
@@ -227,7 +236,9 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
+    # channels_last + bf16 autocast (+ torch.compile); checkpoints hold the bare networks
+    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile)
+                  for net in (net1, net2))
     networks = [('net1', net1, optimizer1), ('net2', net2, optimizer2)]
     single = args.method == 'ce' or args.no_cotraining
     if single:
@@ -254,9 +265,10 @@ def main(argv=None):
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
-            clean_probs = [dm.co_divide(net, eval_loader, history, args.loss_history, device,
-                                        **gmm_kwargs)
-                           for (_, net, _), history in zip(networks, loss_history)]
+            divisions = [dm.co_divide(net, eval_loader, history, args.loss_history, device,
+                                      **gmm_kwargs)
+                         for (_, net, _), history in zip(networks, loss_history)]
+            clean_probs = [division.clean_prob for division in divisions]
             # Lines 6-30: net1 trains on net2's division with net2 co-guessing, then vice versa.
             # Without co-training, net1 trains on its own division and guesses alone.
             plan = ([('net1', net1, net2, optimizer1, clean_probs[1]),

@@ -21,7 +21,7 @@ import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from run_utils import (ArgumentParser, InputError, RunLog, atomic_save, barrier, distributed,
                        init_distributed, load_checkpoint, pick_device, restore, rng_state,
-                       run_cli, seed_everything, state_of, unwrap, wrap_ddp)
+                       run_cli, seed_everything, speed_up, state_of, unwrap, wrap_ddp)
 
 
 def parse_args(argv):
@@ -57,7 +57,10 @@ def parse_args(argv):
                         "a local ResNet-50 weights file, or 'none'")
     p.add_argument('--resize', type=int, default=256)
     p.add_argument('--crop', type=int, default=224)
-    p.add_argument('--num_workers', type=int, default=5)
+    p.add_argument('--plain', action='store_true',
+                   help='turn the speed-ups off (fp32, no channels_last): the reference path')
+    p.add_argument('--compile', action='store_true', help='torch.compile both networks')
+    p.add_argument('--num_workers', type=int, default=5, help='image decoding workers')
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--id', default='clothing1m', help='prefix of the output files')
     p.add_argument('--out_dir', default='checkpoint')
@@ -124,7 +127,9 @@ def main(argv=None):
         for net, path, epoch in zip((net1, net2), best_paths, best_epoch):
             if epoch == checkpoint['epoch'] and log.writer:
                 atomic_save(net.state_dict(), path)
-    net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
+    # channels_last + bf16 autocast (+ torch.compile); checkpoints hold the bare networks
+    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile)
+                  for net in (net1, net2))
     # The paper's per-epoch budgets are global: with N processes each one samples 1/N of them.
     images_per_epoch = args.num_batches * args.batch_size * distributed()[1]
 
@@ -149,12 +154,13 @@ def main(argv=None):
             divisions = []
             for net in (net1, net2):
                 eval_loader = loaders.eval_train(images_per_epoch)
-                clean_prob = dm.co_divide(net, eval_loader, [], 1, device, **gmm_kwargs)
-                divisions.append((clean_prob, eval_loader.dataset.indices))
+                division = dm.co_divide(net, eval_loader, [], 1, device, **gmm_kwargs)
+                divisions.append((division, eval_loader.dataset.indices))
             # net1 trains on net2's division with net2 co-guessing, then vice versa.
-            for name, net, partner, optimizer, (clean_prob, indices) in (
+            for name, net, partner, optimizer, (division, indices) in (
                     ('net1', net1, net2, optimizer1, divisions[1]),
                     ('net2', net2, net1, optimizer2, divisions[0])):
+                clean_prob = division.clean_prob
                 labeled = clean_prob > args.p_threshold
                 labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob, indices)
                 record[name] = {'labeled': int(labeled.sum()), 'divided': len(labeled)}

@@ -20,7 +20,7 @@ import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
 from InceptionResNetV2 import InceptionResNetV2
 from run_utils import (ArgumentParser, RunLog, init_distributed, pick_device, restore, rng_state,
-                       run_cli, seed_everything, state_of, wrap_ddp)
+                       run_cli, seed_everything, speed_up, state_of, wrap_ddp)
 
 
 def parse_args(argv):
@@ -52,7 +52,10 @@ def parse_args(argv):
     # images, machine
     p.add_argument('--resize', type=int, default=320)
     p.add_argument('--crop', type=int, default=299, help='Inception-ResNet-v2 needs 299')
-    p.add_argument('--num_workers', type=int, default=5)
+    p.add_argument('--plain', action='store_true',
+                   help='turn the speed-ups off (fp32, no channels_last): the reference path')
+    p.add_argument('--compile', action='store_true', help='torch.compile both networks')
+    p.add_argument('--num_workers', type=int, default=5, help='image decoding workers')
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--id', default='webvision', help='prefix of the output files')
     p.add_argument('--out_dir', default='checkpoint')
@@ -96,7 +99,9 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    net1, net2 = wrap_ddp(net1, device), wrap_ddp(net2, device)
+    # channels_last + bf16 autocast (+ torch.compile); checkpoints hold the bare networks
+    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile)
+                  for net in (net1, net2))
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -115,9 +120,10 @@ def main(argv=None):
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide: each network's GMM divides all training images for the other one.
-            clean_prob1, clean_prob2 = (
+            divisions = [
                 dm.co_divide(net, eval_loader, history, args.loss_history, device, **gmm_kwargs)
-                for net, history in ((net1, loss_history[0]), (net2, loss_history[1])))
+                for net, history in ((net1, loss_history[0]), (net2, loss_history[1]))]
+            clean_prob1, clean_prob2 = (division.clean_prob for division in divisions)
             for name, net, partner, optimizer, clean_prob in (
                     ('net1', net1, net2, optimizer1, clean_prob2),
                     ('net2', net2, net1, optimizer2, clean_prob1)):

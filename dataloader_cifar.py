@@ -1,4 +1,7 @@
-"""CIFAR-10/100 with injected label noise, and the five loaders DivideMix uses.
+"""CIFAR-10/100 with injected label noise, and the five loaders DivideMix uses: the plain
+ones (CIFARLoaders: PIL transforms in DataLoader workers) and the fast ones (DeviceCIFARLoaders:
+the dataset on the training device, batched augmentation), which draw batches from the same
+distribution.
 
 The images are read once per run from the standard python-pickle folders
 (`cifar-10-batches-py`, `cifar-100-python`) and kept in memory as uint8 arrays.
@@ -13,10 +16,11 @@ import random
 import zipfile
 
 import numpy as np
+import torch
 import torchvision.transforms as T
 
-from run_utils import (ImageArray, InputError as DataError, NoisyLabelDataset, barrier,
-                       distributed, make_loader)
+from run_utils import (ImageArray, InputError as DataError, NoisyLabelDataset, ShardSampler,
+                       barrier, distributed, make_loader)
 
 NUM_CLASSES = {'cifar10': 10, 'cifar100': 100}
 NUM_TRAIN = 50000
@@ -339,3 +343,112 @@ class CIFARLoaders:
         unlabeled = self._train_set(transform, 'unlabeled', unlabeled_idx)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))
+
+
+# ---------------------------------------------------------------- fast path ------------------
+
+def random_crop_flip(images, padding=4):
+    """torchvision's RandomCrop(size, padding) + RandomHorizontalFlip() on a whole batch at
+    once: images (B, C, H, W) of any dtype, zero padding, each image's crop offsets uniform in
+    [0, 2 * padding] and a flip with probability 1/2, drawn from torch's RNG on the images'
+    device. One gather does crop and flip together."""
+    b, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    top = torch.randint(0, 2 * padding + 1, (b, 1), device=images.device)
+    left = torch.randint(0, 2 * padding + 1, (b, 1), device=images.device)
+    flip = torch.rand(b, 1, device=images.device) < 0.5
+    rows = top + torch.arange(h, device=images.device)
+    cols = left + torch.arange(w, device=images.device)
+    cols = torch.where(flip, cols.flip(1), cols)  # a flipped crop reads its columns backwards
+    return padded[torch.arange(b, device=images.device)[:, None, None, None],
+                  torch.arange(c, device=images.device)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
+class DeviceBatches:
+    """A loader over index positions 0..size-1 whose batches `make_batch(positions)` builds
+    from tensors already on the training device: no workers, no per-image Python. Shuffles
+    with torch's RNG (under torch.distributed: this rank's shard, as make_loader's), keeps the
+    last partial batch (drop_last off, as the authors)."""
+
+    def __init__(self, make_batch, size, batch_size, shuffle, device):
+        self.make_batch, self.batch_size, self.device = make_batch, batch_size, device
+        self.dataset = range(size)  # what callers ask len() of
+        self.sampler = ShardSampler(self.dataset, shuffle) if distributed()[1] > 1 else None
+        self.shuffle = shuffle
+
+    def __len__(self):
+        count = len(self.sampler) if self.sampler is not None else len(self.dataset)
+        return -(-count // self.batch_size)
+
+    def __iter__(self):
+        if self.sampler is not None:
+            order = torch.tensor(list(self.sampler))
+        elif self.shuffle:
+            order = torch.randperm(len(self.dataset))
+        else:
+            order = torch.arange(len(self.dataset))
+        for positions in order.to(self.device).split(self.batch_size):
+            yield self.make_batch(positions)
+
+
+class DeviceCIFARLoaders:
+    """CIFARLoaders' five loaders with the same batches in distribution, built on the training
+    device: the images are one uint8 tensor there, augmentation is random_crop_flip on the
+    whole batch (both views of a batch in one call), normalisation is one fused op, and eval
+    batches are large. Drop-in for CIFARLoaders (same constructor plus device)."""
+
+    def __init__(self, dataset, train_images, noisy_labels, test_images, test_labels,
+                 batch_size, device, eval_batch_size=1024):
+        def as_tensor(images):  # (N, 32, 32, 3) uint8 -> (N, 3, 32, 32) on the device
+            return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+        self.train_images, self.test_images = as_tensor(train_images), as_tensor(test_images)
+        self.noisy_labels = torch.as_tensor(np.asarray(noisy_labels), device=device).long()
+        self.test_labels = torch.as_tensor(np.asarray(test_labels), device=device).long()
+        mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in MEAN_STD[dataset])
+        self.shift, self.scale = 255 * mean, 255 * std  # ToTensor's /255 folded into Normalize
+        self.batch_size, self.eval_batch_size, self.device = batch_size, eval_batch_size, device
+
+    def _normalise(self, images):
+        return (images.float() - self.shift) / self.scale
+
+    def _views(self, images, augment=True, copies=2):
+        """`copies` independently augmented views of a batch, made in one call."""
+        images = images.repeat(copies, 1, 1, 1)
+        views = self._normalise(random_crop_flip(images) if augment else images)
+        return views.chunk(copies)
+
+    def _loader(self, make_batch, size, batch_size, shuffle):
+        return DeviceBatches(make_batch, size, batch_size, shuffle, self.device)
+
+    def warmup(self):
+        def batch(idx):
+            return self._views(self.train_images[idx], copies=1)[0], self.noisy_labels[idx], idx
+        return self._loader(batch, len(self.noisy_labels), 2 * self.batch_size, shuffle=True)
+
+    def eval_train(self):
+        def batch(idx):
+            return self._normalise(self.train_images[idx]), self.noisy_labels[idx], idx
+        return self._loader(batch, len(self.noisy_labels), self.eval_batch_size, shuffle=False)
+
+    def test(self):
+        def batch(idx):
+            return self._normalise(self.test_images[idx]), self.test_labels[idx]
+        return self._loader(batch, len(self.test_labels), self.eval_batch_size, shuffle=False)
+
+    def train(self, pred, prob, augment=True):
+        """As CIFARLoaders.train: (labeled loader, unlabeled loader), None for an empty set."""
+        pred = torch.as_tensor(np.asarray(pred, dtype=bool), device=self.device)
+        labeled_idx, unlabeled_idx = pred.nonzero()[:, 0], (~pred).nonzero()[:, 0]
+        prob = torch.as_tensor(np.asarray(prob), device=self.device).float()[labeled_idx]
+
+        def labeled(positions):
+            idx = labeled_idx[positions]
+            x1, x2 = self._views(self.train_images[idx], augment)
+            return x1, x2, self.noisy_labels[idx], prob[positions]
+
+        def unlabeled(positions):
+            return self._views(self.train_images[unlabeled_idx[positions]], augment)
+        return tuple(self._loader(make, len(idx), self.batch_size, shuffle=True) if len(idx)
+                     else None for make, idx in ((labeled, labeled_idx),
+                                                 (unlabeled, unlabeled_idx)))

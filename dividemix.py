@@ -6,10 +6,13 @@ not say, the code's behaviour is kept (their hyperparameters were tuned with it)
 
   co-divide      per_sample_loss -> normalise -> gmm_clean_prob      (Eq. 1, Alg. 1 lines 4-8)
   warm-up        warmup_epoch (CE, plus the confidence penalty Eq. 2 where asked)
-  SSL            ssl_epoch -> dividemix_loss: co_refine (Eq. 3-4), co_guess (Alg. 1 line 21),
-                 mixmatch (Eq. 5-8), Lx (Eq. 9), Lu (Eq. 10), uniform prior (Eq. 11), total (Eq. 12)
+  SSL            ssl_epoch -> mixmatch_batch: co_guess (Alg. 1 line 21), co_refine (Eq. 3-4),
+                 mixmatch (Eq. 5-8); dividemix_loss: Lx (Eq. 9), Lu (Eq. 10), uniform prior
+                 (Eq. 11), total (Eq. 12)
   test           test_ensemble (sum of the two networks' logits)
 """
+import collections
+import contextlib
 import sys
 import warnings
 
@@ -54,8 +57,10 @@ def co_guess(net, partner, u1, u2, T):
         p = F.softmax(net(u1), dim=1) + F.softmax(net(u2), dim=1)
         if partner is None:
             return sharpen(p / 2, T)
-        p = (p + F.softmax(partner(u1), dim=1) + F.softmax(partner(u2), dim=1)) / 4
-        return sharpen(p, T)
+        # The partner is in eval mode, so each row's output is independent of the batch: both
+        # views go through it in one call (the trained net's BatchNorm sees them separately).
+        p = p + F.softmax(partner(torch.cat([u1, u2])), dim=1).view(2, len(u1), -1).sum(0)
+        return sharpen(p / 4, T)
 
 
 def mixmatch(inputs, targets, alpha):
@@ -64,7 +69,7 @@ def mixmatch(inputs, targets, alpha):
     may be paired with itself, as in the authors' code). Returns mixed inputs and targets."""
     lam = np.random.beta(alpha, alpha)
     lam = max(lam, 1 - lam)
-    idx = torch.randperm(inputs.size(0)).to(inputs.device)
+    idx = torch.randperm(inputs.size(0), device=inputs.device)  # no host-device copy
     return (lam * inputs + (1 - lam) * inputs[idx],
             lam * targets + (1 - lam) * targets[idx])
 
@@ -118,7 +123,7 @@ def per_sample_loss(net, eval_loader, num_samples, device):
     (losses are >= 0, unfilled slots 0) gives every process the whole vector."""
     net.eval()
     losses = torch.zeros(num_samples, device=device)
-    with torch.no_grad():
+    with torch.inference_mode():
         for inputs, labels, index in eval_loader:
             logits = net(inputs.to(device))
             losses[index.to(device)] = F.cross_entropy(logits.float(), labels.to(device),
@@ -146,15 +151,19 @@ def gmm_clean_prob(loss_history, random_state, max_iter=10, tol=1e-2, reg_covar=
     return gmm.predict_proba(x)[:, gmm.means_.argmin()], gmm
 
 
+Division = collections.namedtuple('Division', 'clean_prob loss gmm')
+
+
 def co_divide(net, eval_loader, loss_history, history_len, device, **gmm_kwargs):
     """One network's half of co-divide: per-sample loss, normalise, append to its history
-    (keeping the last `history_len`), GMM. Returns the clean probabilities (N,) as numpy.
+    (keeping the last `history_len`), GMM. Returns a Division: the clean probabilities (N,)
+    as numpy, the loss the GMM was fitted on and the fitted GMM (for the run's figures).
     The GMM seed comes from numpy's global RNG, so a seeded run is repeatable."""
     losses = per_sample_loss(net, eval_loader, len(eval_loader.dataset), device)
     loss_history.append(normalise(losses))
     del loss_history[:-history_len]
-    prob, _ = gmm_clean_prob(loss_history, np.random.randint(2 ** 31), **gmm_kwargs)
-    return prob
+    prob, gmm = gmm_clean_prob(loss_history, np.random.randint(2 ** 31), **gmm_kwargs)
+    return Division(prob, torch.stack(loss_history).mean(0), gmm)
 
 
 def division_stats(clean_prob, labeled, is_clean):
@@ -175,11 +184,13 @@ def set_lr(optimizer, lr):
         group['lr'] = lr
 
 
-def show_progress(line):
-    """One line rewritten in place on a terminal; nothing when the output is a file, nor on
-    the other processes under torch.distributed."""
+def show_progress(line, *values):
+    """`line % values` rewritten in place on a terminal; nothing when the output is a file, nor
+    on the other processes under torch.distributed. Tensors among the values are read only
+    then, so a GPU is not made to wait for a line nobody sees."""
     if sys.stdout.isatty() and distributed()[0] == 0:
-        sys.stdout.write('\r' + line)
+        values = tuple(v.item() if torch.is_tensor(v) else v for v in values)
+        sys.stdout.write('\r' + line % values)
         sys.stdout.flush()
 
 
@@ -203,23 +214,24 @@ def warmup_epoch(net, optimizer, loader, device, confidence_penalty=False, label
         optimizer.step()
         total += loss.detach()
         if batch_idx % 20 == 0:
-            show_progress('%s Iter[%3d/%3d]  CE-loss: %.4f'
-                          % (label, batch_idx + 1, len(loader), loss.item()))
+            show_progress('%s Iter[%3d/%3d]  CE-loss: %.4f',
+                          label, batch_idx + 1, len(loader), loss.detach())
     _check_finite(total, 'warm-up')
     return total.item() / len(loader)
 
 
-def dividemix_loss(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_class, lambda_u,
-                   T, alpha, mix_labeled_only=False, refine_labels=True):
-    """One SSL mini-batch (Alg. 1 lines 17-28). x1, x2: two views of B labeled images; u1, u2:
-    two views of U unlabeled images (None when the unlabeled set is empty). lambda_u is the
-    current (ramped) weight. Returns (total loss, Lx, Lu).
+def mixmatch_batch(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_class, T, alpha,
+                   mix_labeled_only=False, refine_labels=True):
+    """The targets of one SSL mini-batch (Alg. 1 lines 17-25): co-guessing, co-refinement and
+    MixMatch. x1, x2: two views of B labeled images; u1, u2: two views of U unlabeled images
+    (None when the unlabeled set is empty). Returns the mixed inputs and targets, the 2B
+    labeled rows first.
 
     As in the authors' code, `net` stays in train mode for its no-grad guessing passes, so its
     BatchNorm uses batch statistics there (the partner is in eval mode). With
-    mix_labeled_only (Clothing1M, WebVision) only the 2B labeled rows are mixed and trained on,
-    with partners drawn from the whole pool; Lu is then 0. Ablations (Table 5): partner=None
-    guesses without co-training; refine_labels=False keeps the noisy labels as targets."""
+    mix_labeled_only (Clothing1M, WebVision) only the 2B labeled rows are kept, with mixing
+    partners drawn from the whole pool. Ablations (Table 5): partner=None guesses without
+    co-training; refine_labels=False keeps the noisy labels as targets."""
     labels_onehot = F.one_hot(labels, num_class).float()
     # The authors' order of no-grad passes (it matters for BatchNorm running statistics).
     targets_u = co_guess(net, partner, u1, u2, T) if u1 is not None else None
@@ -234,26 +246,36 @@ def dividemix_loss(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_clas
         all_inputs = torch.cat([x1, x2, u1, u2])
         all_targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
     mixed_inputs, mixed_targets = mixmatch(all_inputs, all_targets, alpha)
-
-    num_x = 2 * x1.size(0)
     if mix_labeled_only:
+        num_x = 2 * x1.size(0)
         mixed_inputs, mixed_targets = mixed_inputs[:num_x], mixed_targets[:num_x]
-    logits = net(mixed_inputs)  # one forward over the whole mixed batch, shared BatchNorm
+    return mixed_inputs, mixed_targets
+
+
+def dividemix_loss(logits, mixed_targets, num_x, *, lambda_u):
+    """Eq. (12) on the logits of one forward over the whole mixed batch (shared BatchNorm):
+    Lx on the first num_x rows, Lu on the rest (0 when there are none), the uniform prior
+    over all, lambda_r = 1. lambda_u is the current (ramped) weight. Returns (total, Lx, Lu)."""
     loss_x = labeled_loss(logits[:num_x], mixed_targets[:num_x])
     if logits.size(0) > num_x:
         loss_u = unlabeled_loss(logits[num_x:], mixed_targets[num_x:])
     else:
         loss_u = torch.zeros((), device=logits.device)
     penalty = uniform_prior_penalty(logits)
-    return loss_x + lambda_u * loss_u + penalty, loss_x, loss_u  # Eq. (12), lambda_r = 1
+    return loss_x + lambda_u * loss_u + penalty, loss_x, loss_u
+
+
+def _untimed(stage):
+    return contextlib.nullcontext()
 
 
 def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoch, num_class,
               warm_up, lambda_u, rampup_epochs, T, alpha, device, mix_labeled_only=False,
-              refine_labels=True, label=''):
+              refine_labels=True, label='', timer=_untimed):
     """Train `net` for one pass over its labeled set (Alg. 1 lines 9-30); `partner` is frozen
     and only co-guesses (None: no co-training). The unlabeled loader restarts whenever it runs
-    out. Returns the mean Lx and Lu."""
+    out. Returns the mean Lx and Lu. `timer(stage)` is a context manager the benchmark uses to
+    time the 'targets' and 'forward_backward' stages of each step."""
     net.train()
     if partner is not None:
         partner.eval()
@@ -276,19 +298,24 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
         x1, x2 = x1.to(device), x2.to(device)
         labels, clean_prob = labels.to(device), clean_prob.to(device)
 
-        weight_u = linear_rampup(epoch + batch_idx / num_iter, warm_up, rampup_epochs, lambda_u)
-        loss, loss_x, loss_u = dividemix_loss(net, partner, x1, x2, labels, clean_prob, u1, u2,
-                                              num_class=num_class, lambda_u=weight_u, T=T,
-                                              alpha=alpha, mix_labeled_only=mix_labeled_only,
-                                              refine_labels=refine_labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        with timer('targets'):
+            inputs, targets = mixmatch_batch(net, partner, x1, x2, labels, clean_prob, u1, u2,
+                                             num_class=num_class, T=T, alpha=alpha,
+                                             mix_labeled_only=mix_labeled_only,
+                                             refine_labels=refine_labels)
+        with timer('forward_backward'):
+            weight_u = linear_rampup(epoch + batch_idx / num_iter, warm_up, rampup_epochs,
+                                     lambda_u)
+            loss, loss_x, loss_u = dividemix_loss(net(inputs), targets, 2 * x1.size(0),
+                                                  lambda_u=weight_u)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
         sum_x += loss_x.detach()
         sum_u += loss_u.detach()
         if batch_idx % 20 == 0:
-            show_progress('%s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f'
-                          % (label, batch_idx + 1, num_iter, loss_x.item(), loss_u.item()))
+            show_progress('%s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
+                          label, batch_idx + 1, num_iter, loss_x.detach(), loss_u.detach())
     steps = len(labeled_loader)
     _check_finite(sum_x + sum_u, 'SSL')
     return sum_x.item() / steps, sum_u.item() / steps
@@ -301,7 +328,7 @@ def test_ensemble(net1, net2, loader, device, top5=False):
     net1.eval()
     net2.eval()
     counts = torch.zeros(5, dtype=torch.long, device=device)  # ens, net1, net2, ens top-5, total
-    with torch.no_grad():
+    with torch.inference_mode():
         for inputs, targets in loader:
             inputs, targets = inputs.to(device), targets.to(device)
             logits1, logits2 = net1(inputs), net2(inputs)

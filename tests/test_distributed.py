@@ -31,7 +31,7 @@ def divide(data_dir):
     noisy = (clean + (np.arange(len(clean)) % 3 == 0)) % 10  # a third of the labels wrong
     loaders = CIFARLoaders('cifar10', train_images, noisy, test_images, test_labels, 16)
     np.random.seed(0)
-    return dm.co_divide(net, loaders.eval_train(), [], 1, torch.device('cpu'))
+    return dm.co_divide(net, loaders.eval_train(), [], 1, torch.device('cpu')).clean_prob
 
 
 def divide_worker(rank, world_size, port, data_dir, out):

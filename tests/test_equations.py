@@ -143,8 +143,11 @@ def test_co_divide_keeps_history_and_uses_its_mean():
     loader = DataLoader(ds, batch_size=7)
     history = [torch.ones(n) * 7 for _ in range(4)]
     np.random.seed(0)
-    prob = dm.co_divide(LossNet(), loader, history, 2, torch.device('cpu'))
+    division = dm.co_divide(LossNet(), loader, history, 2, torch.device('cpu'))
+    prob = division.clean_prob
     assert len(history) == 2 and torch.equal(history[0], torch.ones(n) * 7)
+    assert torch.equal(division.loss, (history[0] + history[1]) / 2)  # what the GMM saw
+    assert division.gmm.means_.shape == (2, 1)
     assert (prob[:15] > 0.5).all() and (prob[15:] < 0.5).all()
 
 

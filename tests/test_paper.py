@@ -43,7 +43,7 @@ def run(cifar10_dir, tmp_path, monkeypatch, *extra):
 
 
 def test_default_cotraining_uses_the_other_networks_division(cifar10_dir, tmp_path, monkeypatch):
-    divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch)
+    divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--plain')
     # SSL epochs 1 and 2: both networks divide; net1 trains with net2 as partner and vice versa
     nets = [c[0][0] for c in divide.calls]
     assert len(nets) == 4 and nets[0] is not nets[1]
@@ -53,7 +53,7 @@ def test_default_cotraining_uses_the_other_networks_division(cifar10_dir, tmp_pa
     # net1's labeled set carries net2's clean probabilities, and vice versa
     for trained, divider in ((0, 1), (1, 0)):
         labeled_set = train.calls[trained][0][3].dataset
-        division = divide.calls[divider][2]
+        division = divide.calls[divider][2].clean_prob
         assert np.allclose(labeled_set.prob, division[labeled_set.indices])
 
 
@@ -120,12 +120,12 @@ def test_without_refinement_targets_are_the_noisy_labels(monkeypatch):
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     x = torch.randn(2, 4)
     labels = torch.tensor([0, 2])
-    dm.dividemix_loss(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
-                      lambda_u=1, T=0.5, alpha=4, refine_labels=False)
+    dm.mixmatch_batch(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
+                      T=0.5, alpha=4, refine_labels=False)
     onehot = torch.eye(3)[labels]
     assert torch.equal(seen['targets'][:4], torch.cat([onehot, onehot]))
-    dm.dividemix_loss(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
-                      lambda_u=1, T=0.5, alpha=4)
+    dm.mixmatch_batch(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
+                      T=0.5, alpha=4)
     assert not torch.equal(seen['targets'][:2], onehot)  # refined by default
 
 

@@ -50,10 +50,11 @@ def run_epoch(calls, num_labeled=8, num_unlabeled=8, batch=4, **kw):
 def test_ssl_step_forward_order_modes_and_batch():
     calls = []
     run_epoch(calls, num_labeled=4, num_unlabeled=4, batch=4)
-    # co-guess: net(u1), net(u2), partner(u1), partner(u2); co-refine: net(x1), net(x2);
-    # then ONE forward of the trained net on all 2B + 2U mixed rows, with gradients.
+    # co-guess: net(u1), net(u2) (train-mode BN: one view per call), partner([u1; u2]) (eval
+    # mode: both views in one call); co-refine: net(x1), net(x2); then ONE forward of the
+    # trained net on all 2B + 2U mixed rows, with gradients.
     assert calls == [('net', 4, True, False), ('net', 4, True, False),
-                     ('partner', 4, False, False), ('partner', 4, False, False),
+                     ('partner', 8, False, False),
                      ('net', 4, True, False), ('net', 4, True, False),
                      ('net', 16, True, True)]
 

@@ -1,0 +1,188 @@
+"""Time the plain and the fast path of Train_cifar.py side by side, in one run on one machine.
+
+    python benchmark_speed.py --data_path ./cifar-10 --num_train 2000 --width 64
+    python benchmark_speed.py --data_path ./cifar-10 --num_train 50000 --paths plain fast compile
+
+Per path, with the same seed and data: one warm-up epoch of both networks, then one SSL epoch
+(co-divide of both networks, training of each on the other's division, test of the ensemble),
+broken down into co-divide, target construction (co-guessing, co-refinement, mixup: Alg. 1
+lines 17-25), forward-backward (with the optimizer step) and the rest (loading and augmenting
+batches). The division is fixed to the true clean set, so every path trains the same number
+of steps. Prints seconds, images per second and the ratio to the first path, and the machine.
+
+Paths: plain (--plain: PIL transforms in DataLoader workers, fp32), fast (the default of
+Train_cifar.py: the dataset on the device, batched augmentation, channels_last, bf16 autocast
+where the device has bf16 units), compile (fast plus --compile).
+On a GPU each stage runs once untimed first on a subset (cuDNN autotuning; compile: on all
+images, since compiled code recompiles for every new batch shape), and the breakdown is timed
+in a further pass, since the waits it needs at every stage boundary slow the GPU down (the
+parts are scaled to the unbroken pass's total); on a CPU the one timed pass gives both.
+"""
+import argparse
+import collections
+import contextlib
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+import dividemix as dm
+from dataloader_cifar import CIFARLoaders, DeviceCIFARLoaders, load_cifar, make_noisy_labels
+from PreResNet import ResNet18
+from run_utils import has_bf16, pick_device, seed_everything, speed_up
+
+
+class StageTimer:
+    """Seconds per named stage; waits for the GPU at each boundary so asynchronous work is
+    charged to the stage that queued it."""
+
+    def __init__(self, device):
+        self.device, self.seconds = device, collections.defaultdict(float)
+
+    def sync(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    @contextlib.contextmanager
+    def __call__(self, stage):
+        self.sync()
+        start = time.perf_counter()
+        yield
+        self.sync()
+        self.seconds[stage] += time.perf_counter() - start
+
+
+def machine(device):
+    if device.type == 'cuda':
+        return '%s, torch %s' % (torch.cuda.get_device_name(device), torch.__version__)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
+    except (OSError, StopIteration):
+        pass
+    return '%s, %d threads, torch %s' % (cpu, torch.get_num_threads(), torch.__version__)
+
+
+def run_path(path, args, data, device):
+    """Time one path; returns {stage: seconds}."""
+    train_images, noisy, is_clean, test_images, test_labels = data
+    seed_everything(args.seed)
+    clean_prob = np.where(is_clean, np.random.uniform(0.5, 1, len(noisy)), 0.1)
+    nets = [speed_up(ResNet18(10, args.width).to(device), device, path != 'plain',
+                     path == 'compile') for _ in range(2)]
+    optimizers = [torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
+                  for net in nets]
+
+    def loaders_for(n):  # the first n training images
+        if path == 'plain':
+            loaders = CIFARLoaders('cifar10', train_images[:n], noisy[:n], test_images,
+                                   test_labels, args.batch_size, args.num_workers)
+        else:
+            loaders = DeviceCIFARLoaders('cifar10', train_images[:n], noisy[:n], test_images,
+                                         test_labels, args.batch_size, device)
+        return loaders, is_clean[:n], clean_prob[:n]
+
+    def warmup(data, timer):
+        loader = data[0].warmup()
+        for net, optimizer in zip(nets, optimizers):
+            dm.warmup_epoch(net, optimizer, loader, device)
+
+    def co_divide(data, timer):
+        loader = data[0].eval_train()
+        for net in nets:
+            dm.co_divide(net, loader, [], 1, device)
+
+    def ssl(data, timer):
+        loaders, labeled, prob = data
+        for net, partner, optimizer in ((nets[0], nets[1], optimizers[0]),
+                                        (nets[1], nets[0], optimizers[1])):
+            labeled_loader, unlabeled_loader = loaders.train(labeled, prob)
+            dm.ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=20,
+                         num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5,
+                         alpha=4, device=device, timer=timer)
+
+    def test(data, timer):
+        dm.test_ensemble(nets[0], nets[1], data[0].test(), device)
+
+    full = loaders_for(len(noisy))
+    gpu = device.type == 'cuda'
+    # Compiled code recompiles for every new batch shape, so only a full pass warms it up.
+    warm = full if path == 'compile' else loaders_for(min(args.gpu_warm_images, len(noisy)))
+    seconds = {}
+    for stage, run in (('warm-up epoch', warmup), ('co-divide', co_divide),
+                       ('SSL training', ssl), ('test', test)):
+        if gpu:
+            run(warm, _untimed)  # cuDNN autotuning, compilation
+        timer = StageTimer(device)
+        with timer('total'):
+            run(full, timer if not gpu else _untimed)
+        seconds[stage] = timer.seconds['total']
+        if stage == 'SSL training':
+            if gpu:
+                timer = StageTimer(device)
+                with timer('total'):
+                    run(full, timer)
+            for part in ('targets', 'forward_backward'):
+                seconds['  ' + part] = timer.seconds[part] * seconds[stage] / timer.seconds['total']
+            seconds['  data, rest'] = seconds[stage] - sum(
+                seconds['  ' + p] for p in ('targets', 'forward_backward'))
+    seconds['SSL epoch'] = seconds['co-divide'] + seconds['SSL training'] + seconds['test']
+    return seconds
+
+
+def _untimed(stage):
+    return contextlib.nullcontext()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data_path', default='./cifar-10')
+    p.add_argument('--num_train', type=int, default=2000)
+    p.add_argument('--num_test', type=int, default=1000)
+    p.add_argument('--width', type=int, default=64)
+    p.add_argument('--batch_size', type=int, default=64)
+    p.add_argument('--r', type=float, default=0.5, help='sym noise ratio')
+    p.add_argument('--paths', nargs='+', default=['plain', 'fast'],
+                   choices=['plain', 'fast', 'compile'])
+    p.add_argument('--num_workers', type=int, default=4, help="the plain path's workers")
+    p.add_argument('--seed', type=int, default=123)
+    p.add_argument('--gpu_warm_images', type=int, default=4096,
+                   help='on a GPU, each stage first runs untimed on this many images')
+    p.add_argument('--json', default=None, help='also write the numbers to this file')
+    args = p.parse_args(argv)
+
+    device = pick_device(0)
+    train_images, clean, test_images, test_labels = load_cifar(args.data_path, 'cifar10', False)
+    train_images, clean = train_images[:args.num_train], np.asarray(clean[:args.num_train])
+    noisy = np.asarray(make_noisy_labels(clean, args.r, 'sym', 10, seed=args.seed))
+    data = (train_images, noisy, noisy == clean, test_images[:args.num_test],
+            test_labels[:args.num_test])
+    results = {path: run_path(path, args, data, device) for path in args.paths}
+
+    labeled = int((noisy == clean).sum())
+    images = {'warm-up epoch': 2 * len(noisy), 'co-divide': 2 * len(noisy),
+              'SSL training': 2 * labeled, 'test': len(data[4]), 'SSL epoch': 2 * labeled}
+    print('\n%s; %d training images (%d labeled), width %d, batch %d; bf16 on this device: %s'
+          % (machine(device), len(noisy), labeled, args.width, args.batch_size,
+             'yes' if has_bf16(device) else 'no'))
+    header = '%-20s' % 'stage' + ''.join('%12s s %9s' % (path, 'img/s') for path in args.paths)
+    print(header + ''.join('  %s/%s' % (path, args.paths[0]) for path in args.paths[1:]))
+    for stage in results[args.paths[0]]:
+        row = '%-20s' % stage
+        for path in args.paths:
+            s = results[path][stage]
+            row += '%14.2f %9s' % (s, '%.0f' % (images[stage] / s) if stage in images else '')
+        base = results[args.paths[0]][stage]
+        row += ''.join('  %8.2fx' % (base / results[path][stage]) for path in args.paths[1:])
+        print(row)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'machine': machine(device), 'args': vars(args), 'seconds': results,
+                       'images': images}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()

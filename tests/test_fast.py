@@ -1,0 +1,174 @@
+"""The fast path (Train_cifar.py's default) against the plain one (--plain): same batches in
+distribution, same loaders' contract, a network wrapper that changes nothing but precision."""
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+import Train_cifar
+from dataloader_cifar import (CIFARLoaders, DeviceCIFARLoaders, load_cifar, random_crop_flip,
+                              transforms_for)
+from run_utils import FastForward, speed_up, unwrap
+
+CPU = torch.device('cpu')
+
+
+def all_crops_and_flips(pil, padding=4):
+    """Every output RandomCrop(32, padding) + RandomHorizontalFlip + ToTensor + Normalize can
+    give for `pil`, built with torchvision's functional ops: (2 * 9 * 9, 3072)."""
+    _, normalise = transforms_for('cifar10')
+    padded = TF.pad(pil, padding)  # zero fill
+    out = []
+    for top in range(2 * padding + 1):
+        for left in range(2 * padding + 1):
+            crop = TF.crop(padded, top, left, 32, 32)
+            out += [normalise(crop), normalise(TF.hflip(crop))]
+    return torch.stack(out).flatten(1)
+
+
+def outcome_of(samples, candidates):
+    """Index of the candidate each sample equals (to float rounding); fails if none does."""
+    dist = torch.cdist(samples.flatten(1).double(), candidates.double())
+    best = dist.min(1)
+    assert best.values.max() < 1e-3, 'a sample is no crop/flip of the image'
+    return best.indices
+
+
+def test_batched_crop_flip_has_the_pil_transforms_distribution():
+    rng = np.random.RandomState(0)
+    image = rng.randint(1, 256, (32, 32, 3)).astype(np.uint8)  # no zeros: padding is visible
+    candidates = all_crops_and_flips(Image.fromarray(image))
+    assert len(torch.unique(candidates, dim=0)) == 162  # all outcomes distinct
+
+    # The plain path (PIL transforms) only ever gives these 162 outcomes...
+    train_transform, _ = transforms_for('cifar10')
+    torch.manual_seed(0)
+    plain = torch.stack([train_transform(Image.fromarray(image)) for _ in range(300)])
+    outcome_of(plain, candidates)
+
+    # ...and the fast path gives the same ones, uniformly: offsets and flips independent and
+    # uniform, padding zeros (a zero pixel normalises to -mean/std, as in the candidates).
+    torch.manual_seed(0)
+    n = 162 * 60
+    loaders = DeviceCIFARLoaders('cifar10', image[None].repeat(n, 0), [0] * n, image[None],
+                                 [0], 64, CPU)
+    fast = loaders._views(loaders.train_images, copies=1)[0]
+    counts = torch.bincount(outcome_of(fast, candidates), minlength=162).double()
+    expected = n / 162
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi2 < 214.3  # 0.1% critical value of chi-square with 161 degrees of freedom
+    assert counts.min() > 0
+    flipped = counts.view(81, 2)[:, 1].sum() / n
+    assert abs(flipped - 0.5) < 0.02
+
+
+def test_crop_flip_reads_columns_backwards_and_pads_with_zeros():
+    torch.manual_seed(1)
+    img = torch.arange(1, 1 + 2 * 5 * 5).view(1, 2, 5, 5)
+    out = random_crop_flip(img.repeat(400, 1, 1, 1), padding=2)
+    assert out.shape == (400, 2, 5, 5)
+    padded = torch.nn.functional.pad(img[0], (2,) * 4)
+    for o in out[:50]:
+        # find the crop: the one place the output (or its mirror) sits in the padded image
+        found = [(t, l, f) for t in range(5) for l in range(5) for f in (False, True)
+                 if torch.equal(padded[:, t:t + 5, l:l + 5].flip(2) if f
+                                else padded[:, t:t + 5, l:l + 5], o)]
+        assert len(found) == 1
+    # both views of a batch are augmented independently
+    a, b = out[:200], out[200:]
+    assert not torch.equal(a, b)
+
+
+@pytest.fixture
+def tiny_data(cifar10_dir):
+    train, clean, test, test_labels = load_cifar(cifar10_dir, 'cifar10', False)
+    noisy = (np.asarray(clean) + np.arange(len(clean)) % 2) % 10
+    return train[:50], noisy[:50], test[:30], test_labels[:30]
+
+
+def test_device_loaders_follow_the_plain_loaders_contract(tiny_data):
+    train, noisy, test, test_labels = tiny_data
+    plain = CIFARLoaders('cifar10', train, noisy, test, test_labels, 8, eval_batch_size=16)
+    fast = DeviceCIFARLoaders('cifar10', train, noisy, test, test_labels, 8, CPU,
+                              eval_batch_size=16)
+    # unaugmented loaders: identical batches, in order
+    for make in ('eval_train', 'test'):
+        p_batches, f_batches = list(getattr(plain, make)()), list(getattr(fast, make)())
+        assert len(f_batches) == len(p_batches) == len(getattr(fast, make)())
+        for p, f in zip(p_batches, f_batches):
+            assert torch.allclose(p[0], f[0], atol=1e-5)
+            for pi, fi in zip(p[1:], f[1:]):
+                assert torch.equal(torch.as_tensor(pi), fi)
+    # warm-up: every image once per epoch, shuffled, with its noisy label and index
+    warm = fast.warmup()
+    assert len(warm) == len(plain.warmup()) and len(warm.dataset) == 50
+    seen = torch.cat([idx for _, _, idx in warm])
+    assert sorted(seen.tolist()) == list(range(50)) and seen.tolist() != list(range(50))
+    for x, labels, idx in warm:
+        assert torch.equal(labels, torch.as_tensor(noisy)[idx]) and x.shape[1:] == (3, 32, 32)
+
+    # training loaders: labeled rows carry their label and clean probability
+    pred = np.arange(50) % 3 != 0
+    prob = np.linspace(0, 1, 50)
+    labeled, unlabeled = fast.train(pred, prob)
+    p_labeled, p_unlabeled = plain.train(pred, prob)
+    assert (len(labeled), len(unlabeled)) == (len(p_labeled), len(p_unlabeled))
+    assert labeled.batch_size == p_labeled.batch_size and len(labeled.dataset) == pred.sum()
+    pairs = sorted((int(y), round(float(w), 6)) for _, _, ys, ws in labeled
+                   for y, w in zip(ys, ws))
+    p_pairs = sorted((int(y), round(float(w), 6)) for _, _, ys, ws in p_labeled
+                     for y, w in zip(ys, ws))
+    assert pairs == p_pairs
+    x1, x2, _, _ = next(iter(labeled))
+    assert not torch.equal(x1, x2)  # two independent views
+    assert sum(len(u1) for u1, _ in unlabeled) == (~pred).sum()
+    # without augmentation both views are the normalised image
+    x1, x2, _, _ = next(iter(fast.train(pred, prob, augment=False)[0]))
+    assert torch.equal(x1, x2)
+    # an empty side gives None, as in the plain loaders
+    assert fast.train(np.ones(50, bool), prob)[1] is None
+
+
+def test_fast_forward_changes_precision_only():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+    x = torch.randn(5, 3, 8, 8)
+    reference = net(x)
+    keys = list(net.state_dict())
+    exact = FastForward(net, CPU, bf16=False)
+    assert torch.allclose(exact(x), reference, atol=1e-5)  # channels_last alone: same numbers
+    low = FastForward(net, CPU, bf16=True)
+    out = low(x)
+    assert out.dtype == torch.float32  # logits come back fp32 for the losses
+    assert torch.allclose(out, reference, atol=0.05, rtol=0.05)
+    assert not torch.equal(out, reference)  # it did run in bf16
+    wrapped = speed_up(net, CPU, fast=True)
+    assert unwrap(wrapped) is net and list(unwrap(wrapped).state_dict()) == keys
+    assert speed_up(net, CPU, fast=False) is net
+
+
+def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatch):
+    made = []
+    for name in ('CIFARLoaders', 'DeviceCIFARLoaders', 'speed_up'):
+        real = getattr(Train_cifar, name)
+        monkeypatch.setattr(Train_cifar, name,
+                            lambda *a, _real=real, _name=name, **k: made.append(
+                                (_name, a[2] if _name == 'speed_up' else None)) or _real(*a, **k))
+
+    def tiny(epochs, out):
+        return ['--data_path', cifar10_dir, '--width', '4', '--num_epochs', str(epochs),
+                '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--num_train', '64',
+                '--num_test', '32', '--out_dir', str(tmp_path / out)]
+    Train_cifar.main(tiny(2, 'plain') + ['--plain'])
+    assert made == [('CIFARLoaders', None), ('speed_up', False), ('speed_up', False)]
+    made.clear()
+    Train_cifar.main(tiny(2, 'fast'))
+    assert made == [('DeviceCIFARLoaders', None), ('speed_up', True), ('speed_up', True)]
+    # a run may be resumed with the other path (same method, other arithmetic)
+    Train_cifar.main(tiny(3, 'fast') + ['--resume', '--plain'])
+    assert len(open(os.path.join(tmp_path, 'fast', 'cifar10_0.5_sym_acc.txt')).readlines()) == 3
