@@ -17,10 +17,13 @@ import torch
 import dividemix as dm
 from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
                               DeviceCIFARLoaders, load_cifar, noisy_labels_for)
+from figures import write_figures
 from PreResNet import ResNet18
-from run_utils import (ArgumentParser, InputError, RunLog, init_distributed, labels_digest,
-                       pick_device, restore, rng_state, run_cli, seed_everything, speed_up,
-                       state_of, wrap_ddp)
+from run_utils import (ArgumentParser, InputError, RunLog, distributed, init_distributed,
+                       labels_digest, pick_device, restore, rng_state, run_cli, seed_everything,
+                       speed_up, state_of, wrap_ddp)
+from snapshots import (TensorBoardLog, division_epochs, penultimate_features, save_division,
+                       save_features)
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -136,6 +139,11 @@ def parse_args(argv):
     p.add_argument('--num_workers', type=int, default=4, help='data workers of --plain')
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
+                   help='save loss snapshots and features, draw the paper\'s figures at the end '
+                        '(figures.py)')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='also log the per-epoch numbers for TensorBoard (if installed)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
@@ -243,6 +251,8 @@ def main(argv=None):
     single = args.method == 'ce' or args.no_cotraining
     if single:
         networks = networks[:1]
+    snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
     confidence_penalty = args.warmup_penalty == 'on' or (
         args.warmup_penalty == 'auto' and args.method == 'dividemix'
         and args.noise_mode in ('asym', 'cifar-n'))
@@ -269,6 +279,10 @@ def main(argv=None):
                                       **gmm_kwargs)
                          for (_, net, _), history in zip(networks, loss_history)]
             clean_probs = [division.clean_prob for division in divisions]
+            if args.figures and log.writer and epoch in snapshot_epochs:  # Fig. 2
+                save_division(args.out_dir, run_name, epoch, args.p_threshold, noisy_labels,
+                              {name: division._asdict() for (name, _, _), division
+                               in zip(networks, divisions)}, is_clean)
             # Lines 6-30: net1 trains on net2's division with net2 co-guessing, then vice versa.
             # Without co-training, net1 trains on its own division and guesses alone.
             plan = ([('net1', net1, net2, optimizer1, clean_probs[1]),
@@ -301,6 +315,7 @@ def main(argv=None):
         record['seconds'] = time.time() - start
         log.write('acc', 'Epoch:%d   Accuracy:%.2f\n' % (epoch, record['test_acc']))
         log.epoch(record, score=record['test_acc'])
+        tensorboard.epoch(record)
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args),
                   'noisy_labels': labels_digest(noisy_labels), 'noise_file': noise_path})
@@ -310,8 +325,19 @@ def main(argv=None):
                  record['seconds']))
 
     summary = log.summary()
+    tensorboard.close()
     print('best %.2f%%  last-10 mean %.2f%%  (%s)'
           % (summary['best'], summary['last10'], log.jsonl_path))
+    if args.figures and log.writer:
+        if distributed()[1] == 1:  # (under torchrun the loader would see one shard only)
+            # Fig. 5: net1's penultimate features of 2,000 training images, chosen with their
+            # own RNG so the run's random streams stay untouched.
+            chosen = np.random.RandomState(args.seed).choice(
+                len(noisy_labels), min(len(noisy_labels), 2000), replace=False)
+            features = penultimate_features(net1, loaders.eval_train(chosen), device)
+            save_features(args.out_dir, run_name, features, np.asarray(noisy_labels)[chosen],
+                          np.asarray(clean_labels)[chosen], chosen)
+        write_figures(args.out_dir, prefix=run_name)
     return summary
 
 

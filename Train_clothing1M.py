@@ -10,6 +10,8 @@ network divides a fresh class-balanced subset of num_batches * B images and the 
 trains on it. Each network keeps its best-validation weights; the final test is the ensemble of
 the two. Logs: checkpoint/<id>.txt (the authors' format) and <id>.jsonl.
 """
+import argparse
+import os
 import sys
 import time
 
@@ -19,9 +21,11 @@ import torchvision
 
 import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
+from figures import write_figures
 from run_utils import (ArgumentParser, InputError, RunLog, atomic_save, barrier, distributed,
                        init_distributed, load_checkpoint, pick_device, restore, rng_state,
                        run_cli, seed_everything, speed_up, state_of, unwrap, wrap_ddp)
+from snapshots import TensorBoardLog, division_epochs, save_division, save_unlabeled_guesses
 
 
 def parse_args(argv):
@@ -64,6 +68,11 @@ def parse_args(argv):
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--id', default='clothing1m', help='prefix of the output files')
     p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
+                   help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
+                        'at the end (figures.py)')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='also log the per-epoch numbers for TensorBoard (if installed)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
@@ -132,6 +141,8 @@ def main(argv=None):
                   for net in (net1, net2))
     # The paper's per-epoch budgets are global: with N processes each one samples 1/N of them.
     images_per_epoch = args.num_batches * args.batch_size * distributed()[1]
+    snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -156,6 +167,19 @@ def main(argv=None):
                 eval_loader = loaders.eval_train(images_per_epoch)
                 division = dm.co_divide(net, eval_loader, [], 1, device, **gmm_kwargs)
                 divisions.append((division, eval_loader.dataset.indices))
+            if args.figures and log.writer and epoch in snapshot_epochs:
+                # Fig. 2 (each GMM saw its own subset: indices kept) and Fig. 4 (images of
+                # net1's unlabeled set, from net2's division, with the networks' guesses)
+                save_division(args.out_dir, args.id, epoch, args.p_threshold, data.train_labels,
+                              {name: dict(division._asdict(), indices=indices)
+                               for name, (division, indices) in zip(('net1', 'net2'),
+                                                                    divisions)})
+                division, indices = divisions[1]
+                noisy = division.clean_prob <= args.p_threshold
+                save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
+                                       data.train_paths, data.train_labels, indices[noisy],
+                                       division.clean_prob[noisy], loaders.test_transform,
+                                       device, args.seed)
             # net1 trains on net2's division with net2 co-guessing, then vice versa.
             for name, net, partner, optimizer, (division, indices) in (
                     ('net1', net1, net2, optimizer1, divisions[1]),
@@ -186,6 +210,7 @@ def main(argv=None):
             if improved[k]:
                 best_val[k], best_epoch[k] = record['net%d_val_acc' % (k + 1)], epoch
         record['seconds'] = time.time() - start
+        tensorboard.epoch(record)
         log.epoch(record, score=record['val_acc'])
         log.save({'epoch': epoch, **state_of(parts), 'best_val': best_val,
                   'best_epoch': best_epoch, 'rng': rng_state(), 'args': vars(args)})
@@ -204,8 +229,11 @@ def main(argv=None):
     log.write('log', 'Test Accuracy:%.2f\n' % test_acc)
     summary = log.summary(test_acc=test_acc, net1_test_acc=test_acc1, net2_test_acc=test_acc2,
                           best_val=best_val)
+    tensorboard.close()
     print('test accuracy %.2f%% (best-validation weights of each network; %s)'
           % (test_acc, log.jsonl_path))
+    if args.figures and log.writer:
+        write_figures(args.out_dir, prefix=args.id)
     return summary
 
 

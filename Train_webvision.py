@@ -11,16 +11,21 @@ are mixed), tau 0.5, T 0.5, weight decay 1e-3. The authors' single-GPU script di
 lr drop at 40, weight decay 5e-4 (pass those to match it).
 Logs: checkpoint/<id>_acc.txt and _stats.txt (the authors' formats) and <id>.jsonl.
 """
+import argparse
+import os
 import sys
 import time
 
+import numpy as np
 import torch
 
 import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
+from figures import write_figures
 from InceptionResNetV2 import InceptionResNetV2
 from run_utils import (ArgumentParser, RunLog, init_distributed, pick_device, restore, rng_state,
-                       run_cli, seed_everything, speed_up, state_of, wrap_ddp)
+                       run_cli, seed_everything, speed_up, state_of, unwrap, wrap_ddp)
+from snapshots import TensorBoardLog, division_epochs, save_division, save_unlabeled_guesses
 
 
 def parse_args(argv):
@@ -59,6 +64,11 @@ def parse_args(argv):
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--id', default='webvision', help='prefix of the output files')
     p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
+                   help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
+                        'at the end (figures.py)')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='also log the per-epoch numbers for TensorBoard (if installed)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
@@ -102,6 +112,8 @@ def main(argv=None):
     # channels_last + bf16 autocast (+ torch.compile); checkpoints hold the bare networks
     net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile)
                   for net in (net1, net2))
+    snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -124,6 +136,15 @@ def main(argv=None):
                 dm.co_divide(net, eval_loader, history, args.loss_history, device, **gmm_kwargs)
                 for net, history in ((net1, loss_history[0]), (net2, loss_history[1]))]
             clean_prob1, clean_prob2 = (division.clean_prob for division in divisions)
+            if args.figures and log.writer and epoch in snapshot_epochs:
+                # Fig. 2, and Fig. 4: images of net1's unlabeled set (from net2's division)
+                save_division(args.out_dir, args.id, epoch, args.p_threshold, data.train_labels,
+                              {'net1': divisions[0]._asdict(), 'net2': divisions[1]._asdict()})
+                noisy = np.flatnonzero(clean_prob2 <= args.p_threshold)
+                save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
+                                       data.train_paths, data.train_labels, noisy,
+                                       clean_prob2[noisy], loaders.test_transform, device,
+                                       args.seed)
             for name, net, partner, optimizer, clean_prob in (
                     ('net1', net1, net2, optimizer1, clean_prob2),
                     ('net2', net2, net1, optimizer2, clean_prob1)):
@@ -151,6 +172,7 @@ def main(argv=None):
                   '(%.2f%%)\n' % (epoch, record['webvision_top1'], record['webvision_top5'],
                                   record['imagenet_top1'], record['imagenet_top5']))
         record['seconds'] = time.time() - start
+        tensorboard.epoch(record)
         log.epoch(record, score=record['webvision_top1'])
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
@@ -159,8 +181,11 @@ def main(argv=None):
                  record['imagenet_top1'], record['imagenet_top5'], record['seconds']))
 
     summary = log.summary()
+    tensorboard.close()
     print('WebVision top-1 best %.2f%%, last-10 mean %.2f%% (%s)'
           % (summary['best'], summary['last10'], log.jsonl_path))
+    if args.figures and log.writer:
+        write_figures(args.out_dir, prefix=args.id)
     return summary
 
 

@@ -323,8 +323,10 @@ class CIFARLoaders:
         ds = self._train_set(self.train_transform, 'all')  # item index = image index
         return self._loader(ds, 2 * self.batch_size, shuffle=True)
 
-    def eval_train(self):
-        ds = self._train_set(self.test_transform, 'all')
+    def eval_train(self, indices=None):
+        """All training images (or those at `indices`) unaugmented, in order; batches yield
+        (image, noisy label, position)."""
+        ds = self._train_set(self.test_transform, 'all', indices)
         return self._loader(ds, self.eval_batch_size, shuffle=False)
 
     def test(self):
@@ -426,10 +428,14 @@ class DeviceCIFARLoaders:
             return self._views(self.train_images[idx], copies=1)[0], self.noisy_labels[idx], idx
         return self._loader(batch, len(self.noisy_labels), 2 * self.batch_size, shuffle=True)
 
-    def eval_train(self):
-        def batch(idx):
-            return self._normalise(self.train_images[idx]), self.noisy_labels[idx], idx
-        return self._loader(batch, len(self.noisy_labels), self.eval_batch_size, shuffle=False)
+    def eval_train(self, indices=None):
+        indices = torch.as_tensor(np.arange(len(self.noisy_labels)) if indices is None
+                                  else np.asarray(indices), device=self.device)
+
+        def batch(positions):
+            idx = indices[positions]
+            return self._normalise(self.train_images[idx]), self.noisy_labels[idx], positions
+        return self._loader(batch, len(indices), self.eval_batch_size, shuffle=False)
 
     def test(self):
         def batch(idx):

@@ -380,7 +380,8 @@ def load_checkpoint(path):
 # Arguments that may change when a run is resumed: where things are and how fast they run.
 # Raising --num_epochs extends a finished run; anything else would change its results.
 RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 'debug',
-                     'download', 'data_path', 'noise_file', 'plain', 'compile'}
+                     'download', 'data_path', 'noise_file', 'plain', 'compile', 'figures',
+                     'tensorboard'}
 
 
 def _writable_or_creatable(folder):

@@ -61,7 +61,7 @@ def test_torchrun_two_processes_end_to_end(tmp_path):
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
            '--master_port', str(free_port()), 'Train_cifar.py', '--data_path',
            str(tmp_path / 'data'), '--out_dir', str(out), '--width', '4', '--num_epochs', '2',
-           '--warm_up', '1', '--batch_size', '16', '--num_workers', '0']
+           '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--no-figures']
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

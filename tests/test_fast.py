@@ -162,7 +162,8 @@ def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatc
 
     def tiny(epochs, out):
         return ['--data_path', cifar10_dir, '--width', '4', '--num_epochs', str(epochs),
-                '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--num_train', '64',
+                '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--no-figures',
+                '--num_train', '64',
                 '--num_test', '32', '--out_dir', str(tmp_path / out)]
     Train_cifar.main(tiny(2, 'plain') + ['--plain'])
     assert made == [('CIFARLoaders', None), ('speed_up', False), ('speed_up', False)]

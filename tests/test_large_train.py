@@ -20,6 +20,24 @@ def read_jsonl(path):
         return [json.loads(line) for line in f]
 
 
+def assert_figure_files(out, prefix, snapshot_epoch, subset=None):
+    """The run saved its last division (Fig. 2) and a grid of its unlabeled images with the
+    networks' guesses (Fig. 4), and drew them."""
+    import numpy as np
+    snap = np.load(os.path.join(out, prefix + '_division', 'epoch_%03d.npz' % snapshot_epoch))
+    assert 'is_clean' not in snap  # the truth is unknown
+    if subset is not None:  # Clothing1M: each GMM divided its own subset, kept by index
+        assert len(snap['net1_indices']) == len(snap['net1_loss']) <= subset
+    with open(os.path.join(out, prefix + '_unlabeled_examples.json')) as f:
+        examples = json.load(f)['examples']
+    for e in examples:
+        assert os.path.exists(e['path']) and e['clean_prob'] <= 0.5
+    figures = os.listdir(os.path.join(out, 'figures'))
+    for name in ('accuracy', 'loss_epoch%d' % snapshot_epoch) + (
+            ('unlabeled_examples',) if examples else ()):
+        assert '%s_%s.png' % (prefix, name) in figures
+
+
 def test_clothing1m_end_to_end(tmp_path):
     root = make_clothing1m(tmp_path / 'clothing1m', size=72)
     out = str(tmp_path / 'ckpt')
@@ -38,6 +56,7 @@ def test_clothing1m_end_to_end(tmp_path):
         max(r['net1_val_acc'] for r in records[:2]), max(r['net2_val_acc'] for r in records[:2])]
     for k in (1, 2):
         assert os.path.exists(os.path.join(out, 'clothing1m_net%d_best.pth' % k))
+    assert_figure_files(out, 'clothing1m', snapshot_epoch=1, subset=8)
 
 
 def test_resnet50_parameter_count():
@@ -117,6 +136,7 @@ def test_webvision_end_to_end(tmp_path, monkeypatch):
     assert records[3]['best'] == max(r['webvision_top1'] for r in records[:3]) == summary['best']
     ckpt = torch.load(os.path.join(out, 'webvision_last.pth'), weights_only=True)
     assert ckpt['epoch'] == 2 and 'net1' in ckpt and 'net2' in ckpt  # both networks saved
+    assert_figure_files(out, 'webvision', snapshot_epoch=2)
 
 
 def test_webvision_defaults_follow_the_paper():

@@ -16,7 +16,7 @@ from dataloader_cifar import CIFARLoaders, load_cifar, make_noisy_labels, read_c
 from run_utils import InputError
 
 TINY = ['--width', '4', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
-        '--num_workers', '0']
+        '--num_workers', '0', '--no-figures']
 
 
 class Spy:

@@ -20,7 +20,8 @@ PREFIX = 'cifar10_0.5_sym'
 
 def tiny_args(data, out, *extra):
     return ['--data_path', data, '--out_dir', out, '--width', '4', '--num_epochs', '4',
-            '--warm_up', '1', '--batch_size', '16', '--num_workers', '0'] + list(extra)
+            '--warm_up', '1', '--batch_size', '16', '--num_workers', '0',
+            '--no-figures'] + list(extra)
 
 
 def train(argv, point=None, n=0):

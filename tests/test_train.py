@@ -9,7 +9,7 @@ import Train_cifar
 from run_utils import run_cli
 
 TINY = ['--width', '4', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
-        '--num_workers', '0']
+        '--num_workers', '0', '--no-figures']
 
 
 def read_jsonl(path):

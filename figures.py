@@ -1,0 +1,534 @@
+"""The paper's figures from a run folder, finished or still running:
+
+    python figures.py RUN_DIR [--prefix PREFIX] [--epochs 10 50] [--out FOLDER]
+
+For every run in RUN_DIR (each <prefix>.jsonl that Train_cifar.py, Train_clothing1M.py or
+Train_webvision.py wrote; or only --prefix), into FOLDER (default RUN_DIR/figures/):
+
+  <prefix>_accuracy.png            accuracy per epoch, best and last-10 mean, warm-up, λu ramp-up
+                                   and learning-rate drops on the time axis          (the .jsonl)
+  <prefix>_division.png            Fig. 3: AUC, precision, recall, size of each labeled set
+  <prefix>_loss_epoch<E>.png       Fig. 2: loss histogram, clean / noisy, the GMM and τ, for
+                                   every saved snapshot (or --epochs)   (<prefix>_division/)
+  <prefix>_tsne.png                Fig. 5: t-SNE of the features by noisy and by true label
+  <prefix>_unlabeled_examples.png  Fig. 4: images put in the unlabeled set, given and guessed label
+
+The last three need the files snapshots.py saves; a run without them gets one line per figure
+saying what is missing and why. Each path written is printed.
+"""
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from run_utils import ArgumentParser, InputError, run_cli
+from snapshots import division_dir
+
+SNAPSHOTS_SINCE = 'issue #7 (snapshots.py)'  # runs older than this saved no snapshots
+DPI = 100  # figure sizes below are in inches: (12, 8) is 1200 x 800 pixels
+MAX_TSNE_POINTS = 2000  # t-SNE of 2,000 points takes well under a minute on one CPU core
+MAX_EXAMPLES = 18  # Fig. 4 grid: 3 rows of 6
+
+# Per log format: the accuracy curves (key, label); the first is the run's score, the one
+# 'best' and 'last10' in the final line are computed from.
+ACCURACY_CURVES = {
+    'cifar': [('test_acc', 'ensemble'), ('net1_acc', 'net1'), ('net2_acc', 'net2')],
+    'clothing1m': [('val_acc', 'ensemble'), ('net1_val_acc', 'net1'),
+                   ('net2_val_acc', 'net2')],
+    'webvision': [('webvision_top1', 'WebVision top-1'), ('webvision_top5', 'WebVision top-5'),
+                  ('imagenet_top1', 'ILSVRC12 top-1'), ('imagenet_top5', 'ILSVRC12 top-5')],
+}
+ACCURACY_AXIS = {'cifar': 'test accuracy (%)', 'clothing1m': 'validation accuracy (%)',
+                 'webvision': 'accuracy (%)'}
+DIVISION_PANELS = [('auc', 'AUC of the clean/noisy division'),
+                   ('precision', 'labeled-set precision (fraction clean)'),
+                   ('recall', 'labeled-set recall (of all clean samples)'),
+                   ('labeled', 'labeled-set size')]
+
+
+class Missing(Exception):
+    """A figure cannot be drawn: the message names it and says what is missing and why."""
+
+
+# ---------------------------------------------------------------- reading a run --------------
+
+def read_records(path):
+    """The epoch records of a .jsonl log and its final line (None while the run goes on).
+    A last line that does not parse is being written right now: it is ignored."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    records, final = [], None
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise InputError('%s line %d is not JSON: the log was damaged' % (path, number))
+        if entry.get('final'):
+            final = entry
+        elif 'epoch' in entry:
+            records.append(entry)
+    return records, final
+
+
+@dataclass
+class Run:
+    """One run of a run folder: its epoch records, final line and arguments."""
+    run_dir: str
+    prefix: str
+    records: list
+    final: dict
+    args: dict
+
+    @property
+    def kind(self):
+        """'cifar', 'clothing1m' or 'webvision', from the score its records carry."""
+        for kind, curves in ACCURACY_CURVES.items():
+            if any(curves[0][0] in r for r in self.records):
+                return kind
+        return None
+
+    @property
+    def networks(self):
+        """The networks that trained: 'net1', 'net2' (net1 alone in the CE baseline)."""
+        return sorted({k for r in self.records for k, v in r.items()
+                       if k.startswith('net') and isinstance(v, dict)})
+
+    @property
+    def divided(self):
+        """The records of epochs with a co-divide (the SSL epochs)."""
+        return [r for r in self.records
+                if any('labeled' in r.get(net, {}) for net in self.networks)]
+
+    @property
+    def warm_up(self):
+        """The number of warm-up epochs; None for the CE baseline (CE throughout)."""
+        if self.args.get('method') == 'ce':
+            return None
+        if 'warm_up' in self.args:
+            return self.args['warm_up']
+        return self.divided[0]['epoch'] if self.divided else None
+
+    def path(self, suffix):
+        return os.path.join(self.run_dir, self.prefix + suffix)
+
+
+def run_prefixes(run_dir, prefix=None):
+    """The runs in a folder: the prefix of each <prefix>.jsonl (or just `prefix`, checked)."""
+    if not os.path.isdir(run_dir):
+        raise InputError('%s is not a folder: give the --out_dir of a Train_*.py run' % run_dir)
+    found = sorted(name[:-len('.jsonl')] for name in os.listdir(run_dir)
+                   if name.endswith('.jsonl'))
+    if prefix is not None and prefix not in found:
+        raise InputError('no run %s in %s (no %s.jsonl); runs there: %s'
+                         % (prefix, run_dir, prefix, ', '.join(found) or 'none'))
+    if not found:
+        raise InputError('no run in %s: it holds no <prefix>.jsonl log written by Train_*.py'
+                         % run_dir)
+    return [prefix] if prefix is not None else found
+
+
+def read_run(run_dir, prefix):
+    run = Run(run_dir, prefix, *read_records(os.path.join(run_dir, prefix + '.jsonl')), {})
+    if os.path.exists(run.path('_args.json')):  # without it, the λu ramp-up is not drawn
+        try:
+            with open(run.path('_args.json')) as f:
+                run.args = json.load(f)
+        except json.JSONDecodeError as e:
+            raise InputError('%s is not JSON (%s)' % (run.path('_args.json'), e)) from None
+    return run
+
+
+def _number(value):
+    """A logged number, NaN where it is missing or undefined (JSON null)."""
+    return float(value) if isinstance(value, (int, float)) else np.nan
+
+
+# ---------------------------------------------------------------- the GMM of a snapshot ------
+
+def _component_log_density(x, means, variances, weights):
+    """log(w_k N(x; m_k, v_k)) of each component, shape (2, len(x))."""
+    x = np.asarray(x, np.float64)[None, :]
+    means, variances = means[:, None], variances[:, None]
+    return (np.log(weights)[:, None] - 0.5 * np.log(2 * np.pi * variances)
+            - 0.5 * (x - means) ** 2 / variances)
+
+
+def clean_posterior(x, means, variances, weights):
+    """Posterior of the lower-mean (clean) component at the losses x: w_i of Sec. 3.1."""
+    log_joint = _component_log_density(x, means, variances, weights)
+    clean = np.argmin(means)
+    return np.exp(log_joint[clean] - np.logaddexp(log_joint[0], log_joint[1]))
+
+
+def clean_threshold(means, variances, weights, p_threshold, lo=0.0, hi=1.0, points=10001):
+    """τ as a loss value: where the clean posterior crosses p_threshold, i.e. the edge of the
+    labeled set (w > p_threshold), found on a grid over [lo, hi] and interpolated linearly.
+    With unequal variances the posterior can cross twice; this is the first crossing above
+    the clean mean. None when it never crosses on the grid."""
+    x = np.linspace(lo, hi, points)
+    gap = clean_posterior(x, means, variances, weights) - p_threshold
+    crossings = np.flatnonzero(np.sign(gap[:-1]) != np.sign(gap[1:]))
+    if len(crossings) == 0:
+        return None
+    above_mean = crossings[x[crossings + 1] >= np.min(means)]
+    i = (above_mean if len(above_mean) else crossings)[0]
+    return float(x[i] + gap[i] / (gap[i] - gap[i + 1]) * (x[i + 1] - x[i]))
+
+
+# ---------------------------------------------------------------- the figures ----------------
+
+def _legend(ax, *more_axes, **kwargs):
+    handles, labels = ax.get_legend_handles_labels()
+    for other in more_axes:
+        more_handles, more_labels = other.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels, fontsize='small', **kwargs)
+
+
+def accuracy_figure(run):
+    """Accuracy per epoch, with best and last-10 mean, and the schedule on the time axis."""
+    if run.kind is None:
+        raise Missing('%s_accuracy.png not drawn: %s.jsonl has no epoch with test_acc, '
+                      'val_acc or webvision_top1 yet' % (run.prefix, run.prefix))
+    curves = ACCURACY_CURVES[run.kind]
+    if run.kind == 'cifar' and (run.networks == ['net1'] or run.args.get('test_net1_only')):
+        # The reported accuracy is net1's (one network, or the ablation): one curve for it;
+        # net2 only where it trained.
+        curves = [('test_acc', 'net1')] + [c for c in curves if c[1] == 'net2' and
+                                           'net2' in run.networks]
+    epochs = np.array([r['epoch'] for r in run.records])
+    fig = Figure(figsize=(12, 6), dpi=DPI, layout='constrained')
+    ax = fig.add_subplot()
+    for number, (key, label) in enumerate(curves):
+        values = np.array([_number(r.get(key)) for r in run.records])
+        if not np.isfinite(values).any():
+            continue
+        ax.plot(epochs, values, label=label, lw=2 if number == 0 else 1,
+                ls='--' if run.kind == 'webvision' and key.endswith('top5') else '-')
+
+    # Best and mean of the last 10 epochs of the score, as the paper reports them.
+    score = np.array([_number(r.get(curves[0][0])) for r in run.records])
+    so_far = '' if run.final else ' so far'
+    best = run.final['best'] if run.final else np.nanmax(score)
+    last10 = run.final['last10'] if run.final else np.nanmean(score[-10:])
+    best_epoch = epochs[np.nanargmax(score)]
+    ax.plot(best_epoch, best, '*', ms=14, color='gold', mec='k',
+            label='best%s %.2f (epoch %d)' % (so_far, best, best_epoch))
+    ax.hlines(last10, epochs[-10:][0], epochs[-1], colors='k', linestyles=':', lw=2,
+              label='last-10 mean%s %.2f' % (so_far, last10))
+
+    # The schedule: warm-up, learning-rate drops (from the logged lr), the λu ramp-up.
+    if run.warm_up:
+        ax.axvspan(epochs[0] - 0.5, run.warm_up - 0.5, color='0.92',
+                   label='warm-up (%d epochs)' % run.warm_up)
+    for before, after in zip(run.records, run.records[1:]):
+        if _number(after.get('lr')) < _number(before.get('lr')):
+            ax.axvline(after['epoch'] - 0.5, color='0.4', ls='--', lw=1,
+                       label='lr %g → %g' % (before['lr'], after['lr']))
+    lambda_u, rampup = run.args.get('lambda_u'), run.args.get('rampup_epochs')
+    more_axes = []
+    if run.warm_up is not None and lambda_u and rampup is not None:
+        ramp = np.clip((epochs - run.warm_up) / rampup, 0, 1) if rampup > 0 else (
+            epochs >= run.warm_up)
+        twin = ax.twinx()
+        twin.plot(epochs, lambda_u * ramp, color='tab:purple', alpha=0.5,
+                  label='λu ramp-up (right axis)')
+        twin.set_ylim(0, 1.05 * lambda_u)
+        twin.set_ylabel('weight of Lu (λu ramped)')
+        more_axes.append(twin)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel(ACCURACY_AXIS[run.kind])
+    title = run.prefix + (' (cross-entropy baseline)' if run.args.get('method') == 'ce' else '')
+    title += '' if run.final else ' (running)'
+    if run.final and 'test_acc' in run.final and run.kind == 'clothing1m':
+        title += ': test accuracy %.2f (best-validation weights)' % run.final['test_acc']
+    if lambda_u == 0:
+        title += ', λu = 0'
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _legend(ax, *more_axes, loc='lower right')
+    return fig
+
+
+def division_figure(run):
+    """Fig. 3 and more: per epoch, the quality and size of the labeled set each network
+    trains on. Panels without data (no truth: Clothing1M, WebVision) are left out."""
+    divided = run.divided
+    if not divided:
+        why = ('a CE baseline does not divide' if run.args.get('method') == 'ce' else
+               'the run has not reached its first co-divide yet' if not run.final else
+               'no epoch with a co-divide in %s.jsonl' % run.prefix)
+        raise Missing('%s_division.png not drawn: %s' % (run.prefix, why))
+    epochs = [r['epoch'] for r in divided]
+    noise_rate = _number(divided[-1].get('noise_rate'))  # injected; CIFAR logs it
+    panels = []
+    for key, title in DIVISION_PANELS:
+        lines = {net: np.array([_number(r.get(net, {}).get(key)) for r in divided])
+                 for net in run.networks}
+        if any(np.isfinite(values).any() for values in lines.values()):
+            panels.append((key, title, lines))
+    rows = 1 if len(panels) <= 2 else 2
+    fig = Figure(figsize=(12, 4 * rows + 1), dpi=DPI, layout='constrained')
+    made_by = ('its own GMM' if len(run.networks) == 1 or run.args.get('no_cotraining')
+               else "the other network's GMM")
+    fig.suptitle('%s: the division each network trains on (made by %s)' % (run.prefix, made_by))
+    for number, (key, title, lines) in enumerate(panels):
+        ax = fig.add_subplot(rows, -(-len(panels) // rows), number + 1)
+        for net, values in lines.items():
+            ax.plot(epochs, values, '.-', label=net)
+        if key == 'precision' and np.isfinite(noise_rate):
+            ax.axhline(1 - noise_rate, color='0.5', ls=':',
+                       label='all samples (1 - noise rate)')
+        if key == 'labeled' and any('divided' in r.get(net, {}) for r in divided
+                                    for net in run.networks):
+            ax.plot(epochs, [_number(r[run.networks[0]].get('divided')) for r in divided],
+                    color='0.5', ls=':', label='samples divided')
+        ax.set_title(title)
+        ax.set_xlabel('epoch')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize='small')
+    return fig
+
+
+def _load_npz(path):
+    try:
+        with np.load(path) as saved:
+            return {key: saved[key] for key in saved.files}
+    except (OSError, ValueError) as e:
+        raise InputError('cannot read %s (%s): delete it' % (path, e)) from None
+
+
+def loss_snapshots(run, epochs=None):
+    """{epoch: path} of the saved division snapshots (only `epochs` when given)."""
+    folder = division_dir(run.run_dir, run.prefix)
+    saved = {}
+    if os.path.isdir(folder):
+        saved = {int(name[len('epoch_'):-len('.npz')]): os.path.join(folder, name)
+                 for name in os.listdir(folder)
+                 if name.startswith('epoch_') and name.endswith('.npz')}
+    figure = '%s_loss_epoch*.png not drawn: ' % run.prefix
+    if not saved:
+        if run.args.get('method') == 'ce':
+            raise Missing(figure + 'a CE baseline does not divide, so it saves no loss '
+                          'snapshots')
+        if not run.divided and not run.final:
+            raise Missing(figure + 'no loss snapshot yet: the first is saved at the first '
+                          'co-divide')
+        raise Missing(figure + 'no loss snapshots in %s/: runs before %s did not save them; '
+                      'rerun to get Fig. 2' % (folder, SNAPSHOTS_SINCE))
+    if epochs:
+        absent = sorted(set(epochs) - set(saved))
+        if absent:
+            print('%s: no loss snapshot for epoch %s in %s/ (saved: %s)'
+                  % (run.prefix, ', '.join(map(str, absent)), folder,
+                     ', '.join(map(str, sorted(saved)))))
+        saved = {e: p for e, p in saved.items() if e in epochs}
+    return dict(sorted(saved.items()))
+
+
+def loss_figure(path, prefix):
+    """Fig. 2: for each network, the histogram of the normalised per-sample loss the GMM was
+    fitted on (clean and noisy samples stacked where the truth is known), the fitted GMM
+    scaled to the histogram, and τ: the loss where the clean posterior equals p_threshold."""
+    snap = _load_npz(path)
+    nets = sorted(key[:-len('_gmm_means')] for key in snap if key.endswith('_gmm_means'))
+    fig = Figure(figsize=(12, 5), dpi=DPI, layout='constrained')
+    fig.suptitle('%s, epoch %d: normalised per-sample loss and the GMM of each network'
+                 % (prefix, snap['epoch']))
+    for number, net in enumerate(nets):
+        ax = fig.add_subplot(1, len(nets), number + 1)
+        loss = snap[net + '_loss'].astype(np.float64)
+        gmm = [snap[net + '_gmm_' + part] for part in ('means', 'variances', 'weights')]
+        lo, hi = min(0.0, loss.min()), max(1.0, loss.max())
+        bins = np.linspace(lo, hi, 51)
+        if 'is_clean' in snap:
+            clean = snap['is_clean']
+            if net + '_indices' in snap:  # the GMM saw a subset
+                clean = clean[snap[net + '_indices']]
+            counts, _, _ = ax.hist([loss[clean], loss[~clean]], bins, stacked=True,
+                                   color=['tab:blue', 'tab:red'],
+                                   label=['clean (%d)' % clean.sum(),
+                                          'noisy (%d)' % (~clean).sum()])
+        else:
+            counts, _, _ = ax.hist(loss, bins, color='tab:gray',
+                                   label='all samples (%d)' % len(loss))
+        # Densities in samples per bin, so they sit on the histogram.
+        x = np.linspace(lo, hi, 1000)
+        per_bin = np.exp(_component_log_density(x, *gmm)) * len(loss) * (bins[1] - bins[0])
+        for k in (0, 1):
+            name, color = ('clean', 'navy') if k == np.argmin(gmm[0]) else ('noisy', 'darkred')
+            ax.plot(x, per_bin[k], color=color, ls='--', lw=1,
+                    label='GMM %s component (mean %.3f)' % (name, gmm[0][k]))
+        ax.plot(x, per_bin.sum(0), color='k', lw=1.5, label='GMM')
+        tau = clean_threshold(*gmm, snap['p_threshold'], lo, hi)
+        if tau is not None:
+            ax.axvline(tau, color='green', lw=2, label='τ: clean posterior %g at loss %.3f'
+                       % (snap['p_threshold'], tau))
+        # A narrow component can peak far above the bars: keep the bars readable.
+        ax.set_ylim(0, 1.15 * np.max(counts))
+        ax.set_title('%s loss' % net)
+        ax.set_xlabel('normalised loss')
+        ax.set_ylabel('samples')
+        ax.legend(fontsize='small')
+    return fig
+
+
+def _saved_at_the_end(run, paper_figure):
+    """Why a file that a run saves when it finishes is not there."""
+    if run.final:
+        return 'runs before %s did not save it; rerun to get %s' % (SNAPSHOTS_SINCE,
+                                                                   paper_figure)
+    return 'the run has not finished (it is saved at the end)'
+
+
+def tsne_figure(run):
+    """Fig. 5: t-SNE of the saved features (at most MAX_TSNE_POINTS, drawn at random with a
+    fixed seed), coloured by the noisy training label and, where known, by the true label."""
+    from sklearn.manifold import TSNE  # here: it is the slowest import, and only this needs it
+    path = run.path('_features.npz')
+    if not os.path.exists(path):
+        raise Missing('%s_tsne.png not drawn: no %s: %s'
+                      % (run.prefix, path, _saved_at_the_end(run, 'Fig. 5')))
+    saved = _load_npz(path)
+    features = saved['features']
+    keep = np.sort(np.random.RandomState(0).choice(
+        len(features), min(len(features), MAX_TSNE_POINTS), replace=False))
+    embedding = TSNE(n_components=2, perplexity=min(30.0, (len(keep) - 1) / 3), init='pca',
+                     random_state=0).fit_transform(features[keep].astype(np.float32))
+    panels = [('(a) noisy training labels', saved['noisy_labels'][keep])]
+    if 'clean_labels' in saved:
+        panels.append(('(b) true labels', saved['clean_labels'][keep]))
+    num_class = int(max(labels.max() for _, labels in panels)) + 1
+    colors = 'tab10' if num_class <= 10 else 'tab20' if num_class <= 20 else 'turbo'
+    fig = Figure(figsize=(12, 6), dpi=DPI, layout='constrained')
+    fig.suptitle('%s: t-SNE of %d training images\' features' % (run.prefix, len(keep)))
+    for number, (title, labels) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), number + 1)
+        points = ax.scatter(embedding[:, 0], embedding[:, 1], c=labels, cmap=colors, s=4,
+                            vmin=-0.5, vmax=num_class - 0.5, linewidths=0)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if num_class <= 20:
+        ax.legend(*points.legend_elements(), title='class', fontsize='small',
+                  loc='upper left', bbox_to_anchor=(1, 1))
+    return fig
+
+
+def examples_figure(run):
+    """Fig. 4: images that the division put in the unlabeled set, the given (noisy) label
+    above in red, the label the networks co-guessed below in blue."""
+    path = run.path('_unlabeled_examples.json')
+    if not os.path.exists(path):
+        raise Missing('%s_unlabeled_examples.png not drawn: no %s: %s'
+                      % (run.prefix, path, _saved_at_the_end(run, 'Fig. 4')))
+    with open(path) as f:
+        saved = json.load(f)
+    names = saved.get('class_names')
+    shown, unreadable = [], []
+    for example in saved['examples']:
+        if len(shown) == MAX_EXAMPLES:
+            break
+        try:
+            with Image.open(example['path']) as img:
+                thumbnail = img.convert('RGB')
+            thumbnail.thumbnail((200, 200))
+            shown.append((thumbnail, example))
+        except OSError:
+            unreadable.append(example['path'])
+    if unreadable:
+        print('%s: %d example images could not be opened (first: %s)'
+              % (run.prefix, len(unreadable), unreadable[0]))
+    if not shown:
+        raise Missing('%s_unlabeled_examples.png not drawn: none of the images in %s can be '
+                      'opened' % (run.prefix, path))
+    columns = min(6, len(shown))
+    rows = -(-len(shown) // columns)
+    fig = Figure(figsize=(12, 2.4 * rows + 0.6), dpi=DPI, layout='constrained')
+    fig.suptitle('%s, epoch %d: images put in the unlabeled set' % (run.prefix, saved['epoch']))
+    for number, (img, example) in enumerate(shown):
+        ax = fig.add_subplot(rows, columns, number + 1)
+        ax.imshow(img)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        given, guessed = (names[example[k]] if names else example[k] for k in ('given', 'guessed'))
+        ax.set_title('given: %s' % given, color='tab:red', fontsize='small')
+        ax.set_xlabel('guessed: %s' % guessed, color='tab:blue', fontsize='small')
+    return fig
+
+
+# ---------------------------------------------------------------- writing --------------------
+
+def save_png(fig, path):
+    """Write the figure as a 256-colour PNG through a temporary file and a rename. The palette
+    keeps a grid of photos at a few hundred KB (plain RGB PNG: over 1 MB)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=DPI, facecolor='white')
+    image = Image.open(buffer).convert('RGB').quantize(256)
+    image.save(path + '.tmp', format='png', optimize=True)
+    os.replace(path + '.tmp', path)
+    print(path)
+    return path
+
+
+def _drawings(run, epochs):
+    """(file name, draw) for each figure of a run, where draw() returns the Figure or raises
+    Missing; prints why there are no loss figures when there are none. Fig. 4 is expected
+    only where the training images are files (Clothing1M, WebVision), Fig. 5 only on CIFAR
+    (the paper's, and the only one whose true labels are known)."""
+    yield run.prefix + '_accuracy.png', partial(accuracy_figure, run)
+    yield run.prefix + '_division.png', partial(division_figure, run)
+    try:
+        snapshots = loss_snapshots(run, epochs)
+    except Missing as e:
+        print(e)
+        snapshots = {}
+    for epoch, path in snapshots.items():
+        yield '%s_loss_epoch%d.png' % (run.prefix, epoch), partial(loss_figure, path, run.prefix)
+    if run.kind == 'cifar' or os.path.exists(run.path('_features.npz')):
+        yield run.prefix + '_tsne.png', partial(tsne_figure, run)
+    if run.kind != 'cifar' or os.path.exists(run.path('_unlabeled_examples.json')):
+        yield run.prefix + '_unlabeled_examples.png', partial(examples_figure, run)
+
+
+def write_figures(run_dir, prefix=None, epochs=None, out=None):
+    """Draw every figure of every run in `run_dir` (or of `prefix` only; loss figures of
+    `epochs` only) into `out` (default run_dir/figures). Prints each path written and one
+    line per figure that cannot be drawn. Returns the paths written."""
+    out = os.path.join(run_dir, 'figures') if out is None else out
+    written = []
+    for name in run_prefixes(run_dir, prefix):
+        run = read_run(run_dir, name)
+        for filename, draw in _drawings(run, epochs):
+            try:
+                fig = draw()
+            except Missing as e:
+                print(e)
+                continue
+            os.makedirs(out, exist_ok=True)
+            written.append(save_png(fig, os.path.join(out, filename)))
+    return written
+
+
+def main(argv=None):
+    p = ArgumentParser(description='Draw the paper\'s figures from a run folder.')
+    p.add_argument('run_dir', help='the --out_dir of a Train_*.py run')
+    p.add_argument('--prefix', help='only this run (the name of its .jsonl; default: all)')
+    p.add_argument('--epochs', type=int, nargs='+',
+                   help='loss figures of these snapshot epochs only (default: all saved)')
+    p.add_argument('--out', help='folder for the PNGs (default: RUN_DIR/figures)')
+    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    args = p.parse_args(argv)
+    return write_figures(args.run_dir, args.prefix, args.epochs, args.out)
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))
