@@ -12,7 +12,8 @@ of steps. Prints seconds, images per second and the ratio to the first path, and
 
 Paths: plain (--plain: PIL transforms in DataLoader workers, fp32), fast (the default of
 Train_cifar.py: the dataset on the device, batched augmentation, channels_last, bf16 autocast
-where the device has bf16 units), compile (fast plus --compile).
+where the device has bf16 units, on one GPU the training steps replayed as CUDA graphs), eager
+(fast without the CUDA graphs), compile (fast with --compile instead of the graphs).
 On a GPU each stage runs once untimed first on a subset (cuDNN autotuning; compile: on all
 images, since compiled code recompiles for every new batch shape), and the breakdown is timed
 in a further pass, since the waits it needs at every stage boundary slow the GPU down (the
@@ -73,6 +74,9 @@ def run_path(path, args, data, device):
     clean_prob = np.where(is_clean, np.random.uniform(0.5, 1, len(noisy)), 0.1)
     nets = [speed_up(ResNet18(10, args.width).to(device), device, path != 'plain',
                      path == 'compile') for _ in range(2)]
+    if path == 'eager':
+        for net in nets:
+            net.cuda_graphs = False
     optimizers = [torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
                   for net in nets]
 
@@ -102,7 +106,7 @@ def run_path(path, args, data, device):
             labeled_loader, unlabeled_loader = loaders.train(labeled, prob)
             dm.ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=20,
                          num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5,
-                         alpha=4, device=device, timer=timer)
+                         alpha=4, device=device, timer=timer)  # None: untimed
 
     def test(data, timer):
         dm.test_ensemble(nets[0], nets[1], data[0].test(), device)
@@ -115,12 +119,12 @@ def run_path(path, args, data, device):
     for stage, run in (('warm-up epoch', warmup), ('co-divide', co_divide),
                        ('SSL training', ssl), ('test', test)):
         if gpu:
-            run(warm, _untimed)  # cuDNN autotuning, compilation
+            run(warm, None)  # cuDNN autotuning, compilation, CUDA graph capture
         timer = StageTimer(device)
         with timer('total'):
-            run(full, timer if not gpu else _untimed)
+            run(full, timer if not gpu else None)
         seconds[stage] = timer.seconds['total']
-        if stage == 'SSL training':
+        if stage == 'SSL training' and not args.no_breakdown:
             if gpu:
                 timer = StageTimer(device)
                 with timer('total'):
@@ -133,10 +137,6 @@ def run_path(path, args, data, device):
     return seconds
 
 
-def _untimed(stage):
-    return contextlib.nullcontext()
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data_path', default='./cifar-10')
@@ -146,7 +146,9 @@ def main(argv=None):
     p.add_argument('--batch_size', type=int, default=64)
     p.add_argument('--r', type=float, default=0.5, help='sym noise ratio')
     p.add_argument('--paths', nargs='+', default=['plain', 'fast'],
-                   choices=['plain', 'fast', 'compile'])
+                   choices=['plain', 'eager', 'fast', 'compile'])
+    p.add_argument('--no_breakdown', action='store_true',
+                   help='on a GPU, skip the extra pass that breaks the SSL training time down')
     p.add_argument('--num_workers', type=int, default=4, help="the plain path's workers")
     p.add_argument('--seed', type=int, default=123)
     p.add_argument('--gpu_warm_images', type=int, default=4096,

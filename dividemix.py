@@ -24,7 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
-from run_utils import distributed
+from run_utils import CUDAGraphStep, distributed
 
 
 class TrainingError(RuntimeError):
@@ -63,13 +63,19 @@ def co_guess(net, partner, u1, u2, T):
         return sharpen(p / 4, T)
 
 
-def mixmatch(inputs, targets, alpha):
-    """Eq. (5)-(8): one lambda ~ Beta(alpha, alpha) per mini-batch, lambda' = max(lambda,
-    1-lambda), each row mixed with a row of one random permutation of the whole batch (a row
-    may be paired with itself, as in the authors' code). Returns mixed inputs and targets."""
+def draw_mix(batch_size, alpha, device):
+    """The random draws of Eq. (5)-(6) for one mini-batch: lambda ~ Beta(alpha, alpha),
+    lambda' = max(lambda, 1-lambda), and one random permutation of the batch's rows."""
     lam = np.random.beta(alpha, alpha)
-    lam = max(lam, 1 - lam)
-    idx = torch.randperm(inputs.size(0), device=inputs.device)  # no host-device copy
+    return max(lam, 1 - lam), torch.randperm(batch_size, device=device)
+
+
+def mixmatch(inputs, targets, alpha, mix=None):
+    """Eq. (5)-(8): each row mixed with a row of one random permutation of the whole batch
+    (a row may be paired with itself, as in the authors' code), with one lambda' per
+    mini-batch. `mix` = (lambda', permutation) from draw_mix (drawn here when None).
+    Returns mixed inputs and targets."""
+    lam, idx = mix if mix is not None else draw_mix(inputs.size(0), alpha, inputs.device)
     return (lam * inputs + (1 - lam) * inputs[idx],
             lam * targets + (1 - lam) * targets[idx])
 
@@ -202,26 +208,30 @@ def _check_finite(total, what):
 def warmup_epoch(net, optimizer, loader, device, confidence_penalty=False, label=''):
     """Alg. 1 line 2: standard CE on all samples with their noisy labels (loader batch 2B),
     plus the confidence penalty (negative entropy) when asked. Returns the mean CE."""
-    net.train()
-    total = torch.zeros((), device=device)
-    for batch_idx, (inputs, labels, _) in enumerate(loader):
-        inputs, labels = inputs.to(device), labels.to(device)
+    def step(inputs, labels):
         logits = net(inputs)
         loss = F.cross_entropy(logits, labels)
         penalty = negative_entropy(logits) if confidence_penalty else 0.0
         optimizer.zero_grad()
         (loss + penalty).backward()
         optimizer.step()
-        total += loss.detach()
+        return loss.detach()
+
+    net.train()
+    step = CUDAGraphStep(step) if getattr(net, 'cuda_graphs', False) else step
+    total = torch.zeros((), device=device)
+    for batch_idx, (inputs, labels, _) in enumerate(loader):
+        loss = step(inputs.to(device), labels.to(device))
+        total += loss
         if batch_idx % 20 == 0:
             show_progress('%s Iter[%3d/%3d]  CE-loss: %.4f',
-                          label, batch_idx + 1, len(loader), loss.detach())
+                          label, batch_idx + 1, len(loader), loss)
     _check_finite(total, 'warm-up')
     return total.item() / len(loader)
 
 
 def mixmatch_batch(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_class, T, alpha,
-                   mix_labeled_only=False, refine_labels=True):
+                   mix_labeled_only=False, refine_labels=True, mix=None):
     """The targets of one SSL mini-batch (Alg. 1 lines 17-25): co-guessing, co-refinement and
     MixMatch. x1, x2: two views of B labeled images; u1, u2: two views of U unlabeled images
     (None when the unlabeled set is empty). Returns the mixed inputs and targets, the 2B
@@ -231,7 +241,8 @@ def mixmatch_batch(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_clas
     BatchNorm uses batch statistics there (the partner is in eval mode). With
     mix_labeled_only (Clothing1M, WebVision) only the 2B labeled rows are kept, with mixing
     partners drawn from the whole pool. Ablations (Table 5): partner=None guesses without
-    co-training; refine_labels=False keeps the noisy labels as targets."""
+    co-training; refine_labels=False keeps the noisy labels as targets. `mix`: the draws of
+    mixmatch, when made beforehand."""
     labels_onehot = F.one_hot(labels, num_class).float()
     # The authors' order of no-grad passes (it matters for BatchNorm running statistics).
     targets_u = co_guess(net, partner, u1, u2, T) if u1 is not None else None
@@ -245,7 +256,7 @@ def mixmatch_batch(net, partner, x1, x2, labels, clean_prob, u1, u2, *, num_clas
     else:
         all_inputs = torch.cat([x1, x2, u1, u2])
         all_targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
-    mixed_inputs, mixed_targets = mixmatch(all_inputs, all_targets, alpha)
+    mixed_inputs, mixed_targets = mixmatch(all_inputs, all_targets, alpha, mix)
     if mix_labeled_only:
         num_x = 2 * x1.size(0)
         mixed_inputs, mixed_targets = mixed_inputs[:num_x], mixed_targets[:num_x]
@@ -271,14 +282,34 @@ def _untimed(stage):
 
 def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoch, num_class,
               warm_up, lambda_u, rampup_epochs, T, alpha, device, mix_labeled_only=False,
-              refine_labels=True, label='', timer=_untimed):
+              refine_labels=True, label='', timer=None):
     """Train `net` for one pass over its labeled set (Alg. 1 lines 9-30); `partner` is frozen
     and only co-guesses (None: no co-training). The unlabeled loader restarts whenever it runs
     out. Returns the mean Lx and Lu. `timer(stage)` is a context manager the benchmark uses to
     time the 'targets' and 'forward_backward' stages of each step."""
+    # A CUDA graph needs the unlabeled views (a fixed set of inputs); timing needs eager steps.
+    graphed = (getattr(net, 'cuda_graphs', False) and unlabeled_loader is not None
+               and timer is None)
+    timer = timer or _untimed
+
+    def step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u):
+        with timer('targets'):
+            inputs, targets = mixmatch_batch(net, partner, x1, x2, labels, clean_prob, u1, u2,
+                                             num_class=num_class, T=T, alpha=alpha,
+                                             mix_labeled_only=mix_labeled_only,
+                                             refine_labels=refine_labels, mix=(lam, perm))
+        with timer('forward_backward'):
+            loss, loss_x, loss_u = dividemix_loss(net(inputs), targets, 2 * x1.size(0),
+                                                  lambda_u=weight_u)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return loss_x.detach(), loss_u.detach()
+
     net.train()
     if partner is not None:
         partner.eval()
+    run_step = CUDAGraphStep(step) if graphed else step
     # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
     # fractional epoch of the lambda_u ramp-up, so it is kept. Under torch.distributed each
     # process takes 1/world_size of the steps.
@@ -298,24 +329,17 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
         x1, x2 = x1.to(device), x2.to(device)
         labels, clean_prob = labels.to(device), clean_prob.to(device)
 
-        with timer('targets'):
-            inputs, targets = mixmatch_batch(net, partner, x1, x2, labels, clean_prob, u1, u2,
-                                             num_class=num_class, T=T, alpha=alpha,
-                                             mix_labeled_only=mix_labeled_only,
-                                             refine_labels=refine_labels)
-        with timer('forward_backward'):
-            weight_u = linear_rampup(epoch + batch_idx / num_iter, warm_up, rampup_epochs,
-                                     lambda_u)
-            loss, loss_x, loss_u = dividemix_loss(net(inputs), targets, 2 * x1.size(0),
-                                                  lambda_u=weight_u)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        sum_x += loss_x.detach()
-        sum_u += loss_u.detach()
+        rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
+        lam, perm = draw_mix(rows, alpha, device)
+        weight_u = linear_rampup(epoch + batch_idx / num_iter, warm_up, rampup_epochs, lambda_u)
+        if graphed:  # the graph's scalars are tensors, filled in at every step
+            lam, weight_u = (torch.full((), v, device=device) for v in (lam, weight_u))
+        loss_x, loss_u = run_step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u)
+        sum_x += loss_x
+        sum_u += loss_u
         if batch_idx % 20 == 0:
             show_progress('%s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
-                          label, batch_idx + 1, num_iter, loss_x.detach(), loss_u.detach())
+                          label, batch_idx + 1, num_iter, loss_x, loss_u)
     steps = len(labeled_loader)
     _check_finite(sum_x + sum_u, 'SSL')
     return sum_x.item() / steps, sum_u.item() / steps

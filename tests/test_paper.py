@@ -113,9 +113,9 @@ def test_without_refinement_targets_are_the_noisy_labels(monkeypatch):
     seen = {}
     real = dm.mixmatch
 
-    def spy(inputs, targets, alpha):
+    def spy(inputs, targets, alpha, mix=None):
         seen['targets'] = targets
-        return real(inputs, targets, alpha)
+        return real(inputs, targets, alpha, mix)
     monkeypatch.setattr(dm, 'mixmatch', spy)
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     x = torch.randn(2, 4)
