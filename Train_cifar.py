@@ -134,8 +134,12 @@ def parse_args(argv):
     p.add_argument('--plain', action='store_true',
                    help='turn every speed-up off: PIL transforms in DataLoader workers, fp32, '
                         'no channels_last (the reference path to check any doubt against)')
+    p.add_argument('--cuda_graphs', action=argparse.BooleanOptionalAction, default=True,
+                   help='on one GPU, replay each training step as a CUDA graph (2.5x faster '
+                        'epochs on an H200; README: Speed)')
     p.add_argument('--compile', action='store_true',
-                   help='torch.compile both networks (pays back on long GPU runs only)')
+                   help='torch.compile both networks instead of the CUDA graphs (no gain '
+                        'measured)')
     p.add_argument('--num_workers', type=int, default=4, help='data workers of --plain')
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--out_dir', default='checkpoint')
@@ -244,9 +248,9 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    # channels_last + bf16 autocast (+ torch.compile); checkpoints hold the bare networks
-    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile)
-                  for net in (net1, net2))
+    # channels_last, bf16 autocast, CUDA graphs; checkpoints hold the bare networks
+    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile,
+                           args.cuda_graphs) for net in (net1, net2))
     networks = [('net1', net1, optimizer1), ('net2', net2, optimizer2)]
     single = args.method == 'ce' or args.no_cotraining
     if single:

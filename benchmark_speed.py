@@ -73,10 +73,7 @@ def run_path(path, args, data, device):
     seed_everything(args.seed)
     clean_prob = np.where(is_clean, np.random.uniform(0.5, 1, len(noisy)), 0.1)
     nets = [speed_up(ResNet18(10, args.width).to(device), device, path != 'plain',
-                     path == 'compile') for _ in range(2)]
-    if path == 'eager':
-        for net in nets:
-            net.cuda_graphs = False
+                     path == 'compile', cuda_graphs=path == 'fast') for _ in range(2)]
     optimizers = [torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
                   for net in nets]
 

@@ -169,17 +169,19 @@ class FastForward(torch.nn.Module):
             return self.module(x).float()
 
 
-def speed_up(net, device, fast=True, compile_net=False):
+def speed_up(net, device, fast=True, compile_net=False, cuda_graphs=False):
     """The training scripts' networks: with fast, channels_last weights, bf16 autocast where
-    the device has it (has_bf16), training steps replayed as CUDA graphs on a single GPU and,
-    with compile_net, torch.compile instead of the graphs; without fast, `net` as it is (the
-    plain path, fp32, to check any doubt against)."""
+    the device has it (has_bf16), with cuda_graphs the training steps replayed as CUDA graphs
+    (one GPU only; checked on CIFAR's PreAct-ResNet18) and with compile_net torch.compile
+    (instead of the graphs); without fast, `net` as it is (the plain path, fp32, to check any
+    doubt against)."""
     if not fast:
         return net
     unwrap(net).to(memory_format=torch.channels_last)
     if compile_net:
         unwrap(net).compile()  # in place: parameter names and checkpoints stay the same
-    graphs = device.type == 'cuda' and distributed()[1] == 1 and not compile_net
+    graphs = (cuda_graphs and device.type == 'cuda' and distributed()[1] == 1
+              and not compile_net)
     return FastForward(net, device, has_bf16(device), graphs)
 
 
@@ -426,7 +428,7 @@ def load_checkpoint(path):
 # Raising --num_epochs extends a finished run; anything else would change its results.
 RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 'debug',
                      'download', 'data_path', 'noise_file', 'plain', 'compile', 'figures',
-                     'tensorboard'}
+                     'tensorboard', 'cuda_graphs'}
 
 
 def _writable_or_creatable(folder):

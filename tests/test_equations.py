@@ -66,6 +66,21 @@ def test_mixmatch_eq5_to_8_one_lambda_one_permutation():
     assert torch.allclose(mixed_p, 2 * mixed_x)  # targets mixed the same way, Eq. 8
 
 
+def test_mixmatch_with_draws_made_beforehand():
+    # the CUDA-graph step takes lambda' and the permutation as inputs: the same mixing
+    np.random.seed(3)
+    torch.manual_seed(3)
+    lam, perm = dm.draw_mix(5, 4, torch.device('cpu'))
+    assert 0.5 <= lam <= 1 and sorted(perm.tolist()) == list(range(5))
+    x, p = torch.randn(5, 3), torch.rand(5, 2)
+    mixed_x, mixed_p = dm.mixmatch(x, p, 4, mix=(torch.tensor(lam), perm))
+    assert torch.allclose(mixed_x, lam * x + (1 - lam) * x[perm])
+    assert torch.allclose(mixed_p, lam * p + (1 - lam) * p[perm])
+    np.random.seed(3)
+    torch.manual_seed(3)
+    assert torch.equal(dm.mixmatch(x, p, 4)[0], dm.mixmatch(x, p, 4, mix=(lam, perm))[0])
+
+
 def test_labeled_loss_eq9():
     logits = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]])  # softmax [.5,.5], [.75,.25]
     targets = torch.tensor([[1.0, 0.0], [0.5, 0.5]])

@@ -1,5 +1,6 @@
 """The fast path (Train_cifar.py's default) against the plain one (--plain): same batches in
 distribution, same loaders' contract, a network wrapper that changes nothing but precision."""
+import copy
 import os
 
 import numpy as np
@@ -173,3 +174,31 @@ def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatc
     # a run may be resumed with the other path (same method, other arithmetic)
     Train_cifar.main(tiny(3, 'fast') + ['--resume', '--plain'])
     assert len(open(os.path.join(tmp_path, 'fast', 'cifar10_0.5_sym_acc.txt')).readlines()) == 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graphs need a GPU')
+def test_cuda_graph_step_trains_like_eager_steps():
+    device = torch.device('cuda')
+    from run_utils import CUDAGraphStep
+    torch.manual_seed(0)
+    start = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).to(device)
+    batches = [(torch.randn(16, 3, 8, 8, device=device), torch.randint(0, 4, (16,), device=device))
+               for _ in range(8)] + [(torch.randn(5, 3, 8, 8, device=device),
+                                      torch.randint(0, 4, (5,), device=device))]
+    results = []
+    for graphed in (False, True):
+        net = copy.deepcopy(start)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            loss = nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        run = CUDAGraphStep(step) if graphed else step
+        losses = [run(x, y).item() for x, y in batches]  # the last, partial batch runs eagerly
+        results.append((losses, torch.cat([p.flatten() for p in net.parameters()])))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-4)
+    assert torch.allclose(results[0][1], results[1][1], rtol=1e-3, atol=1e-5)

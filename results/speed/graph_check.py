@@ -35,9 +35,7 @@ start = [ResNet18(10).to(device) for _ in range(2)]
 
 def train(graphs):
     seed_everything(1)
-    nets = [speed_up(copy.deepcopy(net), device) for net in start]
-    for net in nets:
-        net.cuda_graphs = graphs
+    nets = [speed_up(copy.deepcopy(net), device, cuda_graphs=graphs) for net in start]
     opt = torch.optim.SGD(nets[0].parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
     begin = time.time()
     ce = dm.warmup_epoch(nets[0], opt, loaders.warmup(), device)
