@@ -200,6 +200,12 @@ def show_progress(line, *values):
         sys.stdout.flush()
 
 
+def progress_bar(done, total, width=20):
+    """'[######--------------]' for `done` of `total` steps."""
+    filled = min(width, width * done // max(total, 1))
+    return '[' + '#' * filled + '-' * (width - filled) + ']'
+
+
 def _check_finite(total, what):
     if not torch.isfinite(total):
         raise TrainingError('non-finite %s loss: lower --lr or check the data' % what)
@@ -224,8 +230,9 @@ def warmup_epoch(net, optimizer, loader, device, confidence_penalty=False, label
         loss = step(inputs.to(device), labels.to(device))
         total += loss
         if batch_idx % 20 == 0:
-            show_progress('%s Iter[%3d/%3d]  CE-loss: %.4f',
-                          label, batch_idx + 1, len(loader), loss)
+            show_progress('%s %s Iter[%3d/%3d]  CE-loss: %.4f', label,
+                          progress_bar(batch_idx + 1, len(loader)), batch_idx + 1, len(loader),
+                          loss)
     _check_finite(total, 'warm-up')
     return total.item() / len(loader)
 
@@ -338,8 +345,9 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
         sum_x += loss_x
         sum_u += loss_u
         if batch_idx % 20 == 0:
-            show_progress('%s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
-                          label, batch_idx + 1, num_iter, loss_x, loss_u)
+            show_progress('%s %s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
+                          label, progress_bar(batch_idx + 1, num_iter), batch_idx + 1, num_iter,
+                          loss_x, loss_u)
     steps = len(labeled_loader)
     _check_finite(sum_x + sum_u, 'SSL')
     return sum_x.item() / steps, sum_u.item() / steps

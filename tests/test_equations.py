@@ -175,3 +175,18 @@ def test_division_stats_by_hand():
     assert stats['precision'] == 0.5 and stats['recall'] == 0.5
     assert stats['auc'] == 0.75  # pairs (clean > noisy): .9>.6 .9>.1 .4>.1, not .4>.6
     assert math.isnan(dm.division_stats(prob, labeled, [True] * 4)['auc'])
+
+
+def test_progress_bar():
+    assert dm.progress_bar(0, 10, width=10) == '[----------]'
+    assert dm.progress_bar(5, 10, width=10) == '[#####-----]'
+    assert dm.progress_bar(12, 10, width=10) == '[##########]'  # the authors' num_iter overshoots
+
+
+def test_progress_shows_on_a_terminal_only(monkeypatch, capsys):
+    monkeypatch.setattr('sys.stdout.isatty', lambda: False)
+    dm.show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
+    assert capsys.readouterr().out == ''
+    monkeypatch.setattr('sys.stdout.isatty', lambda: True)
+    dm.show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
+    assert capsys.readouterr().out == '\rx loss 1.50'
