@@ -423,8 +423,14 @@ def test_a_cifar_run_saves_snapshots_and_draws_its_figures(cifar10_dir, tmp_path
     out = str(tmp_path / 'run')
     Train_cifar.main(['--data_path', cifar10_dir, '--out_dir', out, '--width', '4',
                       '--num_epochs', '4', '--warm_up', '2', '--batch_size', '16',
-                      '--num_workers', '0'])
+                      '--num_workers', '0', '--tensorboard'])
     prefix = 'cifar10_0.5_sym'
+    written = capsys.readouterr().out
+    try:  # --tensorboard: an event file when the package is there, else one line, no failure
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        assert os.listdir(os.path.join(out, prefix + '_tb'))
+    except ImportError:
+        assert written.count('pip install tensorboard') == 1
     # snapshots at the epochs division_epochs names, each with what the GMM saw
     saved = sorted(os.listdir(snapshots.division_dir(out, prefix)))
     assert saved == ['epoch_%03d.npz' % e for e in snapshots.division_epochs(2, 4)]
@@ -437,7 +443,6 @@ def test_a_cifar_run_saves_snapshots_and_draws_its_figures(cifar10_dir, tmp_path
     assert np.array_equal(snap['is_clean'], np.asarray(noisy) == clean)
     features = np.load(os.path.join(out, prefix + '_features.npz'))
     assert features['features'].shape == (200, 32)  # width 4: 8 * 4 features per image
-    written = capsys.readouterr().out
     for name in ('accuracy', 'division', 'loss_epoch2', 'loss_epoch3', 'tsne'):
         path = os.path.join(out, 'figures', '%s_%s.png' % (prefix, name))
         assert path in written
