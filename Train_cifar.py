@@ -17,11 +17,10 @@ import torch
 import dividemix as dm
 from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
                               DeviceCIFARLoaders, load_cifar, noisy_labels_for)
-from figures import write_figures
 from PreResNet import ResNet18
-from run_utils import (ArgumentParser, InputError, RunLog, distributed, init_distributed,
-                       labels_digest, pick_device, restore, rng_state, run_cli, seed_everything,
-                       speed_up, state_of, wrap_ddp)
+from run_utils import (ArgumentParser, InputError, RunLog, cuda_graphs_apply, distributed,
+                       init_distributed, labels_digest, pick_device, restore, rng_state, run_cli,
+                       seed_everything, speed_up, state_of, unwrap)
 from snapshots import (TensorBoardLog, division_epochs, penultimate_features, save_division,
                        save_features)
 
@@ -132,8 +131,9 @@ def parse_args(argv):
     p.add_argument('--num_test', type=int, default=None,
                    help='use only the first N test images (quick runs)')
     p.add_argument('--plain', action='store_true',
-                   help='turn every speed-up off: PIL transforms in DataLoader workers, fp32, '
-                        'no channels_last (the reference path to check any doubt against)')
+                   help='turn off the speed-ups that change the arithmetic: PIL transforms in '
+                        'DataLoader workers, fp32, no channels_last, no CUDA graphs (the '
+                        'reference path to check any doubt against)')
     p.add_argument('--cuda_graphs', action=argparse.BooleanOptionalAction, default=True,
                    help='on one GPU, replay each training step as a CUDA graph (2.5x faster '
                         'epochs on an H200; README: Speed)')
@@ -248,9 +248,9 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    # channels_last, bf16 autocast, CUDA graphs; checkpoints hold the bare networks
-    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile,
-                           args.cuda_graphs) for net in (net1, net2))
+    # DDP under torchrun; channels_last, bf16 autocast; checkpoints hold the bare networks
+    net1, net2 = (speed_up(net, device, not args.plain, args.compile) for net in (net1, net2))
+    cuda_graphs = cuda_graphs_apply(args.cuda_graphs, device, not args.plain, args.compile)
     networks = [('net1', net1, optimizer1), ('net2', net2, optimizer2)]
     single = args.method == 'ce' or args.no_cotraining
     if single:
@@ -275,7 +275,8 @@ def main(argv=None):
             for name, net, optimizer in networks:
                 ce = dm.warmup_epoch(net, optimizer, warmup_loader, device,
                                      confidence_penalty=confidence_penalty,
-                                     label='%s Warmup %s' % (banner, name))
+                                     label='%s Warmup %s' % (banner, name),
+                                     cuda_graphs=cuda_graphs)
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
@@ -309,6 +310,7 @@ def main(argv=None):
                     num_class=args.num_class, warm_up=args.warm_up, lambda_u=args.lambda_u,
                     rampup_epochs=args.rampup_epochs, T=args.T, alpha=args.alpha,
                     device=device, refine_labels=not args.no_label_refinement,
+                    cuda_graphs=cuda_graphs,
                     label='%s Train %s' % (banner, name))
                 record[name] = dict(stats, loss_x=loss_x, loss_u=loss_u)
 
@@ -338,10 +340,11 @@ def main(argv=None):
             # own RNG so the run's random streams stay untouched.
             chosen = np.random.RandomState(args.seed).choice(
                 len(noisy_labels), min(len(noisy_labels), 2000), replace=False)
-            features = penultimate_features(net1, loaders.eval_train(chosen), device)
+            features = penultimate_features(unwrap(net1), loaders.eval_train(chosen), device)
             save_features(args.out_dir, run_name, features, np.asarray(noisy_labels)[chosen],
                           np.asarray(clean_labels)[chosen], chosen)
-        write_figures(args.out_dir, prefix=run_name)
+        from figures import write_figures_after_run  # matplotlib only when drawing
+        write_figures_after_run(args.out_dir, run_name)
     return summary
 
 

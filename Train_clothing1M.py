@@ -21,10 +21,9 @@ import torchvision
 
 import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
-from figures import write_figures
 from run_utils import (ArgumentParser, InputError, RunLog, atomic_save, barrier, distributed,
                        init_distributed, load_checkpoint, pick_device, restore, rng_state,
-                       run_cli, seed_everything, speed_up, state_of, unwrap, wrap_ddp)
+                       run_cli, seed_everything, speed_up, state_of, unwrap)
 from snapshots import TensorBoardLog, division_epochs, save_division, save_unlabeled_guesses
 
 
@@ -136,9 +135,8 @@ def main(argv=None):
         for net, path, epoch in zip((net1, net2), best_paths, best_epoch):
             if epoch == checkpoint['epoch'] and log.writer:
                 atomic_save(net.state_dict(), path)
-    # channels_last + bf16 autocast (+ torch.compile); checkpoints hold the bare networks
-    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile)
-                  for net in (net1, net2))
+    # DDP under torchrun; channels_last, bf16 autocast; checkpoints hold the bare networks
+    net1, net2 = (speed_up(net, device, not args.plain, args.compile) for net in (net1, net2))
     # The paper's per-epoch budgets are global: with N processes each one samples 1/N of them.
     images_per_epoch = args.num_batches * args.batch_size * distributed()[1]
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
@@ -233,7 +231,8 @@ def main(argv=None):
     print('test accuracy %.2f%% (best-validation weights of each network; %s)'
           % (test_acc, log.jsonl_path))
     if args.figures and log.writer:
-        write_figures(args.out_dir, prefix=args.id)
+        from figures import write_figures_after_run  # matplotlib only when drawing
+        write_figures_after_run(args.out_dir, args.id)
     return summary
 
 

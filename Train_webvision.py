@@ -21,10 +21,9 @@ import torch
 
 import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
-from figures import write_figures
 from InceptionResNetV2 import InceptionResNetV2
 from run_utils import (ArgumentParser, RunLog, init_distributed, pick_device, restore, rng_state,
-                       run_cli, seed_everything, speed_up, state_of, unwrap, wrap_ddp)
+                       run_cli, seed_everything, speed_up, state_of, unwrap)
 from snapshots import TensorBoardLog, division_epochs, save_division, save_unlabeled_guesses
 
 
@@ -109,9 +108,8 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    # channels_last + bf16 autocast (+ torch.compile); checkpoints hold the bare networks
-    net1, net2 = (speed_up(wrap_ddp(net, device), device, not args.plain, args.compile)
-                  for net in (net1, net2))
+    # DDP under torchrun; channels_last, bf16 autocast; checkpoints hold the bare networks
+    net1, net2 = (speed_up(net, device, not args.plain, args.compile) for net in (net1, net2))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
 
@@ -185,7 +183,8 @@ def main(argv=None):
     print('WebVision top-1 best %.2f%%, last-10 mean %.2f%% (%s)'
           % (summary['best'], summary['last10'], log.jsonl_path))
     if args.figures and log.writer:
-        write_figures(args.out_dir, prefix=args.id)
+        from figures import write_figures_after_run  # matplotlib only when drawing
+        write_figures_after_run(args.out_dir, args.id)
     return summary
 
 

@@ -32,7 +32,7 @@ import torch
 import dividemix as dm
 from dataloader_cifar import CIFARLoaders, DeviceCIFARLoaders, load_cifar, make_noisy_labels
 from PreResNet import ResNet18
-from run_utils import has_bf16, pick_device, seed_everything, speed_up
+from run_utils import cuda_graphs_apply, has_bf16, pick_device, seed_everything, speed_up
 
 
 class StageTimer:
@@ -73,7 +73,8 @@ def run_path(path, args, data, device):
     seed_everything(args.seed)
     clean_prob = np.where(is_clean, np.random.uniform(0.5, 1, len(noisy)), 0.1)
     nets = [speed_up(ResNet18(10, args.width).to(device), device, path != 'plain',
-                     path == 'compile', cuda_graphs=path == 'fast') for _ in range(2)]
+                     path == 'compile') for _ in range(2)]
+    graphs = cuda_graphs_apply(path == 'fast', device, path != 'plain', path == 'compile')
     optimizers = [torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
                   for net in nets]
 
@@ -89,7 +90,7 @@ def run_path(path, args, data, device):
     def warmup(data, timer):
         loader = data[0].warmup()
         for net, optimizer in zip(nets, optimizers):
-            dm.warmup_epoch(net, optimizer, loader, device)
+            dm.warmup_epoch(net, optimizer, loader, device, cuda_graphs=graphs)
 
     def co_divide(data, timer):
         loader = data[0].eval_train()
@@ -103,7 +104,7 @@ def run_path(path, args, data, device):
             labeled_loader, unlabeled_loader = loaders.train(labeled, prob)
             dm.ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=20,
                          num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5,
-                         alpha=4, device=device, timer=timer)  # None: untimed
+                         alpha=4, device=device, cuda_graphs=graphs, timer=timer)
 
     def test(data, timer):
         dm.test_ensemble(nets[0], nets[1], data[0].test(), device)
@@ -121,7 +122,8 @@ def run_path(path, args, data, device):
         with timer('total'):
             run(full, timer if not gpu else None)
         seconds[stage] = timer.seconds['total']
-        if stage == 'SSL training' and not args.no_breakdown:
+        # the breakdown needs eager steps: none for a path that replays CUDA graphs
+        if stage == 'SSL training' and not args.no_breakdown and not graphs:
             if gpu:
                 timer = StageTimer(device)
                 with timer('total'):
@@ -169,13 +171,15 @@ def main(argv=None):
              'yes' if has_bf16(device) else 'no'))
     header = '%-20s' % 'stage' + ''.join('%12s s %9s' % (path, 'img/s') for path in args.paths)
     print(header + ''.join('  %s/%s' % (path, args.paths[0]) for path in args.paths[1:]))
-    for stage in results[args.paths[0]]:
+    for stage in max(results.values(), key=len):
         row = '%-20s' % stage
         for path in args.paths:
-            s = results[path][stage]
-            row += '%14.2f %9s' % (s, '%.0f' % (images[stage] / s) if stage in images else '')
-        base = results[args.paths[0]][stage]
-        row += ''.join('  %8.2fx' % (base / results[path][stage]) for path in args.paths[1:])
+            s = results[path].get(stage)
+            row += ('%14s %9s' % ('', '') if s is None else
+                    '%14.2f %9s' % (s, '%.0f' % (images[stage] / s) if stage in images else ''))
+        base = results[args.paths[0]].get(stage)
+        row += ''.join('  %8.2fx' % (base / results[path][stage]) if base and stage in
+                       results[path] else '' for path in args.paths[1:])
         print(row)
     if args.json:
         with open(args.json, 'w') as f:

@@ -455,6 +455,7 @@ class DeviceCIFARLoaders:
 
         def unlabeled(positions):
             return self._views(self.train_images[unlabeled_idx[positions]], augment)
-        return tuple(self._loader(make, len(idx), self.batch_size, shuffle=True) if len(idx)
-                     else None for make, idx in ((labeled, labeled_idx),
-                                                 (unlabeled, unlabeled_idx)))
+
+        def loader(make_batch, size):
+            return self._loader(make_batch, size, self.batch_size, shuffle=True) if size else None
+        return loader(labeled, len(labeled_idx)), loader(unlabeled, len(unlabeled_idx))

@@ -211,9 +211,11 @@ def _check_finite(total, what):
         raise TrainingError('non-finite %s loss: lower --lr or check the data' % what)
 
 
-def warmup_epoch(net, optimizer, loader, device, confidence_penalty=False, label=''):
+def warmup_epoch(net, optimizer, loader, device, confidence_penalty=False, label='',
+                 cuda_graphs=False):
     """Alg. 1 line 2: standard CE on all samples with their noisy labels (loader batch 2B),
-    plus the confidence penalty (negative entropy) when asked. Returns the mean CE."""
+    plus the confidence penalty (negative entropy) when asked. Returns the mean CE.
+    cuda_graphs: replay the steps as a CUDA graph (one GPU; run_utils.CUDAGraphStep)."""
     def step(inputs, labels):
         logits = net(inputs)
         loss = F.cross_entropy(logits, labels)
@@ -224,7 +226,8 @@ def warmup_epoch(net, optimizer, loader, device, confidence_penalty=False, label
         return loss.detach()
 
     net.train()
-    step = CUDAGraphStep(step) if getattr(net, 'cuda_graphs', False) else step
+    # A new graph every epoch: the learning rate is captured with it.
+    step = CUDAGraphStep(step) if cuda_graphs else step
     total = torch.zeros((), device=device)
     for batch_idx, (inputs, labels, _) in enumerate(loader):
         loss = step(inputs.to(device), labels.to(device))
@@ -283,21 +286,17 @@ def dividemix_loss(logits, mixed_targets, num_x, *, lambda_u):
     return loss_x + lambda_u * loss_u + penalty, loss_x, loss_u
 
 
-def _untimed(stage):
-    return contextlib.nullcontext()
-
-
 def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoch, num_class,
               warm_up, lambda_u, rampup_epochs, T, alpha, device, mix_labeled_only=False,
-              refine_labels=True, label='', timer=None):
+              refine_labels=True, label='', cuda_graphs=False, timer=None):
     """Train `net` for one pass over its labeled set (Alg. 1 lines 9-30); `partner` is frozen
     and only co-guesses (None: no co-training). The unlabeled loader restarts whenever it runs
-    out. Returns the mean Lx and Lu. `timer(stage)` is a context manager the benchmark uses to
-    time the 'targets' and 'forward_backward' stages of each step."""
-    # A CUDA graph needs the unlabeled views (a fixed set of inputs); timing needs eager steps.
-    graphed = (getattr(net, 'cuda_graphs', False) and unlabeled_loader is not None
-               and timer is None)
-    timer = timer or _untimed
+    out. Returns the mean Lx and Lu. cuda_graphs: replay the steps as a CUDA graph (one GPU;
+    run_utils.CUDAGraphStep). `timer(stage)` is a context manager the benchmark uses to time
+    the 'targets' and 'forward_backward' stages of each (then eager) step."""
+    # A graph needs the unlabeled views (a fixed set of inputs); timing stages needs eager steps.
+    graphed = cuda_graphs and unlabeled_loader is not None and timer is None
+    timer = timer or (lambda stage: contextlib.nullcontext())
 
     def step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u):
         with timer('targets'):
@@ -316,7 +315,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
     net.train()
     if partner is not None:
         partner.eval()
-    run_step = CUDAGraphStep(step) if graphed else step
+    run_step = CUDAGraphStep(step) if graphed else step  # per epoch: it captures the lr
     # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
     # fractional epoch of the lambda_u ramp-up, so it is kept. Under torch.distributed each
     # process takes 1/world_size of the steps.
@@ -339,8 +338,8 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, *, epoc
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = draw_mix(rows, alpha, device)
         weight_u = linear_rampup(epoch + batch_idx / num_iter, warm_up, rampup_epochs, lambda_u)
-        if graphed:  # the graph's scalars are tensors, filled in at every step
-            lam, weight_u = (torch.full((), v, device=device) for v in (lam, weight_u))
+        # 0-dim tensors, as a CUDA graph needs them (it would keep a Python number as captured)
+        lam, weight_u = (torch.full((), v, device=device) for v in (lam, weight_u))
         loss_x, loss_u = run_step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u)
         sum_x += loss_x
         sum_u += loss_u

@@ -384,8 +384,8 @@ def loss_figure(path, prefix):
 def _saved_at_the_end(run, paper_figure):
     """Why a file that a run saves when it finishes is not there."""
     if run.final:
-        return 'runs before %s did not save it; rerun to get %s' % (SNAPSHOTS_SINCE,
-                                                                   paper_figure)
+        return ('runs before %s, with --no-figures or (features) under torchrun did not save '
+                'it; rerun to get %s' % (SNAPSHOTS_SINCE, paper_figure))
     return 'the run has not finished (it is saved at the end)'
 
 
@@ -399,6 +399,9 @@ def tsne_figure(run):
                       % (run.prefix, path, _saved_at_the_end(run, 'Fig. 5')))
     saved = _load_npz(path)
     features = saved['features']
+    if len(features) < 5:
+        raise Missing('%s_tsne.png not drawn: %s holds %d feature vectors, too few for t-SNE'
+                      % (run.prefix, path, len(features)))
     keep = np.sort(np.random.RandomState(0).choice(
         len(features), min(len(features), MAX_TSNE_POINTS), replace=False))
     embedding = TSNE(n_components=2, perplexity=min(30.0, (len(keep) - 1) / 3), init='pca',
@@ -497,6 +500,18 @@ def _drawings(run, epochs):
         yield run.prefix + '_tsne.png', partial(tsne_figure, run)
     if run.kind != 'cifar' or os.path.exists(run.path('_unlabeled_examples.json')):
         yield run.prefix + '_unlabeled_examples.png', partial(examples_figure, run)
+
+
+def write_figures_after_run(run_dir, prefix):
+    """write_figures at the end of a training run, where a failure is one line instead of a
+    failed run: its logs and checkpoints are written already."""
+    try:
+        return write_figures(run_dir, prefix=prefix)
+    except Exception as e:  # matplotlib, t-SNE, a damaged file: the run itself is fine
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print('figures not drawn (%s): try  python figures.py %s --prefix %s'
+              % (reason, run_dir, prefix))
+        return []
 
 
 def write_figures(run_dir, prefix=None, epochs=None, out=None):

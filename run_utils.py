@@ -152,13 +152,11 @@ class FastForward(torch.nn.Module):
     """A network's forward with the speed-ups that leave the method unchanged: inputs in
     channels_last memory format, bf16 autocast where the device has bf16 units, logits
     returned in float32 so every loss, softmax target and the GMM's input stay fp32.
-    The wrapped network's state_dict is unchanged (checkpoints hold `unwrap(net)`).
-    `cuda_graphs` tells the epoch loops to replay their steps as CUDA graphs."""
+    The wrapped network's state_dict is unchanged (checkpoints hold `unwrap(net)`)."""
 
-    def __init__(self, net, device, bf16, cuda_graphs=False):
+    def __init__(self, net, device, bf16):
         super().__init__()
         self.module, self.device_type, self.bf16 = net, device.type, bf16
-        self.cuda_graphs = cuda_graphs
 
     def forward(self, x):
         if x.dim() == 4:
@@ -169,27 +167,36 @@ class FastForward(torch.nn.Module):
             return self.module(x).float()
 
 
-def speed_up(net, device, fast=True, compile_net=False, cuda_graphs=False):
-    """The training scripts' networks: with fast, channels_last weights, bf16 autocast where
-    the device has it (has_bf16), with cuda_graphs the training steps replayed as CUDA graphs
-    (one GPU only; checked on CIFAR's PreAct-ResNet18) and with compile_net torch.compile
-    (instead of the graphs); without fast, `net` as it is (the plain path, fp32, to check any
-    doubt against)."""
-    if not fast:
-        return net
-    unwrap(net).to(memory_format=torch.channels_last)
-    if compile_net:
-        unwrap(net).compile()  # in place: parameter names and checkpoints stay the same
-    graphs = (cuda_graphs and device.type == 'cuda' and distributed()[1] == 1
-              and not compile_net)
-    return FastForward(net, device, has_bf16(device), graphs)
+def speed_up(net, device, fast=True, compile_net=False):
+    """The training scripts' network, ready to train: with fast, channels_last weights, bf16
+    autocast where the device has it (has_bf16) and, with compile_net, torch.compile; without
+    fast, fp32 as it is (the plain path, to check any doubt against). Under torch.distributed
+    it is wrapped in DistributedDataParallel after the memory format is set, so DDP's gradient
+    buckets match the gradients' strides."""
+    if fast:
+        net.to(memory_format=torch.channels_last)
+        if compile_net:
+            if not hasattr(net, 'compile'):
+                raise InputError('--compile needs torch 2.2 or newer (this is %s)'
+                                 % torch.__version__)
+            net.compile()  # in place: parameter names and checkpoints stay the same
+    net = wrap_ddp(net, device)
+    return FastForward(net, device, has_bf16(device)) if fast else net
+
+
+def cuda_graphs_apply(wanted, device, fast, compile_net):
+    """Whether the epoch loops replay their steps as CUDA graphs: asked for, on the fast path,
+    on one GPU (not under torch.distributed), and not with torch.compile."""
+    return (wanted and fast and not compile_net and device.type == 'cuda'
+            and distributed()[1] == 1)
 
 
 class CUDAGraphStep:
     """Runs `step(*inputs)`, a whole training step (forward, backward, optimizer step; returns
     tensors), as a replayed CUDA graph: a step of PreAct-ResNet18 on 64 images is hundreds of
-    small kernels whose launches cost more than their arithmetic. The same kernels run on the
-    same numbers; only the launching changes. The first `warmup` calls run eagerly on a side
+    small kernels whose launches cost more than their arithmetic. The step's operations are
+    the same; only their launching changes (the libraries may pick other kernels under
+    capture, so not bit-exact). The first `warmup` calls run eagerly on a side
     stream (cuDNN autotuning, optimizer state), the next one is captured and replayed; later
     calls copy their inputs into the captured ones and replay. Inputs must be CUDA tensors;
     calls of other shapes (the last, partial batch) run eagerly. Scalars that change from step
@@ -220,8 +227,10 @@ class CUDAGraphStep:
             for captured, t in zip(self.inputs, inputs):
                 captured.copy_(t)
         self.graph.replay()
-        return tuple(t.clone() for t in self.outputs) if isinstance(self.outputs, tuple) \
-            else self.outputs.clone()  # the next replay overwrites the captured outputs
+        # copies: the next replay overwrites the captured outputs
+        if isinstance(self.outputs, tuple):
+            return tuple(t.clone() for t in self.outputs)
+        return self.outputs.clone()
 
 
 # ---------------------------------------------------------------- data loading ---------------
@@ -424,8 +433,10 @@ def load_checkpoint(path):
                          '--out_dir' % (path, first_line[:200])) from None
 
 
-# Arguments that may change when a run is resumed: where things are and how fast they run.
-# Raising --num_epochs extends a finished run; anything else would change its results.
+# Arguments that may change when a run is resumed: where things are, how fast they run and
+# what else is written. Raising --num_epochs extends a finished run. The speed switches
+# (plain, compile, cuda_graphs) keep the method but not the arithmetic: the continuation is
+# then not bit-exact.
 RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 'debug',
                      'download', 'data_path', 'noise_file', 'plain', 'compile', 'figures',
                      'tensorboard', 'cuda_graphs'}

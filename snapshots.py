@@ -105,7 +105,9 @@ def penultimate_features(net, images_loader, device):
     try:
         with torch.no_grad():
             for inputs, *_ in images_loader:
-                net(inputs.to(device))
+                # forward, not __call__: a torch.compile'd module would run its compiled
+                # code, which need not call the hook added here
+                net.forward(inputs.to(device))
     finally:
         hook.remove()
         net.train(was_training)
@@ -160,6 +162,8 @@ def save_unlabeled_guesses(out_dir, prefix, epoch, nets, paths, labels, candidat
     The networks are left in eval mode; pass the bare ones (run_utils.unwrap) under
     torch.distributed, since only rank 0 calls this."""
     candidates, candidate_prob = np.asarray(candidates), np.asarray(candidate_prob)
+    if not len(candidates):  # an empty unlabeled set: nothing to show
+        return None
     pick = np.random.RandomState(seed + epoch).choice(
         len(candidates), min(count, len(candidates)), replace=False)
     chosen = candidates[pick]

@@ -98,7 +98,7 @@ def test_rampup_uses_fractional_epoch_with_authors_num_iter(monkeypatch):
     real = dm.dividemix_loss
 
     def spy(*a, **kw):
-        seen.append(kw['lambda_u'])
+        seen.append(float(kw['lambda_u']))
         return real(*a, **kw)
     monkeypatch.setattr(dm, 'dividemix_loss', spy)
     # 4 labeled, B=2: 2 steps, but num_iter = 4 // 2 + 1 = 3 (authors' count).

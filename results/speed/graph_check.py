@@ -35,15 +35,15 @@ start = [ResNet18(10).to(device) for _ in range(2)]
 
 def train(graphs):
     seed_everything(1)
-    nets = [speed_up(copy.deepcopy(net), device, cuda_graphs=graphs) for net in start]
+    nets = [speed_up(copy.deepcopy(net), device) for net in start]
     opt = torch.optim.SGD(nets[0].parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
     begin = time.time()
-    ce = dm.warmup_epoch(nets[0], opt, loaders.warmup(), device)
+    ce = dm.warmup_epoch(nets[0], opt, loaders.warmup(), device, cuda_graphs=graphs)
     labeled = noisy == clean
     prob = np.where(labeled, 0.9, 0.1)
     lx, lu = dm.ssl_epoch(nets[0], nets[1], opt, *loaders.train(labeled, prob), epoch=20,
                           num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5,
-                          alpha=4, device=device)
+                          alpha=4, device=device, cuda_graphs=graphs)
     torch.cuda.synchronize()
     weights = torch.cat([p.detach().flatten() for p in nets[0].parameters()])
     return (ce, lx, lu), weights, time.time() - begin
