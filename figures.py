@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from run_utils import ArgumentParser, InputError, run_cli
+from run_utils import ArgumentParser, InputError, atomic_write, open_rgb, run_cli
 from snapshots import division_dir
 
 SNAPSHOTS_SINCE = 'issue #7 (snapshots.py)'  # runs older than this saved no snapshots
@@ -441,12 +441,12 @@ def examples_figure(run):
         if len(shown) == MAX_EXAMPLES:
             break
         try:
-            with Image.open(example['path']) as img:
-                thumbnail = img.convert('RGB')
-            thumbnail.thumbnail((200, 200))
-            shown.append((thumbnail, example))
-        except OSError:
+            thumbnail = open_rgb(example['path'])
+        except InputError:
             unreadable.append(example['path'])
+            continue
+        thumbnail.thumbnail((200, 200))
+        shown.append((thumbnail, example))
     if unreadable:
         print('%s: %d example images could not be opened (first: %s)'
               % (run.prefix, len(unreadable), unreadable[0]))
@@ -476,8 +476,7 @@ def save_png(fig, path):
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=DPI, facecolor='white')
     image = Image.open(buffer).convert('RGB').quantize(256)
-    image.save(path + '.tmp', format='png', optimize=True)
-    os.replace(path + '.tmp', path)
+    atomic_write(lambda f: image.save(f, format='png', optimize=True), path)
     print(path)
     return path
 

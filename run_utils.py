@@ -408,9 +408,10 @@ def labels_digest(labels):
     return hashlib.sha256(json.dumps([int(v) for v in labels]).encode()).hexdigest()[:16]
 
 
-def _atomic(write, path):
-    """Write through a temporary file and rename: a kill at any moment leaves either the old
-    file or the new one, never half of one."""
+def atomic_write(write, path):
+    """write(binary file) into a temporary file beside `path`, then rename it to `path`: a kill
+    at any moment leaves either the old file or the new one, never half of one, and a reader
+    never sees half a file."""
     tmp = path + '.tmp'
     with open(tmp, 'wb') as f:
         write(f)
@@ -420,7 +421,7 @@ def _atomic(write, path):
 
 
 def atomic_save(obj, path):
-    _atomic(lambda f: torch.save(obj, f), path)
+    atomic_write(lambda f: torch.save(obj, f), path)
 
 
 def load_checkpoint(path):
@@ -553,7 +554,7 @@ class RunLog:
         atomic_save(state, self.last_path)
         if self.scores[-1] >= max(self.scores):
             with open(self.last_path, 'rb') as src:
-                _atomic(lambda f: shutil.copyfileobj(src, f), self.best_path)
+                atomic_write(lambda f: shutil.copyfileobj(src, f), self.best_path)
 
     def summary(self, **extra):
         """Best score over all epochs and the mean of the last 10, as the paper reports them,

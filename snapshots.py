@@ -17,18 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from run_utils import distributed, open_rgb
-
-
-def _write_atomic(path, write, mode='wb'):
-    """write(file) into a temporary file beside `path`, then rename it to `path`: a reader
-    never sees half a file, and a kill leaves the previous version."""
-    tmp = path + '.tmp'
-    with open(tmp, mode) as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from run_utils import atomic_write, distributed, open_rgb
 
 
 def _numpy(values):
@@ -86,7 +75,7 @@ def save_division(out_dir, prefix, epoch, p_threshold, noisy_labels, nets, is_cl
             np.ravel(gmm.covariances_), (2,)).astype(np.float64)
         arrays[name + '_gmm_weights'] = np.ravel(gmm.weights_).astype(np.float64)
     path = os.path.join(folder, 'epoch_%03d.npz' % epoch)
-    _write_atomic(path, lambda f: np.savez(f, **arrays))
+    atomic_write(lambda f: np.savez(f, **arrays), path)
     return path
 
 
@@ -126,7 +115,7 @@ def save_features(out_dir, prefix, features, noisy_labels, clean_labels, indices
         arrays['clean_labels'] = _numpy(clean_labels).astype(np.int16)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, prefix + '_features.npz')
-    _write_atomic(path, lambda f: np.savez(f, **arrays))
+    atomic_write(lambda f: np.savez(f, **arrays), path)
     return path
 
 
@@ -148,7 +137,7 @@ def save_unlabeled_examples(out_dir, prefix, epoch, paths, given_labels, guessed
                'examples': examples}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, prefix + '_unlabeled_examples.json')
-    _write_atomic(path, lambda f: json.dump(content, f, indent=1), mode='w')
+    atomic_write(lambda f: f.write(json.dumps(content, indent=1).encode()), path)
     return path
 
 

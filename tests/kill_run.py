@@ -58,7 +58,7 @@ elif point == 'sigterm':
 elif point == 'log_written':
     patch(run_utils.RunLog, 'epoch', after=kill)
 elif point == 'checkpoint_write':
-    patch(run_utils, '_atomic', before=half_write_then_kill)
+    patch(run_utils, 'atomic_write', before=half_write_then_kill)
 elif point == 'after_checkpoint':
     patch(run_utils.RunLog, 'save', after=kill)
 else:
