@@ -7,22 +7,28 @@ Defaults are the paper's; lambda_u and tau follow Table 7 for the chosen cell un
 Logs go to checkpoint/<dataset>_<r>_<mode>_{acc,stats}.txt (the authors' formats) and .jsonl.
 """
 import argparse
+import functools
 import os
 import sys
 import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import dividemix as dm
 from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
                               DeviceCIFARLoaders, load_cifar, noisy_labels_for)
 from PreResNet import ResNet18
-from run_utils import (ArgumentParser, InputError, RunLog, cuda_graphs_apply, distributed,
-                       init_distributed, labels_digest, pick_device, restore, rng_state, run_cli,
-                       seed_everything, speed_up, state_of, unwrap)
-from snapshots import (TensorBoardLog, division_epochs, penultimate_features, save_division,
-                       save_features)
+from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
+from utils.cli import (ArgumentParser, InputError, check_finite, progress_bar, run_cli,
+                       show_progress)
+from utils.data import ssl_batches
+from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
+from utils.runlog import RunLog
+from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
+                             save_division, save_features)
+from utils.speed import graphed, prepare, use_cuda_graphs
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -145,12 +151,13 @@ def parse_args(argv):
     p.add_argument('--out_dir', default='checkpoint')
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                    help='save loss snapshots and features, draw the paper\'s figures at the end '
-                        '(figures.py)')
+                        '(tools/figures.py)')
     p.add_argument('--tensorboard', action='store_true',
                    help='also log the per-epoch numbers for TensorBoard (if installed)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    p.set_defaults(script='Train_cifar.py')  # saved with the run: what tools/ read it as
     return p.parse_args(argv)
 
 
@@ -186,13 +193,122 @@ def complete_args(args):
     if args.lambda_u is None or args.p_threshold is None:
         cell = args.cifar_n_label if args.noise_mode == 'cifar-n' else '%s %g%%' % (
             args.noise_mode, 100 * args.r)
-        print('%s %s: %s' % (args.dataset, cell, source))
+        print0('%s %s: %s' % (args.dataset, cell, source))
     args.lambda_u = lambda_u if args.lambda_u is None else args.lambda_u
     args.p_threshold = p_threshold if args.p_threshold is None else args.p_threshold
-    print('lambda_u=%g  p_threshold=%g  warm_up=%d  loss_history=%d  epochs=%d'
-          % (args.lambda_u, args.p_threshold, args.warm_up, args.loss_history, args.num_epochs))
+    print0('lambda_u=%g  p_threshold=%g  warm_up=%d  loss_history=%d  epochs=%d'
+           % (args.lambda_u, args.p_threshold, args.warm_up, args.loss_history, args.num_epochs))
     return args
 
+
+# ---------------------------------------------------------------- one mini-batch --------------
+
+def warmup_step(net, optimizer, inputs, labels, confidence_penalty):
+    """Alg. 1 line 2 on one mini-batch of 2B images: cross-entropy on the noisy labels, plus
+    the confidence penalty (minus Eq. 2) where asked. Returns the CE (0-dim tensor)."""
+    logits = net(inputs)
+    loss = F.cross_entropy(logits, labels)
+    penalty = dm.negative_entropy(logits) if confidence_penalty else 0.0
+    optimizer.zero_grad()
+    (loss + penalty).backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, lambda_u,
+             *, args):
+    """Alg. 1 lines 12-29 on one mini-batch: x1, x2 (B, 3, 32, 32) two augmented views of
+    labeled images with their noisy labels (B,) and clean probabilities (B,) from the
+    partner's GMM; u1, u2 (U, 3, 32, 32) two views of unlabeled images (None when that set
+    is empty); lam, perm the mixup draws (dm.draw_mix); lambda_u the ramped weight of Lu.
+    `partner` (frozen, eval mode) co-guesses; None for the ablations without co-training.
+    Returns Lx and Lu (0-dim tensors)."""
+    with torch.no_grad():
+        # The trained net stays in train mode for these passes (authors' code): its BatchNorm
+        # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
+        if u1 is not None:
+            pred_u = dm.mean_prediction(net(u1), net(u2))
+            partner_pred_u = None
+            if partner is not None:  # eval mode: rows are independent, both views in one call
+                partner_pred_u = dm.mean_prediction(*partner(torch.cat([u1, u2])).chunk(2))
+            targets_u = dm.co_guess(pred_u, partner_pred_u, args.T)        # Alg. 1 lines 21-23
+        targets_x = F.one_hot(labels, args.num_class).float()
+        if not args.no_label_refinement:
+            pred_x = dm.mean_prediction(net(x1), net(x2))
+            targets_x = dm.co_refine(targets_x, clean_prob, pred_x, args.T)  # Eq. (3)-(4)
+
+    # MixMatch over the labeled rows first, then the unlabeled ones (Eq. 5-8)
+    if u1 is None:
+        inputs, targets = torch.cat([x1, x2]), torch.cat([targets_x, targets_x])
+    else:
+        inputs = torch.cat([x1, x2, u1, u2])
+        targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
+    mixed_inputs, mixed_targets = dm.mixup(inputs, targets, lam, perm)
+
+    # One forward over the whole mixed batch (shared BatchNorm), Eq. (12)
+    loss, loss_x, loss_u = dm.dividemix_loss(net(mixed_inputs), mixed_targets, 2 * len(x1),
+                                             lambda_u)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss_x.detach(), loss_u.detach()
+
+
+# ---------------------------------------------------------------- one epoch -------------------
+
+def warmup_epoch(net, optimizer, loader, device, confidence_penalty, cuda_graphs, label):
+    """Alg. 1 line 2: one pass over all training images (batch 2B). Returns the mean CE."""
+    net.train()
+    step = functools.partial(warmup_step, net, optimizer, confidence_penalty=confidence_penalty)
+    if cuda_graphs:
+        step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
+    total = torch.zeros((), device=device)
+    for batch_idx, (inputs, labels, _) in enumerate(loader):
+        loss = step(inputs.to(device), labels.to(device))
+        total += loss
+        if batch_idx % 20 == 0:
+            show_progress('%s %s Iter[%3d/%3d]  CE-loss: %.4f', label,
+                          progress_bar(batch_idx + 1, len(loader)), batch_idx + 1, len(loader),
+                          loss)
+    check_finite(total, 'warm-up')
+    return total.item() / len(loader)
+
+
+def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, device, args,
+              cuda_graphs, label):
+    """Alg. 1 lines 9-30 for one network: a pass over its labeled set, each batch with the next
+    unlabeled one. Returns the mean Lx and Lu."""
+    net.train()
+    if partner is not None:
+        partner.eval()
+    step = functools.partial(ssl_step, net, partner, optimizer, args=args)
+    if cuda_graphs and unlabeled_loader is not None:  # a graph needs the same inputs each step
+        step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
+    # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
+    # fractional epoch of the lambda_u ramp-up, so it is kept. Under torch.distributed each
+    # process takes 1/world_size of the steps.
+    num_iter = len(labeled_loader.dataset) // (labeled_loader.batch_size * distributed()[1]) + 1
+    sum_x = torch.zeros((), device=device)
+    sum_u = torch.zeros((), device=device)
+    batches = ssl_batches(labeled_loader, unlabeled_loader, device)
+    for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
+        rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
+        lam, perm = dm.draw_mix(rows, args.alpha, device)
+        lambda_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
+                                                   args.rampup_epochs, args.lambda_u),
+                              device=device)  # a tensor, like lam: one arithmetic on all paths
+        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, lambda_u)
+        sum_x += loss_x
+        sum_u += loss_u
+        if batch_idx % 20 == 0:
+            show_progress('%s %s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
+                          label, progress_bar(batch_idx + 1, num_iter), batch_idx + 1, num_iter,
+                          loss_x, loss_u)
+    check_finite(sum_x + sum_u, 'SSL')
+    return sum_x.item() / len(labeled_loader), sum_u.item() / len(labeled_loader)
+
+
+# ---------------------------------------------------------------- the run ---------------------
 
 def main(argv=None):
     init_distributed()  # under torchrun: one process per GPU, each with both networks
@@ -219,8 +335,8 @@ def main(argv=None):
         raise InputError('the noisy labels in %s differ from those the run in %s started with: '
                          'restore that noise file' % (noise_path, args.out_dir))
     noise_rate = float(1 - is_clean.mean())  # what was injected, e.g. r(1-1/C) for sym
-    print('%d training images, %.2f%% of labels noisy (%s); %d test images'
-          % (len(clean_labels), 100 * noise_rate, noise_path, len(test_labels)))
+    print0('%d training images, %.2f%% of labels noisy (%s); %d test images'
+           % (len(clean_labels), 100 * noise_rate, noise_path, len(test_labels)))
     if args.plain:
         loaders = CIFARLoaders(args.dataset, train_images, noisy_labels, test_images,
                                test_labels, args.batch_size, args.num_workers)
@@ -248,9 +364,11 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    # DDP under torchrun; channels_last, bf16 autocast; checkpoints hold the bare networks
-    net1, net2 = (speed_up(net, device, not args.plain, args.compile) for net in (net1, net2))
-    cuda_graphs = cuda_graphs_apply(args.cuda_graphs, device, not args.plain, args.compile)
+    # The speed layer (README: Speed): channels_last and bf16 autocast, DDP under torchrun, the
+    # steps replayed as CUDA graphs on one GPU; --plain turns it off. Checkpoints hold the bare
+    # networks.
+    net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
+    cuda_graphs = use_cuda_graphs(args.cuda_graphs, device, not args.plain, args.compile)
     networks = [('net1', net1, optimizer1), ('net2', net2, optimizer2)]
     single = args.method == 'ce' or args.no_cotraining
     if single:
@@ -265,18 +383,16 @@ def main(argv=None):
     for epoch in range(start_epoch, args.num_epochs):
         start = time.time()
         lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
-        dm.set_lr(optimizer1, lr)
-        dm.set_lr(optimizer2, lr)
+        for group in optimizer1.param_groups + optimizer2.param_groups:
+            group['lr'] = lr
         record = {'epoch': epoch, 'lr': lr, 'noise_rate': noise_rate}
         banner = '%s | Epoch [%3d/%3d]' % (run_name, epoch, args.num_epochs)
         if epoch < args.warm_up or args.method == 'ce':
             # Warm-up (the CE baseline: every epoch) on all data with the noisy labels; the
             # confidence penalty for class-dependent noise only (Sec. 3.1).
             for name, net, optimizer in networks:
-                ce = dm.warmup_epoch(net, optimizer, warmup_loader, device,
-                                     confidence_penalty=confidence_penalty,
-                                     label='%s Warmup %s' % (banner, name),
-                                     cuda_graphs=cuda_graphs)
+                ce = warmup_epoch(net, optimizer, warmup_loader, device, confidence_penalty,
+                                  cuda_graphs, label='%s Warmup %s' % (banner, name))
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
@@ -301,17 +417,13 @@ def main(argv=None):
                 labeled_loader, unlabeled_loader = loaders.train(
                     labeled, clean_prob, augment=not args.no_augmentation)
                 if labeled_loader is None:
-                    print('\n%s: no sample has clean probability > %g; %s skips this epoch'
-                          % (banner, args.p_threshold, name))
+                    print0('\n%s: no sample has clean probability > %g; %s skips this epoch'
+                           % (banner, args.p_threshold, name))
                     record[name] = stats
                     continue
-                loss_x, loss_u = dm.ssl_epoch(
-                    net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=epoch,
-                    num_class=args.num_class, warm_up=args.warm_up, lambda_u=args.lambda_u,
-                    rampup_epochs=args.rampup_epochs, T=args.T, alpha=args.alpha,
-                    device=device, refine_labels=not args.no_label_refinement,
-                    cuda_graphs=cuda_graphs,
-                    label='%s Train %s' % (banner, name))
+                loss_x, loss_u = ssl_epoch(net, partner, optimizer, labeled_loader,
+                                           unlabeled_loader, epoch, device, args, cuda_graphs,
+                                           label='%s Train %s' % (banner, name))
                 record[name] = dict(stats, loss_x=loss_x, loss_u=loss_u)
 
         # Test: the ensemble's summed logits, or net1 alone (one network, or the ablation).
@@ -325,15 +437,15 @@ def main(argv=None):
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args),
                   'noisy_labels': labels_digest(noisy_labels), 'noise_file': noise_path})
-        print('\r%s  test acc %.2f%% (net1 %.2f, net2 %.2f)  %s  %.1f s'
-              % (banner, record['test_acc'], record['net1_acc'], record['net2_acc'],
-                 '  '.join(_division_summary(record, n) for n, _, _ in networks),
-                 record['seconds']))
+        print0('\r%s  test acc %.2f%% (net1 %.2f, net2 %.2f)  %s  %.1f s'
+               % (banner, record['test_acc'], record['net1_acc'], record['net2_acc'],
+                  '  '.join(_division_summary(record, n) for n, _, _ in networks),
+                  record['seconds']))
 
     summary = log.summary()
     tensorboard.close()
-    print('best %.2f%%  last-10 mean %.2f%%  (%s)'
-          % (summary['best'], summary['last10'], log.jsonl_path))
+    print0('best %.2f%%  last-10 mean %.2f%%  (%s)'
+           % (summary['best'], summary['last10'], log.jsonl_path))
     if args.figures and log.writer:
         if distributed()[1] == 1:  # (under torchrun the loader would see one shard only)
             # Fig. 5: net1's penultimate features of 2,000 training images, chosen with their
@@ -343,7 +455,7 @@ def main(argv=None):
             features = penultimate_features(unwrap(net1), loaders.eval_train(chosen), device)
             save_features(args.out_dir, run_name, features, np.asarray(noisy_labels)[chosen],
                           np.asarray(clean_labels)[chosen], chosen)
-        from figures import write_figures_after_run  # matplotlib only when drawing
+        from tools.figures import write_figures_after_run  # matplotlib only when drawing
         write_figures_after_run(args.out_dir, run_name)
     return summary
 

@@ -18,13 +18,19 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
 from InceptionResNetV2 import InceptionResNetV2
-from run_utils import (ArgumentParser, RunLog, init_distributed, pick_device, restore, rng_state,
-                       run_cli, seed_everything, speed_up, state_of, unwrap)
-from snapshots import TensorBoardLog, division_epochs, save_division, save_unlabeled_guesses
+from utils.checkpoint import restore, rng_state, seed_everything, state_of
+from utils.cli import ArgumentParser, check_finite, progress_bar, run_cli, show_progress
+from utils.data import ssl_batches
+from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
+from utils.runlog import RunLog
+from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
+                             save_unlabeled_guesses)
+from utils.speed import prepare
 
 
 def parse_args(argv):
@@ -65,17 +71,123 @@ def parse_args(argv):
     p.add_argument('--out_dir', default='checkpoint')
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                    help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
-                        'at the end (figures.py)')
+                        'at the end (tools/figures.py)')
     p.add_argument('--tensorboard', action='store_true',
                    help='also log the per-epoch numbers for TensorBoard (if installed)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    p.set_defaults(script='Train_webvision.py')  # saved with the run: what tools/ read it as
     return p.parse_args(argv)
 
 
 def create_model(args):
     return InceptionResNetV2(num_classes=args.num_class)
+
+
+# ---------------------------------------------------------------- one mini-batch --------------
+
+def warmup_step(net, optimizer, inputs, labels):
+    """Alg. 1 line 2 on one mini-batch: cross-entropy on the noisy labels (the authors'
+    WebVision code has no confidence penalty).
+    Returns the CE (0-dim tensor)."""
+    logits = net(inputs)
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, lambda_u,
+             *, args):
+    """Alg. 1 lines 12-29 on one mini-batch: x1, x2 (B, 3, 299, 299) two augmented views of
+    labeled images with their noisy labels (B,) and clean probabilities (B,) from the
+    partner's GMM; u1, u2 two views of unlabeled images (None when that set is empty); lam,
+    perm the mixup draws (dm.draw_mix); lambda_u the ramped weight of Lu. The frozen
+    `partner` (eval mode) co-guesses. Returns Lx and Lu (0-dim tensors)."""
+    with torch.no_grad():
+        # The trained net stays in train mode for these passes (authors' code): its BatchNorm
+        # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
+        if u1 is not None:
+            pred_u = dm.mean_prediction(net(u1), net(u2))
+            # eval mode: rows are independent, so both views go through the partner at once
+            partner_pred_u = dm.mean_prediction(*partner(torch.cat([u1, u2])).chunk(2))
+            targets_u = dm.co_guess(pred_u, partner_pred_u, args.T)        # Alg. 1 lines 21-23
+        pred_x = dm.mean_prediction(net(x1), net(x2))
+        targets_x = dm.co_refine(F.one_hot(labels, args.num_class).float(), clean_prob, pred_x,
+                                 args.T)                                    # Eq. (3)-(4)
+
+    # MixMatch over the labeled rows first, then the unlabeled ones (Eq. 5-8)
+    if u1 is None:
+        inputs, targets = torch.cat([x1, x2]), torch.cat([targets_x, targets_x])
+    else:
+        inputs = torch.cat([x1, x2, u1, u2])
+        targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
+    mixed_inputs, mixed_targets = dm.mixup(inputs, targets, lam, perm)
+    if args.lambda_u == 0:
+        # The paper's setting here (Appendix B): only the 2B labeled rows are trained on, each
+        # mixed with a partner drawn from the whole batch; no Lu.
+        mixed_inputs, mixed_targets = mixed_inputs[:2 * len(x1)], mixed_targets[:2 * len(x1)]
+
+    # One forward over the mixed batch (shared BatchNorm), Eq. (12)
+    loss, loss_x, loss_u = dm.dividemix_loss(net(mixed_inputs), mixed_targets, 2 * len(x1),
+                                             lambda_u)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss_x.detach(), loss_u.detach()
+
+
+# ---------------------------------------------------------------- one epoch -------------------
+
+def warmup_epoch(net, optimizer, loader, device, label):
+    """Alg. 1 line 2: one pass over the warm-up loader. Returns the mean CE."""
+    net.train()
+    total = torch.zeros((), device=device)
+    for batch_idx, (inputs, labels, _) in enumerate(loader):
+        loss = warmup_step(net, optimizer, inputs.to(device), labels.to(device))
+        total += loss
+        if batch_idx % 20 == 0:
+            show_progress('%s %s Iter[%3d/%3d]  CE-loss: %.4f', label,
+                          progress_bar(batch_idx + 1, len(loader)), batch_idx + 1, len(loader),
+                          loss)
+    check_finite(total, 'warm-up')
+    return total.item() / len(loader)
+
+
+def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, device, args,
+              label):
+    """Alg. 1 lines 9-30 for one network: a pass over its labeled set, each batch with the next
+    unlabeled one. Returns the mean Lx and Lu."""
+    net.train()
+    partner.eval()
+    # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
+    # fractional epoch of the lambda_u ramp-up. Under torch.distributed each process takes
+    # 1/world_size of the steps.
+    num_iter = len(labeled_loader.dataset) // (labeled_loader.batch_size * distributed()[1]) + 1
+    sum_x = torch.zeros((), device=device)
+    sum_u = torch.zeros((), device=device)
+    batches = ssl_batches(labeled_loader, unlabeled_loader, device)
+    for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
+        rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
+        lam, perm = dm.draw_mix(rows, args.alpha, device)
+        lambda_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
+                                                   args.rampup_epochs, args.lambda_u),
+                              device=device)
+        loss_x, loss_u = ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2,
+                                  lam, perm, lambda_u, args=args)
+        sum_x += loss_x
+        sum_u += loss_u
+        if batch_idx % 20 == 0:
+            show_progress('%s %s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
+                          label, progress_bar(batch_idx + 1, num_iter), batch_idx + 1, num_iter,
+                          loss_x, loss_u)
+    check_finite(sum_x + sum_u, 'SSL')
+    return sum_x.item() / len(labeled_loader), sum_u.item() / len(labeled_loader)
+
+
+# ---------------------------------------------------------------- the run ---------------------
 
 
 def main(argv=None):
@@ -91,8 +203,8 @@ def main(argv=None):
     loaders = WebVisionLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
     eval_loader, webvision_loader, imagenet_loader = (
         loaders.eval_train(), loaders.webvision_val(), loaders.imagenet_val())
-    print('%d training images, %d WebVision val, %d ILSVRC12 val'
-          % (len(data.train_paths), len(data.val_paths), len(data.imagenet_paths)))
+    print0('%d training images, %d WebVision val, %d ILSVRC12 val'
+           % (len(data.train_paths), len(data.val_paths), len(data.imagenet_paths)))
 
     # ---- two networks trained from scratch, each with its own optimizer
     net1, net2 = create_model(args).to(device), create_model(args).to(device)
@@ -108,8 +220,9 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    # DDP under torchrun; channels_last, bf16 autocast; checkpoints hold the bare networks
-    net1, net2 = (speed_up(net, device, not args.plain, args.compile) for net in (net1, net2))
+    # The speed layer (README: Speed): channels_last and bf16 autocast, DDP under torchrun;
+    # --plain turns it off. Checkpoints hold the bare networks.
+    net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
 
@@ -117,16 +230,16 @@ def main(argv=None):
     for epoch in range(start_epoch, args.num_epochs):
         start = time.time()
         lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
-        dm.set_lr(optimizer1, lr)
-        dm.set_lr(optimizer2, lr)
+        for group in optimizer1.param_groups + optimizer2.param_groups:
+            group['lr'] = lr
         record = {'epoch': epoch, 'lr': lr}
         banner = 'WebVision | Epoch [%3d/%3d]' % (epoch, args.num_epochs)
         if epoch < args.warm_up:
             # Warm-up with plain CE (the authors' WebVision code has no confidence penalty).
             warmup_loader = loaders.warmup()
             for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
-                ce = dm.warmup_epoch(net, optimizer, warmup_loader, device,
-                                     label='%s Warmup %s' % (banner, name))
+                ce = warmup_epoch(net, optimizer, warmup_loader, device,
+                                  label='%s Warmup %s' % (banner, name))
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide: each network's GMM divides all training images for the other one.
@@ -151,15 +264,12 @@ def main(argv=None):
                 record[name] = {'labeled': int(labeled.sum())}
                 labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob)
                 if labeled_loader is None:
-                    print('\n%s: no sample has clean probability > %g; %s skips this epoch'
-                          % (banner, args.p_threshold, name))
+                    print0('\n%s: no sample has clean probability > %g; %s skips this epoch'
+                           % (banner, args.p_threshold, name))
                     continue
-                loss_x, loss_u = dm.ssl_epoch(
-                    net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=epoch,
-                    num_class=args.num_class, warm_up=args.warm_up, lambda_u=args.lambda_u,
-                    rampup_epochs=args.rampup_epochs, T=args.T, alpha=args.alpha,
-                    device=device, mix_labeled_only=args.lambda_u == 0,
-                    label='%s Train %s' % (banner, name))
+                loss_x, loss_u = ssl_epoch(net, partner, optimizer, labeled_loader,
+                                           unlabeled_loader, epoch, device, args,
+                                           label='%s Train %s' % (banner, name))
                 record[name].update(loss_x=loss_x, loss_u=loss_u)
 
         # Test the ensemble (sum of logits) on WebVision val and ILSVRC12 val, top-1 and top-5.
@@ -174,16 +284,16 @@ def main(argv=None):
         log.epoch(record, score=record['webvision_top1'])
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
-        print('\r%s  WebVision %.2f%% (%.2f%%)  ImageNet %.2f%% (%.2f%%)  %.1f s'
-              % (banner, record['webvision_top1'], record['webvision_top5'],
-                 record['imagenet_top1'], record['imagenet_top5'], record['seconds']))
+        print0('\r%s  WebVision %.2f%% (%.2f%%)  ImageNet %.2f%% (%.2f%%)  %.1f s'
+               % (banner, record['webvision_top1'], record['webvision_top5'],
+                  record['imagenet_top1'], record['imagenet_top5'], record['seconds']))
 
     summary = log.summary()
     tensorboard.close()
-    print('WebVision top-1 best %.2f%%, last-10 mean %.2f%% (%s)'
-          % (summary['best'], summary['last10'], log.jsonl_path))
+    print0('WebVision top-1 best %.2f%%, last-10 mean %.2f%% (%s)'
+           % (summary['best'], summary['last10'], log.jsonl_path))
     if args.figures and log.writer:
-        from figures import write_figures_after_run  # matplotlib only when drawing
+        from tools.figures import write_figures_after_run  # matplotlib only when drawing
         write_figures_after_run(args.out_dir, args.id)
     return summary
 

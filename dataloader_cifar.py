@@ -19,8 +19,9 @@ import numpy as np
 import torch
 import torchvision.transforms as T
 
-from run_utils import (ImageArray, InputError as DataError, NoisyLabelDataset, ShardSampler,
-                       barrier, distributed, make_loader)
+from utils.cli import InputError as DataError
+from utils.data import ImageArray, NoisyLabelDataset, ShardSampler, make_loader
+from utils.distributed import barrier, distributed, print0
 
 NUM_CLASSES = {'cifar10': 10, 'cifar100': 100}
 NUM_TRAIN = 50000
@@ -190,7 +191,7 @@ def download_cifar(data_path, dataset):
     """Fetch and checksum the official archive with torchvision; one clear line when offline."""
     import torchvision.datasets
     cls = {'cifar10': torchvision.datasets.CIFAR10, 'cifar100': torchvision.datasets.CIFAR100}
-    print('%s not found under %s: downloading the official archive' % (dataset, data_path))
+    print0('%s not found under %s: downloading the official archive' % (dataset, data_path))
     try:
         cls[dataset](root=data_path, train=True, download=True)
     except Exception as e:
@@ -287,7 +288,7 @@ def noisy_labels_for(clean_labels, args):
     except OSError as e:
         raise DataError('cannot write the noise file %s (%s): pass --noise_file to a '
                         'writable path' % (path, e.strerror)) from None
-    print('save noisy labels to %s' % path)
+    print0('save noisy labels to %s' % path)
     return labels, path
 
 

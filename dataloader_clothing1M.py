@@ -1,6 +1,6 @@
 """Clothing1M: annotation files, class-balanced subsets and the loaders DivideMix uses.
 
-The official layout (behavior.md §4.2): under `root` lie five annotation files and the image
+The official layout: under `root` lie five annotation files and the image
 folders 0/, 1/, ... The paths in the files start with "images/"; as the authors do, those first
 7 characters are stripped and the rest is joined under `root`. All annotation files are read and
 checked once, up front; the ~1M images are only opened when a batch needs them.
@@ -15,7 +15,8 @@ import random
 import numpy as np
 import torchvision.transforms as T
 
-from run_utils import ImageFiles, InputError, NoisyLabelDataset, make_loader
+from utils.cli import InputError
+from utils.data import ImageFiles, NoisyLabelDataset, make_loader
 
 MEAN = (0.6959, 0.6537, 0.6371)
 STD = (0.3113, 0.3192, 0.3214)
@@ -140,7 +141,7 @@ def balanced_subset(labels, num_samples, num_class):
 
 
 class Clothing1MLoaders:
-    """Builds the authors' loaders (behavior.md §4.4) from a Clothing1M read once:
+    """Builds the authors' loaders from a Clothing1M read once:
       warmup(N)       fresh balanced subset of N, train transform, batch 2B, shuffled
       eval_train(N)   fresh balanced subset of N, test transform, not shuffled;
                       loader.dataset.indices are its pool indices, in position order

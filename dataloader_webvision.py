@@ -1,6 +1,6 @@
 """WebVision 1.0 ("mini-WebVision": Google images of the first 50 classes), its validation set
 and the ILSVRC12 validation images of the same classes, with the loaders DivideMix uses
-(behavior.md §5.2-5.4).
+(as in the authors' code).
 
 Layout under the root folder (the official one, as the authors use it):
   info/train_filelist_google.txt   lines '<path relative to root> <label>'
@@ -14,7 +14,8 @@ import os
 import numpy as np
 import torchvision.transforms as T
 
-from run_utils import ImageFiles, InputError, NoisyLabelDataset, make_loader
+from utils.cli import InputError
+from utils.data import ImageFiles, NoisyLabelDataset, make_loader
 
 TRAIN_LIST = os.path.join('info', 'train_filelist_google.txt')  # Google subset only, no Flickr
 VAL_LIST = os.path.join('info', 'val_filelist.txt')

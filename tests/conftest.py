@@ -10,6 +10,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHARED = os.path.join(ROOT, '..', 'shared')
 
+# The paper's Table 7 (Appendix B), typed from the paper: (dataset, noise, r) -> (lambda_u, tau).
+# The one place the tests hold it.
+TABLE7 = {
+    ('cifar10', 'sym', 0.2): (0, 0.5), ('cifar10', 'sym', 0.5): (25, 0.5),
+    ('cifar10', 'sym', 0.8): (25, 0.5), ('cifar10', 'sym', 0.9): (50, 0.6),
+    ('cifar10', 'asym', 0.4): (0, 0.5),
+    ('cifar100', 'sym', 0.2): (25, 0.5), ('cifar100', 'sym', 0.5): (150, 0.5),
+    ('cifar100', 'sym', 0.8): (150, 0.5), ('cifar100', 'sym', 0.9): (150, 0.6),
+}
+
 
 def write_fake_cifar(root, dataset='cifar10', num_train=200, num_test=50, seed=0):
     """Random images whose class is readable from the mean colour, so a net can learn a bit.

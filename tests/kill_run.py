@@ -15,7 +15,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dividemix  # noqa: E402
-import run_utils  # noqa: E402
+import utils.checkpoint  # noqa: E402
+from utils.cli import run_cli  # noqa: E402
+from utils.runlog import RunLog  # noqa: E402
 import Train_cifar  # noqa: E402
 
 point, target, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -56,11 +58,11 @@ if point == 'ssl_step':
 elif point == 'sigterm':
     patch(dividemix, 'dividemix_loss', before=lambda *a: kill(signal.SIGTERM))
 elif point == 'log_written':
-    patch(run_utils.RunLog, 'epoch', after=kill)
+    patch(RunLog, 'epoch', after=kill)
 elif point == 'checkpoint_write':
-    patch(run_utils, 'atomic_write', before=half_write_then_kill)
+    patch(utils.checkpoint, 'atomic_write', before=half_write_then_kill)
 elif point == 'after_checkpoint':
-    patch(run_utils.RunLog, 'save', after=kill)
+    patch(RunLog, 'save', after=kill)
 else:
     sys.exit('unknown point %s' % point)
-sys.exit(run_utils.run_cli(Train_cifar.main, argv))
+sys.exit(run_cli(Train_cifar.main, argv))

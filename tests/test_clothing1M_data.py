@@ -1,4 +1,4 @@
-"""Clothing1M annotation files, balanced subsets and loaders (behavior.md §4.2-4.4) on a tiny
+"""Clothing1M annotation files, balanced subsets and loaders on a tiny
 synthetic folder in the official layout."""
 import os
 import random
@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from dataloader_clothing1M import ANNOTATIONS, Clothing1M, Clothing1MLoaders, balanced_subset
-from run_utils import ImageFiles, InputError, NoisyLabelDataset, run_cli
+from utils.cli import InputError, run_cli
+from utils.data import ImageFiles, NoisyLabelDataset
 
 NUM_CLASS = 14
 # Noisy-pool images per class: class 0 is small, so balanced subsets can come out short.

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -15,6 +16,8 @@ import dividemix as dm
 from conftest import ROOT, write_fake_cifar
 from dataloader_cifar import CIFARLoaders, load_cifar
 from PreResNet import ResNet18
+
+pytestmark = pytest.mark.slow  # every test here starts processes and trains or divides
 
 
 def free_port():
@@ -60,7 +63,7 @@ def test_torchrun_two_processes_end_to_end(tmp_path):
     out = tmp_path / 'ckpt'
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
            '--master_port', str(free_port()), 'Train_cifar.py', '--data_path',
-           str(tmp_path / 'data'), '--out_dir', str(out), '--width', '4', '--num_epochs', '2',
+           str(tmp_path / 'data'), '--out_dir', str(out), '--width', '8', '--num_epochs', '2',
            '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--no-figures']
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 import dividemix as dm
+from utils.cli import progress_bar, show_progress
 
 
 def logits_of(probs):
@@ -22,38 +23,39 @@ def test_sharpen_eq4():
     assert torch.allclose(dm.sharpen(p, 1.0), p)
 
 
-def test_co_refine_eq3_uses_trained_net_and_clean_prob():
-    net = nn.Identity()  # inputs are the logits
-    x1 = logits_of([[0.5, 0.5]])
-    x2 = logits_of([[0.9, 0.1]])
+def test_mean_prediction_averages_softmax_over_views():
+    # Eq. (3)'s p_i: softmax of each view, then the mean
+    out = dm.mean_prediction(logits_of([[0.5, 0.5]]), logits_of([[0.9, 0.1]]))
+    assert torch.allclose(out, torch.tensor([[0.7, 0.3]]), atol=1e-6)
+
+
+def test_co_refine_eq3_blends_label_and_prediction_by_clean_prob():
+    pred = torch.tensor([[0.7, 0.3]])  # the trained net's mean prediction over two views
     onehot = torch.tensor([[0.0, 1.0]])
     w = torch.tensor([0.25])
-    # p = [0.7, 0.3]; y_bar = 0.25*[0,1] + 0.75*[0.7,0.3] = [0.525, 0.475]; sharpen T=0.5
+    # y_bar = 0.25*[0,1] + 0.75*[0.7,0.3] = [0.525, 0.475]; sharpen T=0.5
     expected = torch.tensor([[0.525 ** 2, 0.475 ** 2]]) / (0.525 ** 2 + 0.475 ** 2)
-    assert torch.allclose(dm.co_refine(net, x1, x2, onehot, w, 0.5), expected, atol=1e-6)
+    assert torch.allclose(dm.co_refine(onehot, w, pred, 0.5), expected, atol=1e-6)
     # w = 1 keeps the (sharpened one-hot) label; w = 0 ignores it
-    assert torch.allclose(dm.co_refine(net, x1, x2, onehot, torch.ones(1), 0.5), onehot)
+    assert torch.allclose(dm.co_refine(onehot, torch.ones(1), pred, 0.5), onehot)
     p_sharp = torch.tensor([[0.49, 0.09]]) / 0.58
-    assert torch.allclose(dm.co_refine(net, x1, x2, onehot, torch.zeros(1), 0.5), p_sharp,
-                          atol=1e-6)
+    assert torch.allclose(dm.co_refine(onehot, torch.zeros(1), pred, 0.5), p_sharp, atol=1e-6)
 
 
-def test_co_guess_averages_four_softmaxes_of_both_nets():
-    class Scale(nn.Module):  # a second "network" that sees different logits
-        def forward(self, x):
-            return 0 * x  # uniform prediction
-    u1, u2 = logits_of([[0.8, 0.2]]), logits_of([[0.6, 0.4]])
-    # mean of [0.8,0.2], [0.6,0.4], [0.5,0.5], [0.5,0.5] = [0.6, 0.4]; sharpen -> [.36,.16]/.52
-    out = dm.co_guess(nn.Identity(), Scale(), u1, u2, 0.5)
+def test_co_guess_averages_both_networks():
+    # net: views [0.8,0.2], [0.6,0.4] -> [0.7, 0.3]; partner uniform -> [0.5, 0.5]
+    # mean of the four softmaxes = [0.6, 0.4]; sharpen T=0.5 -> [.36, .16] / .52
+    pred = dm.mean_prediction(logits_of([[0.8, 0.2]]), logits_of([[0.6, 0.4]]))
+    out = dm.co_guess(pred, torch.tensor([[0.5, 0.5]]), 0.5)
     assert torch.allclose(out, torch.tensor([[0.36 / 0.52, 0.16 / 0.52]]), atol=1e-6)
 
 
-def test_mixmatch_eq5_to_8_one_lambda_one_permutation():
+def test_mixup_eq5_to_8_one_lambda_one_permutation():
     np.random.seed(0)
     torch.manual_seed(0)
     n = 12
     inputs = torch.eye(n)  # row i = e_i, so a mixed row shows lambda' and its partner
-    mixed_x, mixed_p = dm.mixmatch(inputs, 2 * inputs, alpha=4)
+    mixed_x, mixed_p = dm.mixup(inputs, 2 * inputs, *dm.draw_mix(n, 4, torch.device('cpu')))
     partners, lams = [], set()
     for i in range(n):
         others = [j for j in range(n) if j != i and mixed_x[i, j] > 1e-6]
@@ -66,19 +68,24 @@ def test_mixmatch_eq5_to_8_one_lambda_one_permutation():
     assert torch.allclose(mixed_p, 2 * mixed_x)  # targets mixed the same way, Eq. 8
 
 
-def test_mixmatch_with_draws_made_beforehand():
-    # the CUDA-graph step takes lambda' and the permutation as inputs: the same mixing
+def test_draw_mix_lambda_prime_follows_beta():
+    # lambda' = max(lambda, 1-lambda) with lambda ~ Beta(4, 4): E[lambda'] = 1/2 + E|lambda-1/2|
     np.random.seed(3)
-    torch.manual_seed(3)
-    lam, perm = dm.draw_mix(5, 4, torch.device('cpu'))
-    assert 0.5 <= lam <= 1 and sorted(perm.tolist()) == list(range(5))
+    draws = [dm.draw_mix(5, 4, torch.device('cpu')) for _ in range(4000)]
+    lams = np.array([lam.item() for lam, _ in draws])
+    assert all(lam.dim() == 0 and lam.dtype == torch.float32 for lam, _ in draws[:10])
+    assert lams.min() >= 0.5 and lams.max() <= 1
+    beta = np.random.RandomState(0).beta(4, 4, 200000)
+    assert abs(lams.mean() - np.maximum(beta, 1 - beta).mean()) < 0.005
+    assert all(sorted(perm.tolist()) == list(range(5)) for _, perm in draws[:10])
+
+
+def test_mixup_with_given_draws():
     x, p = torch.randn(5, 3), torch.rand(5, 2)
-    mixed_x, mixed_p = dm.mixmatch(x, p, 4, mix=(torch.tensor(lam), perm))
-    assert torch.allclose(mixed_x, lam * x + (1 - lam) * x[perm])
-    assert torch.allclose(mixed_p, lam * p + (1 - lam) * p[perm])
-    np.random.seed(3)
-    torch.manual_seed(3)
-    assert torch.equal(dm.mixmatch(x, p, 4)[0], dm.mixmatch(x, p, 4, mix=(lam, perm))[0])
+    lam, perm = torch.tensor(0.75), torch.tensor([4, 3, 2, 1, 0])
+    mixed_x, mixed_p = dm.mixup(x, p, lam, perm)
+    assert torch.allclose(mixed_x[0], 0.75 * x[0] + 0.25 * x[4])
+    assert torch.allclose(mixed_p[2], p[2])  # paired with itself
 
 
 def test_labeled_loss_eq9():
@@ -128,10 +135,15 @@ def test_normalise_min_max():
 def test_gmm_separates_bimodal_losses():
     rng = np.random.RandomState(0)
     losses = np.concatenate([rng.normal(0.1, 0.05, 900), rng.normal(0.8, 0.05, 100)])
-    prob, gmm = dm.gmm_clean_prob([dm.normalise(torch.tensor(losses))], random_state=0)
+    prob, mixture = dm.gmm_clean_prob([dm.normalise(torch.tensor(losses))], random_state=0)
     assert (prob[:900] > 0.5).mean() > 0.99  # low loss -> clean
     assert (prob[900:] < 0.5).mean() > 0.99
-    assert gmm.max_iter == 10 and gmm.tol == 1e-2 and gmm.reg_covar == 5e-4
+    # the components: means near the two modes (normalised to [0, 1]), weights 0.9 / 0.1
+    clean = int(np.argmin(mixture['means']))
+    span = losses.max() - losses.min()
+    assert abs(mixture['means'][clean] - (0.1 - losses.min()) / span) < 0.02
+    assert abs(mixture['weights'][clean] - 0.9) < 0.01
+    assert mixture['variances'].shape == (2,) and (mixture['variances'] > 0).all()
 
 
 def test_gmm_averages_loss_history():
@@ -162,7 +174,7 @@ def test_co_divide_keeps_history_and_uses_its_mean():
     prob = division.clean_prob
     assert len(history) == 2 and torch.equal(history[0], torch.ones(n) * 7)
     assert torch.equal(division.loss, (history[0] + history[1]) / 2)  # what the GMM saw
-    assert division.gmm.means_.shape == (2, 1)
+    assert sorted(division.mixture) == ['means', 'variances', 'weights']
     assert (prob[:15] > 0.5).all() and (prob[15:] < 0.5).all()
 
 
@@ -178,15 +190,15 @@ def test_division_stats_by_hand():
 
 
 def test_progress_bar():
-    assert dm.progress_bar(0, 10, width=10) == '[----------]'
-    assert dm.progress_bar(5, 10, width=10) == '[#####-----]'
-    assert dm.progress_bar(12, 10, width=10) == '[##########]'  # the authors' num_iter overshoots
+    assert progress_bar(0, 10, width=10) == '[----------]'
+    assert progress_bar(5, 10, width=10) == '[#####-----]'
+    assert progress_bar(12, 10, width=10) == '[##########]'  # the authors' num_iter overshoots
 
 
 def test_progress_shows_on_a_terminal_only(monkeypatch, capsys):
     monkeypatch.setattr('sys.stdout.isatty', lambda: False)
-    dm.show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
+    show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
     assert capsys.readouterr().out == ''
     monkeypatch.setattr('sys.stdout.isatty', lambda: True)
-    dm.show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
+    show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
     assert capsys.readouterr().out == '\rx loss 1.50'

@@ -1,6 +1,6 @@
-"""snapshots.py (what a run saves for its figures) and figures.py (the figures), on tiny run
-folders built here with the real snapshot API and the real log formats, and on a copy of a
-measured run from before the snapshots existed."""
+"""utils/snapshots.py (what a run saves for its figures) and tools/figures.py (the figures), on
+tiny run folders built here with the real snapshot API and the real log formats, and on a copy
+of a measured run saved before snapshots were added."""
 import json
 import math
 import os
@@ -15,10 +15,11 @@ from PIL import Image
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
-import figures
-import snapshots
+import dividemix
+from tools import figures
+from utils import snapshots
 from conftest import ROOT
-from run_utils import InputError, run_cli
+from utils.cli import InputError, run_cli
 
 MEASURED = os.path.join(ROOT, 'results', 'cifar10_cpu')
 
@@ -53,32 +54,39 @@ def write_log(run_dir, prefix, records, final=None, args=None, tail=''):
 
 
 def bimodal_division(num_samples=400, seed=0):
-    """Normalised losses of mostly clean samples (low loss) and noisy ones (high loss), with
-    the GMM fitted on them as dividemix.gmm_clean_prob does."""
+    """Normalised losses of mostly clean samples (low loss) and noisy ones (high loss), and
+    dividemix.gmm_clean_prob's clean probabilities and mixture components on them, beside
+    the same GMM fitted here with sklearn (what the components must be)."""
     rng = np.random.RandomState(seed)
     is_clean = rng.rand(num_samples) < 0.7
     loss = np.where(is_clean, rng.normal(0.15, 0.05, num_samples),
                     rng.normal(0.7, 0.1, num_samples))
     loss = (loss - loss.min()) / (loss.max() - loss.min())
+    clean_prob, mixture = dividemix.gmm_clean_prob([torch.tensor(loss)], random_state=0)
     gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4,
                           random_state=0).fit(loss.reshape(-1, 1))
-    clean_prob = gmm.predict_proba(loss.reshape(-1, 1))[:, gmm.means_.argmin()]
-    return loss, clean_prob, gmm, is_clean
+    np.testing.assert_array_equal(mixture['means'], gmm.means_.ravel())
+    np.testing.assert_array_equal(mixture['variances'], gmm.covariances_.ravel())
+    np.testing.assert_array_equal(mixture['weights'], gmm.weights_)
+    np.testing.assert_array_equal(
+        clean_prob, gmm.predict_proba(loss.reshape(-1, 1))[:, gmm.means_.argmin()])
+    return loss, clean_prob, mixture, gmm, is_clean
 
 
 def make_run(run_dir, prefix='cifar10_0.5_sym', snapshot_epochs=(3, 11)):
     """A finished CIFAR run folder with everything snapshots.py saves."""
-    args = {'warm_up': 3, 'num_epochs': 12, 'lambda_u': 25, 'rampup_epochs': 4, 'lr': 0.02,
-            'lr_drop_epoch': 8, 'p_threshold': 0.5, 'method': 'dividemix'}
+    args = {'script': 'Train_cifar.py', 'warm_up': 3, 'num_epochs': 12, 'lambda_u': 25,
+            'rampup_epochs': 4, 'lr': 0.02, 'lr_drop_epoch': 8, 'p_threshold': 0.5,
+            'method': 'dividemix'}
     write_log(run_dir, prefix, cifar_records(), {'best': 33.0, 'last10': 28.5, 'epochs': 12},
               args)
     rng = np.random.RandomState(1)
     noisy_labels = rng.randint(0, 10, 400)
     for epoch in snapshot_epochs:
-        loss, clean_prob, gmm, is_clean = bimodal_division(seed=epoch)
-        nets = {'net1': {'loss': loss, 'clean_prob': clean_prob, 'gmm': gmm},
+        loss, clean_prob, mixture, _, is_clean = bimodal_division(seed=epoch)
+        nets = {'net1': {'loss': loss, 'clean_prob': clean_prob, 'mixture': mixture},
                 # as in Clothing1M, a GMM on a subset (here every other sample)
-                'net2': {'loss': loss[::2], 'clean_prob': clean_prob[::2], 'gmm': gmm,
+                'net2': {'loss': loss[::2], 'clean_prob': clean_prob[::2], 'mixture': mixture,
                          'indices': np.arange(0, 400, 2)}}
         snapshots.save_division(run_dir, prefix, epoch, 0.5, noisy_labels, nets, is_clean)
     clean_labels = rng.randint(0, 10, 60)
@@ -117,9 +125,12 @@ def test_division_epochs():
 
 
 def test_save_division_round_trip(tmp_path):
-    loss, clean_prob, gmm, is_clean = bimodal_division()
-    nets = {'net1': {'loss': torch.tensor(loss), 'clean_prob': clean_prob, 'gmm': gmm},
-            'net2': {'loss': loss[::-1].copy(), 'clean_prob': clean_prob[::-1], 'gmm': gmm}}
+    loss, clean_prob, mixture, gmm, is_clean = bimodal_division()
+    other = {'means': mixture['means'][::-1], 'variances': mixture['variances'] * 2,
+             'weights': mixture['weights'][::-1]}  # net2's own GMM: other numbers
+    nets = {'net1': {'loss': torch.tensor(loss), 'clean_prob': clean_prob, 'mixture': mixture},
+            'net2': {'loss': loss[::-1].copy(), 'clean_prob': clean_prob[::-1],
+                     'mixture': other}}
     labels = np.arange(400) % 14
     path = snapshots.save_division(str(tmp_path), 'run', 7, 0.6, labels, nets, is_clean)
     assert path == str(tmp_path / 'run_division' / 'epoch_007.npz')
@@ -139,6 +150,9 @@ def test_save_division_round_trip(tmp_path):
             for part in ('means', 'variances', 'weights'):
                 assert saved['%s_gmm_%s' % (net, part)].dtype == np.float64
                 assert saved['%s_gmm_%s' % (net, part)].shape == (2,)
+                np.testing.assert_array_equal(saved['%s_gmm_%s' % (net, part)],
+                                              nets[net]['mixture'][part])
+        assert not any(key.endswith('_mixture') for key in saved.files)  # the format is kept
         np.testing.assert_array_equal(saved['net1_gmm_means'], gmm.means_.ravel())
         np.testing.assert_array_equal(saved['net1_gmm_variances'], gmm.covariances_.ravel())
         np.testing.assert_array_equal(saved['net1_gmm_weights'], gmm.weights_)
@@ -152,10 +166,10 @@ def test_save_division_round_trip(tmp_path):
 
 
 def test_threshold_from_saved_gmm_is_where_its_posterior_is_p_threshold(tmp_path):
-    loss, clean_prob, gmm, _ = bimodal_division()
+    loss, clean_prob, mixture, gmm, _ = bimodal_division()
     path = snapshots.save_division(str(tmp_path), 'run', 3, 0.5, np.zeros(400),
                                    {'net1': {'loss': loss, 'clean_prob': clean_prob,
-                                             'gmm': gmm}})
+                                             'mixture': mixture}})
     with np.load(path) as saved:
         tau = figures.clean_threshold(saved['net1_gmm_means'], saved['net1_gmm_variances'],
                                       saved['net1_gmm_weights'], 0.5)
@@ -294,7 +308,8 @@ def test_unlabeled_examples_grid(tmp_path, capsys):
                 'net2': {'labeled': 31, 'divided': 64}, 'val_acc': 60.0 + e,
                 'net1_val_acc': 59.0, 'net2_val_acc': 58.0, 'seconds': 1.0} for e in range(3)]
     write_log(run_dir, 'clothing1m', records, {'best': 62.0, 'last10': 61.0, 'test_acc': 70.0},
-              {'warm_up': 1, 'lambda_u': 0, 'rampup_epochs': 16})
+              {'script': 'Train_clothing1M.py', 'warm_up': 1, 'lambda_u': 0,
+               'rampup_epochs': 16})
     paths = write_images(str(tmp_path / 'images'), 8) + [str(tmp_path / 'gone.jpg')]
     snapshots.save_unlabeled_examples(run_dir, 'clothing1m', 2, paths, np.arange(9) % 14,
                                       (np.arange(9) + 3) % 14, np.full(9, 0.1),
@@ -310,7 +325,8 @@ def test_a_real_image_grid_stays_small(tmp_path):
     import matplotlib
     photo = os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')
     run_dir = str(tmp_path / 'run')
-    write_log(run_dir, 'webvision', [{'epoch': 0, 'webvision_top1': 1.0}], args={})
+    write_log(run_dir, 'webvision', [{'epoch': 0, 'webvision_top1': 1.0}],
+              args={'script': 'Train_webvision.py'})
     snapshots.save_unlabeled_examples(run_dir, 'webvision', 0, [photo] * 20, np.zeros(20),
                                       np.ones(20), np.zeros(20))
     figures.write_figures(run_dir)
@@ -325,7 +341,8 @@ def test_clothing1m_and_webvision_logs(tmp_path, capsys):
                  'val_acc': 60.0 + e, 'net1_val_acc': 59.0 + e, 'net2_val_acc': 58.0 + e,
                  'seconds': 1.0} for e in range(4)]
     write_log(run_dir, 'clothing1m', clothing, {'best': 63.0, 'last10': 61.5, 'test_acc': 70.0},
-              {'warm_up': 1, 'lambda_u': 0, 'rampup_epochs': 16, 'lr_drop_epoch': 2})
+              {'script': 'Train_clothing1M.py', 'warm_up': 1, 'lambda_u': 0,
+               'rampup_epochs': 16, 'lr_drop_epoch': 2})
     run = figures.read_run(run_dir, 'clothing1m')
     assert run.kind == 'clothing1m' and run.warm_up == 1
     division = figures.division_figure(run)
@@ -339,7 +356,8 @@ def test_clothing1m_and_webvision_logs(tmp_path, capsys):
                   'webvision_top1': 50.0 + e, 'webvision_top5': 70.0 + e,
                   'imagenet_top1': 45.0 + e, 'imagenet_top5': 65.0 + e, 'seconds': 1.0}
                  for e in range(1, 3)]
-    write_log(run_dir, 'webvision', webvision, args={'warm_up': 1, 'lambda_u': 0})
+    write_log(run_dir, 'webvision', webvision,
+              args={'script': 'Train_webvision.py', 'warm_up': 1, 'lambda_u': 0})
     run = figures.read_run(run_dir, 'webvision')
     labels = figures.accuracy_figure(run).axes[0].get_legend_handles_labels()[1]
     assert labels[:4] == ['WebVision top-1', 'WebVision top-5', 'ILSVRC12 top-1',
@@ -351,9 +369,79 @@ def test_clothing1m_and_webvision_logs(tmp_path, capsys):
     assert 'webvision_unlabeled_examples.png not drawn' in out  # Fig. 4 expected here
 
 
+def test_the_kind_of_run_is_the_script_its_args_name(tmp_path):
+    # Records that carry every kind's score: only the declared script decides how they are drawn.
+    records = [{'epoch': e, 'lr': 0.02, 'test_acc': 30.0 + e, 'val_acc': 60.0 + e,
+                'webvision_top1': 50.0 + e, 'net1': {}, 'net2': {}} for e in range(3)]
+    for script, kind, axis, score in [
+            ('Train_cifar.py', 'cifar', 'test accuracy (%)', 'ensemble'),
+            ('Train_clothing1M.py', 'clothing1m', 'validation accuracy (%)', 'ensemble'),
+            ('Train_webvision.py', 'webvision', 'accuracy (%)', 'WebVision top-1')]:
+        write_log(str(tmp_path), kind, records, args={'script': script, 'num_batches': 10})
+        run = figures.read_run(str(tmp_path), kind)
+        assert (run.script, run.kind) == (script, kind)
+        ax = figures.accuracy_figure(run).axes[0]
+        assert ax.get_ylabel() == axis and ax.get_legend_handles_labels()[1][0] == score
+        np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(),
+                                      [r[figures.ACCURACY_CURVES[kind][0][0]] for r in records])
+    # Runs saved before the arguments named their script: each script's own arguments tell.
+    old_args = {'Train_cifar.py': {'dataset': 'cifar10', 'noise_mode': 'sym', 'r': 0.5},
+                'Train_clothing1M.py': {'num_batches': 1000, 'resize': 256, 'crop': 224},
+                'Train_webvision.py': {'resize': 320, 'crop': 299}}
+    for script, args in old_args.items():
+        assert figures.script_of(args) == script == figures.script_of_old_run(args)
+        assert figures.script_of(dict(args, script='Train_other.py')) == 'Train_other.py'
+    assert figures.script_of({}) is None
+    # no _args.json at all: the kind is unknown, said in one line, not guessed from the records
+    write_log(str(tmp_path / 'bare'), 'run', records)
+    run = figures.read_run(str(tmp_path / 'bare'), 'run')
+    assert run.kind is None
+    with pytest.raises(figures.Missing, match='run_args.json is missing or names no Train'):
+        figures.accuracy_figure(run)
+
+
+def test_old_run_fallback_matches_what_each_script_saves():
+    # The fallback must keep telling the three scripts apart by the arguments they save today.
+    import Train_cifar
+    import Train_clothing1M
+    import Train_webvision
+    for module in (Train_cifar, Train_clothing1M, Train_webvision):
+        saved = vars(module.parse_args([]))
+        assert saved['script'] == module.__name__ + '.py'
+        assert figures.script_of(saved) == saved['script']
+        del saved['script']
+        assert figures.script_of_old_run(saved) == module.__name__ + '.py'
+
+
+def test_lambda_u_ramp_is_the_one_training_uses(tmp_path, monkeypatch):
+    run_dir = str(tmp_path / 'run')
+    prefix = make_run(run_dir)  # warm_up 3, rampup_epochs 4, lambda_u 25, epochs 0-11
+    run = figures.read_run(run_dir, prefix)
+    fig = figures.accuracy_figure(run)
+    (line,) = fig.axes[1].get_lines()  # the right axis
+    assert line.get_label() == 'λu ramp-up (right axis)'
+    x, weights = line.get_xdata(), line.get_ydata()
+    np.testing.assert_array_equal(x, np.arange(13) - 0.5)  # epoch e spans e - 0.5 to e + 0.5
+    # training's weight at the start of each epoch, and mid-epoch where the line interpolates
+    for t in np.arange(0, 12.01, 0.25):
+        assert np.interp(t - 0.5, x, weights) == pytest.approx(
+            dividemix.linear_rampup(t, 3, 4, 25), abs=1e-12), t
+    assert weights[3] == 0 and weights[5] == 12.5 and weights[7] == 25 and weights[-1] == 25
+    # drawn by dividemix.linear_rampup itself, not a copy of it
+    monkeypatch.setattr(dividemix, 'linear_rampup', lambda current, *_: float(current))
+    x, weights = figures.lambda_u_ramp(run, np.arange(12))
+    np.testing.assert_array_equal(weights, np.arange(13))
+    # nothing ramps: lambda_u 0, the CE baseline, rampup_epochs 0
+    args = run.args
+    for changed in ({'lambda_u': 0}, {'method': 'ce'}, {'rampup_epochs': 0}):
+        run.args = dict(args, **changed)
+        assert figures.lambda_u_ramp(run, np.arange(12)) is None, changed
+
+
 def test_a_run_still_going_with_a_half_written_line(tmp_path, capsys):
     run_dir = str(tmp_path / 'run')
-    write_log(run_dir, 'cifar10_0.8_sym', cifar_records(6), args={'warm_up': 3},
+    write_log(run_dir, 'cifar10_0.8_sym', cifar_records(6),
+              args={'script': 'Train_cifar.py', 'warm_up': 3},
               tail='{"epoch": 6, "lr": 0.02, "noise_ra')
     records, final = figures.read_records(os.path.join(run_dir, 'cifar10_0.8_sym.jsonl'))
     assert [r['epoch'] for r in records] == list(range(6)) and final is None
@@ -372,7 +460,8 @@ def test_a_damaged_line_inside_the_log_is_an_input_error(tmp_path):
 
 
 def test_measured_run_from_before_the_snapshots(tmp_path, capsys):
-    """results/cifar10_cpu: a real 40-epoch run logged before snapshots.py existed."""
+    """results/cifar10_cpu: a real 40-epoch run saved before snapshots were added (and before
+    the arguments named their script)."""
     for suffix in ('.jsonl', '_args.json'):
         shutil.copy(os.path.join(MEASURED, 'cifar10_0.5_sym' + suffix), tmp_path)
     paths = figures.write_figures(str(tmp_path))
@@ -386,6 +475,7 @@ def test_measured_run_from_before_the_snapshots(tmp_path, capsys):
                                  'snapshots in %s' % tmp_path)
     assert 'rerun to get Fig. 2' in missing[0] and 'rerun to get Fig. 5' in missing[1]
     run = figures.read_run(str(tmp_path), 'cifar10_0.5_sym')
+    assert 'script' not in run.args and run.script == 'Train_cifar.py' and run.kind == 'cifar'
     labels = figures.accuracy_figure(run).axes[0].get_legend_handles_labels()[1]
     # the final line's numbers; best at epoch 34 (41.65) by the log; lr drop at 25
     assert 'best 41.65 (epoch 34)' in labels and 'last-10 mean 40.88' in labels
@@ -418,10 +508,11 @@ def test_no_run_is_one_line_error(tmp_path, capsys):
 
 # ---------------------------------------------------------------- a real tiny run ------------
 
+@pytest.mark.slow
 def test_a_cifar_run_saves_snapshots_and_draws_its_figures(cifar10_dir, tmp_path, capsys):
     import Train_cifar
     out = str(tmp_path / 'run')
-    Train_cifar.main(['--data_path', cifar10_dir, '--out_dir', out, '--width', '4',
+    Train_cifar.main(['--data_path', cifar10_dir, '--out_dir', out, '--width', '8',
                       '--num_epochs', '4', '--warm_up', '2', '--batch_size', '16',
                       '--num_workers', '0', '--tensorboard'])
     prefix = 'cifar10_0.5_sym'
@@ -438,11 +529,16 @@ def test_a_cifar_run_saves_snapshots_and_draws_its_figures(cifar10_dir, tmp_path
     noisy = json.load(open(os.path.join(cifar10_dir, 'cifar-10-batches-py', '0.5_sym.json')))
     assert np.array_equal(snap['noisy_labels'], noisy)
     assert snap['net1_loss'].shape == (200,) and 0 <= snap['net1_loss'].min()
+    for net in ('net1', 'net2'):  # the saved components are the GMM that gave the saved w_i
+        gmm = [snap['%s_gmm_%s' % (net, part)] for part in ('means', 'variances', 'weights')]
+        posterior = figures.clean_posterior(snap[net + '_loss'], *gmm)
+        # float16 loss and clean_prob on disk: 1e-3 at most, measured
+        np.testing.assert_allclose(posterior, snap[net + '_clean_prob'], atol=5e-3)
     from dataloader_cifar import load_cifar
     clean = load_cifar(cifar10_dir, 'cifar10', False)[1]
     assert np.array_equal(snap['is_clean'], np.asarray(noisy) == clean)
     features = np.load(os.path.join(out, prefix + '_features.npz'))
-    assert features['features'].shape == (200, 32)  # width 4: 8 * 4 features per image
+    assert features['features'].shape == (200, 64)  # width 8: 8 * 8 features per image
     for name in ('accuracy', 'division', 'loss_epoch2', 'loss_epoch3', 'tsne'):
         path = os.path.join(out, 'figures', '%s_%s.png' % (prefix, name))
         assert path in written

@@ -1,4 +1,4 @@
-"""Inception-ResNet-v2 as the authors trained it on WebVision (behavior.md §5.6)."""
+"""Inception-ResNet-v2 as the authors trained it on WebVision."""
 import pytest
 import torch
 import torch.nn as nn
@@ -15,7 +15,7 @@ def build(num_classes):
         return InceptionResNetV2(num_classes)
 
 
-# Parameter count written out layer by layer from the architecture (behavior.md §5.6).
+# Parameter count written out layer by layer from the architecture.
 def basic(cin, cout, kh, kw=None):
     """BasicConv2d: conv weight without bias, then BN gamma and beta."""
     kw = kh if kw is None else kw

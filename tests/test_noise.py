@@ -8,7 +8,7 @@ import pytest
 
 from dataloader_cifar import (CIFAR100_SUPERCLASSES, asym_transition, default_noise_file,
                               make_noisy_labels, read_noise_file)
-from run_utils import InputError
+from utils.cli import InputError
 
 N = 50000
 CLEAN10 = np.arange(N) % 10  # any clean labels; the fingerprints below do not depend on them

@@ -12,14 +12,16 @@ import torch
 import dividemix as dm
 import Train_cifar
 from conftest import ROOT, write_fake_cifar
-from run_utils import run_cli
+from utils.cli import run_cli
+
+pytestmark = pytest.mark.slow  # every test here trains end to end
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PREFIX = 'cifar10_0.5_sym'
 
 
 def tiny_args(data, out, *extra):
-    return ['--data_path', data, '--out_dir', out, '--width', '4', '--num_epochs', '4',
+    return ['--data_path', data, '--out_dir', out, '--width', '8', '--num_epochs', '4',
             '--warm_up', '1', '--batch_size', '16', '--num_workers', '0',
             '--no-figures'] + list(extra)
 

@@ -1,4 +1,4 @@
-"""WebVision lists, the ILSVRC12 folder and the loaders (behavior.md §5.2-5.4), on a tiny
+"""WebVision lists, the ILSVRC12 folder and the loaders, on a tiny
 synthetic root in the official layout."""
 import os
 
@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from dataloader_webvision import IMAGENET_MEAN_STD, WebVision, WebVisionLoaders
-from run_utils import InputError
+from utils.cli import InputError
 
 NUM_LISTED = 5  # the lists hold classes 0..4; most tests keep the first 3
 

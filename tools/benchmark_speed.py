@@ -1,14 +1,16 @@
 """Time the plain and the fast path of Train_cifar.py side by side, in one run on one machine.
 
-    python benchmark_speed.py --data_path ./cifar-10 --num_train 2000 --width 64
-    python benchmark_speed.py --data_path ./cifar-10 --num_train 50000 --paths plain fast compile
+    python tools/benchmark_speed.py --data_path ./cifar-10 --num_train 2000 --width 64
+    python tools/benchmark_speed.py --data_path ./cifar-10 --num_train 50000 \
+        --paths plain fast compile
 
-Per path, with the same seed and data: one warm-up epoch of both networks, then one SSL epoch
-(co-divide of both networks, training of each on the other's division, test of the ensemble),
-broken down into co-divide, target construction (co-guessing, co-refinement, mixup: Alg. 1
-lines 17-25), forward-backward (with the optimizer step) and the rest (loading and augmenting
-batches). The division is fixed to the true clean set, so every path trains the same number
-of steps. Prints seconds, images per second and the ratio to the first path, and the machine.
+Per path, with the same seed and data, Train_cifar.py's own epochs: one warm-up epoch of both
+networks, then one SSL epoch (co-divide of both networks, training of each on the other's
+division, test of the ensemble). SSL training is broken down into the SSL step (the time inside
+Train_cifar.ssl_step: co-guessing, co-refinement, mixup, forward-backward and the optimizer step;
+Alg. 1 lines 12-29) and the rest (loading and augmenting batches, the mixup draws). The division
+is fixed to the true clean set, so every path trains the same number of steps. Prints seconds,
+images per second and the ratio to the first path, and the machine.
 
 Paths: plain (--plain: PIL transforms in DataLoader workers, fp32), fast (the default of
 Train_cifar.py: the dataset on the device, batched augmentation, channels_last, bf16 autocast
@@ -16,23 +18,31 @@ where the device has bf16 units, on one GPU the training steps replayed as CUDA 
 (fast without the CUDA graphs), compile (fast with --compile instead of the graphs).
 On a GPU each stage runs once untimed first on a subset (cuDNN autotuning; compile: on all
 images, since compiled code recompiles for every new batch shape), and the breakdown is timed
-in a further pass, since the waits it needs at every stage boundary slow the GPU down (the
-parts are scaled to the unbroken pass's total); on a CPU the one timed pass gives both.
+in a further pass, since the waits it needs around every step slow the GPU down (the parts are
+scaled to the unbroken pass's total); on a CPU the one timed pass gives both. A path that
+replays CUDA graphs gets no breakdown: a timed step, which waits for the GPU, cannot be captured.
 """
 import argparse
 import collections
 import contextlib
 import json
+import os
 import platform
+import sys
 import time
 
 import numpy as np
 import torch
 
-import dividemix as dm
-from dataloader_cifar import CIFARLoaders, DeviceCIFARLoaders, load_cifar, make_noisy_labels
-from PreResNet import ResNet18
-from run_utils import cuda_graphs_apply, has_bf16, pick_device, seed_everything, speed_up
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+import dividemix as dm  # noqa: E402 (after the path line above)
+import Train_cifar  # noqa: E402
+from dataloader_cifar import (CIFARLoaders, DeviceCIFARLoaders, load_cifar,  # noqa: E402
+                              make_noisy_labels)
+from PreResNet import ResNet18  # noqa: E402
+from utils.checkpoint import seed_everything  # noqa: E402
+from utils.distributed import pick_device  # noqa: E402
+from utils.speed import has_bf16, prepare, use_cuda_graphs  # noqa: E402
 
 
 class StageTimer:
@@ -55,6 +65,23 @@ class StageTimer:
         self.seconds[stage] += time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def timed_ssl_step(timer):
+    """Within the block, every call of Train_cifar.ssl_step is charged to timer('SSL step')."""
+    ssl_step = Train_cifar.ssl_step
+
+    def timed(*args, **kwargs):
+        with timer('SSL step'):
+            return ssl_step(*args, **kwargs)
+
+    # Set on the module, not passed in: ssl_epoch looks its step up there at every call.
+    Train_cifar.ssl_step = timed
+    try:
+        yield
+    finally:
+        Train_cifar.ssl_step = ssl_step
+
+
 def machine(device):
     if device.type == 'cuda':
         return '%s, torch %s' % (torch.cuda.get_device_name(device), torch.__version__)
@@ -67,14 +94,14 @@ def machine(device):
     return '%s, %d threads, torch %s' % (cpu, torch.get_num_threads(), torch.__version__)
 
 
-def run_path(path, args, data, device):
-    """Time one path; returns {stage: seconds}."""
+def run_path(path, args, train_args, data, device):
+    """Time one path with Train_cifar.py's epochs under `train_args`; returns {stage: seconds}."""
     train_images, noisy, is_clean, test_images, test_labels = data
     seed_everything(args.seed)
     clean_prob = np.where(is_clean, np.random.uniform(0.5, 1, len(noisy)), 0.1)
-    nets = [speed_up(ResNet18(10, args.width).to(device), device, path != 'plain',
-                     path == 'compile') for _ in range(2)]
-    graphs = cuda_graphs_apply(path == 'fast', device, path != 'plain', path == 'compile')
+    nets = [prepare(ResNet18(10, args.width).to(device), device, path != 'plain',
+                    path == 'compile') for _ in range(2)]
+    graphs = use_cuda_graphs(path == 'fast', device, path != 'plain', path == 'compile')
     optimizers = [torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
                   for net in nets]
 
@@ -87,26 +114,27 @@ def run_path(path, args, data, device):
                                          test_labels, args.batch_size, device)
         return loaders, is_clean[:n], clean_prob[:n]
 
-    def warmup(data, timer):
+    def warmup(data):
         loader = data[0].warmup()
         for net, optimizer in zip(nets, optimizers):
-            dm.warmup_epoch(net, optimizer, loader, device, cuda_graphs=graphs)
+            Train_cifar.warmup_epoch(net, optimizer, loader, device, confidence_penalty=False,
+                                     cuda_graphs=graphs, label='warm-up')
 
-    def co_divide(data, timer):
+    def co_divide(data):
         loader = data[0].eval_train()
         for net in nets:
             dm.co_divide(net, loader, [], 1, device)
 
-    def ssl(data, timer):
+    def ssl(data):
         loaders, labeled, prob = data
         for net, partner, optimizer in ((nets[0], nets[1], optimizers[0]),
                                         (nets[1], nets[0], optimizers[1])):
             labeled_loader, unlabeled_loader = loaders.train(labeled, prob)
-            dm.ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch=20,
-                         num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5,
-                         alpha=4, device=device, cuda_graphs=graphs, timer=timer)
+            Train_cifar.ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader,
+                                  epoch=train_args.warm_up + 10, device=device, args=train_args,
+                                  cuda_graphs=graphs, label='SSL')  # mid lambda_u ramp-up
 
-    def test(data, timer):
+    def test(data):
         dm.test_ensemble(nets[0], nets[1], data[0].test(), device)
 
     full = loaders_for(len(noisy))
@@ -117,21 +145,22 @@ def run_path(path, args, data, device):
     for stage, run in (('warm-up epoch', warmup), ('co-divide', co_divide),
                        ('SSL training', ssl), ('test', test)):
         if gpu:
-            run(warm, None)  # cuDNN autotuning, compilation, CUDA graph capture
+            run(warm)  # cuDNN autotuning, compilation, CUDA graph capture
+        # the breakdown times eager steps: none for a path that replays CUDA graphs
+        breakdown = stage == 'SSL training' and not args.no_breakdown and not graphs
         timer = StageTimer(device)
-        with timer('total'):
-            run(full, timer if not gpu else None)
+        # on a CPU the timed pass also gives the breakdown; on a GPU a further pass does
+        timing = timed_ssl_step(timer) if breakdown and not gpu else contextlib.nullcontext()
+        with timing, timer('total'):
+            run(full)
         seconds[stage] = timer.seconds['total']
-        # the breakdown needs eager steps: none for a path that replays CUDA graphs
-        if stage == 'SSL training' and not args.no_breakdown and not graphs:
-            if gpu:
+        if breakdown:
+            if gpu:  # the waits around every step slow the GPU down: not in the timed pass
                 timer = StageTimer(device)
-                with timer('total'):
-                    run(full, timer)
-            for part in ('targets', 'forward_backward'):
-                seconds['  ' + part] = timer.seconds[part] * seconds[stage] / timer.seconds['total']
-            seconds['  data, rest'] = seconds[stage] - sum(
-                seconds['  ' + p] for p in ('targets', 'forward_backward'))
+                with timed_ssl_step(timer), timer('total'):
+                    run(full)
+            step = timer.seconds['SSL step'] * seconds[stage] / timer.seconds['total']
+            seconds['  SSL step'], seconds['  rest'] = step, seconds[stage] - step
     seconds['SSL epoch'] = seconds['co-divide'] + seconds['SSL training'] + seconds['test']
     return seconds
 
@@ -161,7 +190,9 @@ def main(argv=None):
     noisy = np.asarray(make_noisy_labels(clean, args.r, 'sym', 10, seed=args.seed))
     data = (train_images, noisy, noisy == clean, test_images[:args.num_test],
             test_labels[:args.num_test])
-    results = {path: run_path(path, args, data, device) for path in args.paths}
+    # Train_cifar.py's defaults for this noise: lambda_u, T, alpha, warm-up, ramp-up
+    train_args = Train_cifar.complete_args(Train_cifar.parse_args(['--r', str(args.r)]))
+    results = {path: run_path(path, args, train_args, data, device) for path in args.paths}
 
     labeled = int((noisy == clean).sum())
     images = {'warm-up epoch': 2 * len(noisy), 'co-divide': 2 * len(noisy),

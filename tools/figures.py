@@ -1,6 +1,6 @@
 """The paper's figures from a run folder, finished or still running:
 
-    python figures.py RUN_DIR [--prefix PREFIX] [--epochs 10 50] [--out FOLDER]
+    python tools/figures.py RUN_DIR [--prefix PREFIX] [--epochs 10 50] [--out FOLDER]
 
 For every run in RUN_DIR (each <prefix>.jsonl that Train_cifar.py, Train_clothing1M.py or
 Train_webvision.py wrote; or only --prefix), into FOLDER (default RUN_DIR/figures/):
@@ -13,8 +13,10 @@ Train_webvision.py wrote; or only --prefix), into FOLDER (default RUN_DIR/figure
   <prefix>_tsne.png                Fig. 5: t-SNE of the features by noisy and by true label
   <prefix>_unlabeled_examples.png  Fig. 4: images put in the unlabeled set, given and guessed label
 
-The last three need the files snapshots.py saves; a run without them gets one line per figure
-saying what is missing and why. Each path written is printed.
+The kind of run (which curves, axes and figures) is the training script that its
+<prefix>_args.json names. The last three figures need the files utils/snapshots.py saves; a run
+without them gets one line per figure saying what is missing and why. Each path written is
+printed.
 """
 import io
 import json
@@ -27,16 +29,23 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from run_utils import ArgumentParser, InputError, atomic_write, open_rgb, run_cli
-from snapshots import division_dir
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+import dividemix as dm  # noqa: E402 (after the path line above)
+from utils.checkpoint import atomic_write  # noqa: E402
+from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
+from utils.data import open_rgb  # noqa: E402
+from utils.snapshots import division_dir  # noqa: E402
 
-SNAPSHOTS_SINCE = 'issue #7 (snapshots.py)'  # runs older than this saved no snapshots
+OLD_RUNS = 'runs saved before snapshots were added'  # they have no snapshot files at all
 DPI = 100  # figure sizes below are in inches: (12, 8) is 1200 x 800 pixels
 MAX_TSNE_POINTS = 2000  # t-SNE of 2,000 points takes well under a minute on one CPU core
 MAX_EXAMPLES = 18  # Fig. 4 grid: 3 rows of 6
 
-# Per log format: the accuracy curves (key, label); the first is the run's score, the one
-# 'best' and 'last10' in the final line are computed from.
+# The kind of run each training script writes, as its saved arguments declare ('script').
+KIND_OF_SCRIPT = {'Train_cifar.py': 'cifar', 'Train_clothing1M.py': 'clothing1m',
+                  'Train_webvision.py': 'webvision'}
+# Per kind: the accuracy curves (key, label); the first is the run's score, the one 'best'
+# and 'last10' in the final line are computed from.
 ACCURACY_CURVES = {
     'cifar': [('test_acc', 'ensemble'), ('net1_acc', 'net1'), ('net2_acc', 'net2')],
     'clothing1m': [('val_acc', 'ensemble'), ('net1_val_acc', 'net1'),
@@ -78,6 +87,24 @@ def read_records(path):
     return records, final
 
 
+def script_of_old_run(args):
+    """The training script that wrote a run saved before the arguments declared it ('script'),
+    from an argument only that script has had since it was written; None if none matches.
+    This exists only for those old runs: every run since says which script wrote it."""
+    if 'num_batches' in args:
+        return 'Train_clothing1M.py'
+    if 'crop' in args:  # Clothing1M has crop too: checked above
+        return 'Train_webvision.py'
+    if 'noise_mode' in args:
+        return 'Train_cifar.py'
+    return None
+
+
+def script_of(args):
+    """The training script that wrote a run, as its saved arguments declare; None if unknown."""
+    return args['script'] if 'script' in args else script_of_old_run(args)
+
+
 @dataclass
 class Run:
     """One run of a run folder: its epoch records, final line and arguments."""
@@ -88,12 +115,15 @@ class Run:
     args: dict
 
     @property
+    def script(self):
+        """The Train_*.py that wrote the run, as its arguments declare (script_of)."""
+        return script_of(self.args)
+
+    @property
     def kind(self):
-        """'cifar', 'clothing1m' or 'webvision', from the score its records carry."""
-        for kind, curves in ACCURACY_CURVES.items():
-            if any(curves[0][0] in r for r in self.records):
-                return kind
-        return None
+        """'cifar', 'clothing1m' or 'webvision': what the script that wrote the run logs;
+        None when the run does not say (no _args.json) or names another script."""
+        return KIND_OF_SCRIPT.get(self.script)
 
     @property
     def networks(self):
@@ -137,7 +167,7 @@ def run_prefixes(run_dir, prefix=None):
 
 def read_run(run_dir, prefix):
     run = Run(run_dir, prefix, *read_records(os.path.join(run_dir, prefix + '.jsonl')), {})
-    if os.path.exists(run.path('_args.json')):  # without it, the λu ramp-up is not drawn
+    if os.path.exists(run.path('_args.json')):  # without it, the kind of run is unknown
         try:
             with open(run.path('_args.json')) as f:
                 run.args = json.load(f)
@@ -193,12 +223,29 @@ def _legend(ax, *more_axes, **kwargs):
     ax.legend(handles, labels, fontsize='small', **kwargs)
 
 
+def lambda_u_ramp(run, epochs):
+    """The weight of Lu that training used, dividemix.linear_rampup, as (x, weight) on the
+    accuracy plot's time axis (epoch e spans e - 0.5 to e + 0.5): at the start of each of
+    `epochs` and at the end of the last. The ramp is linear between whole epochs, so these
+    points draw it exactly. None where nothing ramps: CE baseline, lambda_u 0, no arguments,
+    or rampup_epochs 0 (training cannot run that: linear_rampup divides by it)."""
+    lambda_u, rampup = run.args.get('lambda_u'), run.args.get('rampup_epochs')
+    if run.warm_up is None or not lambda_u or not rampup:
+        return None
+    starts = np.arange(epochs[0], epochs[-1] + 2)
+    weights = np.array([dm.linear_rampup(e, run.warm_up, rampup, lambda_u) for e in starts])
+    return starts - 0.5, weights
+
+
 def accuracy_figure(run):
     """Accuracy per epoch, with best and last-10 mean, and the schedule on the time axis."""
     if run.kind is None:
-        raise Missing('%s_accuracy.png not drawn: %s.jsonl has no epoch with test_acc, '
-                      'val_acc or webvision_top1 yet' % (run.prefix, run.prefix))
+        raise Missing('%s_accuracy.png not drawn: %s_args.json is missing or names no '
+                      'Train_*.py, so the kind of run is unknown' % (run.prefix, run.prefix))
     curves = ACCURACY_CURVES[run.kind]
+    if not any(curves[0][0] in r for r in run.records):
+        raise Missing('%s_accuracy.png not drawn: %s.jsonl has no epoch with %s yet'
+                      % (run.prefix, run.prefix, curves[0][0]))
     if run.kind == 'cifar' and (run.networks == ['net1'] or run.args.get('test_net1_only')):
         # The reported accuracy is net1's (one network, or the ablation): one curve for it;
         # net2 only where it trained.
@@ -233,15 +280,12 @@ def accuracy_figure(run):
         if _number(after.get('lr')) < _number(before.get('lr')):
             ax.axvline(after['epoch'] - 0.5, color='0.4', ls='--', lw=1,
                        label='lr %g → %g' % (before['lr'], after['lr']))
-    lambda_u, rampup = run.args.get('lambda_u'), run.args.get('rampup_epochs')
+    ramp = lambda_u_ramp(run, epochs)
     more_axes = []
-    if run.warm_up is not None and lambda_u and rampup is not None:
-        ramp = np.clip((epochs - run.warm_up) / rampup, 0, 1) if rampup > 0 else (
-            epochs >= run.warm_up)
+    if ramp is not None:
         twin = ax.twinx()
-        twin.plot(epochs, lambda_u * ramp, color='tab:purple', alpha=0.5,
-                  label='λu ramp-up (right axis)')
-        twin.set_ylim(0, 1.05 * lambda_u)
+        twin.plot(*ramp, color='tab:purple', alpha=0.5, label='λu ramp-up (right axis)')
+        twin.set_ylim(0, 1.05 * run.args['lambda_u'])
         twin.set_ylabel('weight of Lu (λu ramped)')
         more_axes.append(twin)
     ax.set_xlabel('epoch')
@@ -250,7 +294,7 @@ def accuracy_figure(run):
     title += '' if run.final else ' (running)'
     if run.final and 'test_acc' in run.final and run.kind == 'clothing1m':
         title += ': test accuracy %.2f (best-validation weights)' % run.final['test_acc']
-    if lambda_u == 0:
+    if run.args.get('lambda_u') == 0:
         title += ', λu = 0'
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -322,8 +366,8 @@ def loss_snapshots(run, epochs=None):
         if not run.divided and not run.final:
             raise Missing(figure + 'no loss snapshot yet: the first is saved at the first '
                           'co-divide')
-        raise Missing(figure + 'no loss snapshots in %s/: runs before %s did not save them; '
-                      'rerun to get Fig. 2' % (folder, SNAPSHOTS_SINCE))
+        raise Missing(figure + 'no loss snapshots in %s/: %s or with --no-figures did not '
+                      'save them; rerun to get Fig. 2' % (folder, OLD_RUNS))
     if epochs:
         absent = sorted(set(epochs) - set(saved))
         if absent:
@@ -384,8 +428,8 @@ def loss_figure(path, prefix):
 def _saved_at_the_end(run, paper_figure):
     """Why a file that a run saves when it finishes is not there."""
     if run.final:
-        return ('runs before %s, with --no-figures or (features) under torchrun did not save '
-                'it; rerun to get %s' % (SNAPSHOTS_SINCE, paper_figure))
+        return ('%s, with --no-figures or (features) under torchrun did not save it; rerun to '
+                'get %s' % (OLD_RUNS, paper_figure))
     return 'the run has not finished (it is saved at the end)'
 
 
@@ -497,7 +541,8 @@ def _drawings(run, epochs):
         yield '%s_loss_epoch%d.png' % (run.prefix, epoch), partial(loss_figure, path, run.prefix)
     if run.kind == 'cifar' or os.path.exists(run.path('_features.npz')):
         yield run.prefix + '_tsne.png', partial(tsne_figure, run)
-    if run.kind != 'cifar' or os.path.exists(run.path('_unlabeled_examples.json')):
+    if (run.kind in ('clothing1m', 'webvision')
+            or os.path.exists(run.path('_unlabeled_examples.json'))):
         yield run.prefix + '_unlabeled_examples.png', partial(examples_figure, run)
 
 
@@ -508,7 +553,7 @@ def write_figures_after_run(run_dir, prefix):
         return write_figures(run_dir, prefix=prefix)
     except Exception as e:  # matplotlib, t-SNE, a damaged file: the run itself is fine
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        print('figures not drawn (%s): try  python figures.py %s --prefix %s'
+        print('figures not drawn (%s): try  python tools/figures.py %s --prefix %s'
               % (reason, run_dir, prefix))
         return []
 

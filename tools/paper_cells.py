@@ -1,27 +1,33 @@
 """Every cell of the paper's Tables 1-6 as a command, and the comparison table from the logs.
 
-    python paper_cells.py list [--tables 1 5]           # the commands, one per cell
-    python paper_cells.py jobs jobs.txt --seeds 1 2 3   # write them as a job list
-    python paper_cells.py run --tables 2 --seeds 123    # run them one after another
-    python paper_cells.py table checkpoint/             # Markdown: paper beside ours
+    python tools/paper_cells.py list [--tables 1 5]           # the commands, one per cell
+    python tools/paper_cells.py jobs jobs.txt --seeds 1 2 3   # write them as a job list
+    python tools/paper_cells.py run --tables 2 --seeds 123    # run them one after another
+    python tools/paper_cells.py table checkpoint/             # Markdown: paper beside ours
 
-Each CIFAR command relies on Train_cifar.py's per-cell defaults (Table 7, tau 0.6 at 90%), so
-the command is short and the settings are printed by the run itself. `--out_root` (default
-checkpoint/) gets one folder per seed. `table` reads any folders of runs (finished or not): it
-groups the runs by cell and scale, and gives the best and the mean of the last 10 epochs (mean
-+- std over seeds), the noise actually injected, and the paper's numbers for the same cell.
+Run them from the repository root (the commands name Train_*.py there). Each CIFAR command
+relies on Train_cifar.py's per-cell defaults (Table 7: Train_cifar.paper_settings, the only copy
+of lambda_u and tau), so the command is short and the settings are printed by the run itself.
+`--out_root` (default checkpoint/) gets one folder per seed. `table` reads any folders of runs
+(finished or not): it groups the runs by cell and scale, and gives the best and the mean of the
+last 10 epochs (mean +- std over seeds), the noise actually injected, and the paper's numbers
+for the same cell. A run's script is the one its _args.json names.
 """
 import argparse
 import contextlib
 import glob
 import io
-import json
 import os
 import shlex
 import subprocess
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+import Train_cifar  # noqa: E402 (after the path line above)
+from tools.figures import read_run as read_run_folder  # noqa: E402
+from utils.cli import InputError  # noqa: E402
 
 ABLATIONS = [  # Table 5 rows: (flag, label)
     ('--test_net1_only', 'with theta(1) test'), ('--no_cotraining', 'w/o co-training'),
@@ -107,7 +113,6 @@ def run_key(script, args_dict):
 
 
 def cell_key(cell):
-    import Train_cifar
     _, _, script, args, _, _ = cell
     if script != 'Train_cifar.py':
         return (script,)
@@ -117,16 +122,15 @@ def cell_key(cell):
 
 
 def read_run(jsonl_path):
-    """(script, saved args, per-epoch records, final record or None) of one run."""
-    with open(jsonl_path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    with open(jsonl_path[:-len('.jsonl')] + '_args.json') as f:
-        args = json.load(f)
-    script = ('Train_clothing1M.py' if 'num_batches' in args else
-              'Train_webvision.py' if 'crop' in args else 'Train_cifar.py')
-    epochs = [r for r in records if 'epoch' in r]
-    final = next((r for r in records if r.get('final')), None)
-    return script, args, epochs, final
+    """(script, saved args, per-epoch records, final record or None) of one run, read as
+    tools/figures.py reads it: the script its _args.json names, a half-written last line of a
+    run still going left out."""
+    run = read_run_folder(os.path.dirname(jsonl_path),
+                          os.path.basename(jsonl_path)[:-len('.jsonl')])
+    if run.script is None:
+        raise InputError('%s: no %s_args.json names the Train_*.py that wrote it'
+                         % (jsonl_path, run.prefix))
+    return run.script, run.args, run.records, run.final
 
 
 def score(script, epochs, final):
@@ -211,7 +215,10 @@ def main(argv=None):
     p.add_argument('--runs_only', action='store_true', help='table: leave out cells not run')
     args = p.parse_intermixed_args(argv)
     if args.action == 'table':
-        print(table(args.paths or [args.out_root], missing=not args.runs_only))
+        try:
+            print(table(args.paths or [args.out_root], missing=not args.runs_only))
+        except InputError as e:  # a damaged or unnamed run: one line, not a traceback
+            p.error(str(e))
         return 0
     commands = [command(c, seed, args.out_root) for c in cells() if c[0] in args.tables
                 for seed in args.seeds]

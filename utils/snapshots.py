@@ -1,4 +1,4 @@
-"""What a run saves so that figures.py can draw the paper's pictures from it afterwards:
+"""What a run saves so that tools/figures.py can draw the paper's pictures from it afterwards:
 
   <prefix>_division/epoch_<E>.npz    a co-divide: per-sample loss, clean probability and the
                                      fitted GMM of each network (Fig. 2; Fig. 3 is in the .jsonl)
@@ -6,7 +6,8 @@
   <prefix>_unlabeled_examples.json   images the division put in the unlabeled set (Fig. 4)
 
 and an optional TensorBoard log of the per-epoch records. Every file is written through a
-temporary file and a rename, so figures.py can read a folder while the run is still writing it.
+temporary file and a rename, so tools/figures.py can read a folder while the run is still
+writing it.
 Under torch.distributed, call the save_* functions on rank 0 only (RunLog.writer).
 """
 import json
@@ -17,7 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from run_utils import atomic_write, distributed, open_rgb
+from utils.checkpoint import atomic_write
+from utils.data import open_rgb
+from utils.distributed import distributed
 
 
 def _numpy(values):
@@ -47,7 +50,7 @@ def division_dir(out_dir, prefix):
 def save_division(out_dir, prefix, epoch, p_threshold, noisy_labels, nets, is_clean=None):
     """Save one co-divide as <out_dir>/<prefix>_division/epoch_<epoch:03d>.npz.
 
-    nets: {'net1': {'loss': (M,), 'clean_prob': (M,), 'gmm': GaussianMixture}, 'net2': ...},
+    nets: {'net1': {'loss': (M,), 'clean_prob': (M,), 'mixture': {'means': (2,), ...}}, ...},
     keyed by the network whose per-sample loss the GMM modelled (net1's GMM divides the data
     that net2 trains on). 'loss' is what the GMM was fitted on: the normalised loss, averaged
     over the loss history when there is one. Where a GMM saw a subset of the N training
@@ -63,17 +66,13 @@ def save_division(out_dir, prefix, epoch, p_threshold, noisy_labels, nets, is_cl
     if is_clean is not None:
         arrays['is_clean'] = _numpy(is_clean).astype(bool)
     for name, net in nets.items():
-        gmm = net['gmm']
         # float16 keeps a 50,000-sample snapshot near half a megabyte; a histogram needs no more
         arrays[name + '_loss'] = _numpy(net['loss']).astype(np.float16)
         arrays[name + '_clean_prob'] = _numpy(net['clean_prob']).astype(np.float16)
         if 'indices' in net:
             arrays[name + '_indices'] = _numpy(net['indices']).astype(np.int32)
-        arrays[name + '_gmm_means'] = np.ravel(gmm.means_).astype(np.float64)
-        # 1-D data: every covariance_type holds one variance per component (one shared if tied)
-        arrays[name + '_gmm_variances'] = np.broadcast_to(
-            np.ravel(gmm.covariances_), (2,)).astype(np.float64)
-        arrays[name + '_gmm_weights'] = np.ravel(gmm.weights_).astype(np.float64)
+        for key, values in net['mixture'].items():  # dividemix.gmm_clean_prob's components
+            arrays['%s_gmm_%s' % (name, key)] = np.asarray(values, np.float64)
     path = os.path.join(folder, 'epoch_%03d.npz' % epoch)
     atomic_write(lambda f: np.savez(f, **arrays), path)
     return path
@@ -106,8 +105,8 @@ def penultimate_features(net, images_loader, device):
 def save_features(out_dir, prefix, features, noisy_labels, clean_labels, indices):
     """Save <out_dir>/<prefix>_features.npz: features (M, D) float16, and for the same M
     training images their noisy labels, true labels (None where unknown, e.g. Clothing1M)
-    and indices into the training set. Returns the path written. figures.py embeds at most
-    2,000 of them, so save a random 2,000 (2 MB at D = 512), not all 50,000 (51 MB)."""
+    and indices into the training set. Returns the path written. tools/figures.py embeds at
+    most 2,000 of them, so save a random 2,000 (2 MB at D = 512), not all 50,000 (51 MB)."""
     arrays = {'features': _numpy(features).astype(np.float16),
               'noisy_labels': _numpy(noisy_labels).astype(np.int16),
               'indices': _numpy(indices).astype(np.int64)}
@@ -125,8 +124,8 @@ def save_unlabeled_examples(out_dir, prefix, epoch, paths, given_labels, guessed
                             clean_prob, class_names=None):
     """Save <out_dir>/<prefix>_unlabeled_examples.json: a few dozen images that the division of
     `epoch` put in the unlabeled set, each with its path, its given (noisy) label, the label
-    the two networks co-guess for it, and its clean probability. figures.py shows the first
-    ones in the order given. Returns the path written."""
+    the two networks co-guess for it, and its clean probability. tools/figures.py shows the
+    first ones in the order given. Returns the path written."""
     examples = [{'path': str(path), 'given': int(given), 'guessed': int(guessed),
                  'clean_prob': float(prob)}
                 for path, given, guessed, prob in zip(paths, _numpy(given_labels),
@@ -148,7 +147,7 @@ def save_unlabeled_guesses(out_dir, prefix, epoch, nets, paths, labels, candidat
     chosen with their own RNG so the run's random streams stay untouched, each with the label
     the two networks guess for it: the argmax of their summed softmax on the unaugmented image
     (co-guessing without the augmented views and the sharpening). Calls save_unlabeled_examples.
-    The networks are left in eval mode; pass the bare ones (run_utils.unwrap) under
+    The networks are left in eval mode; pass the bare ones (utils.distributed.unwrap) under
     torch.distributed, since only rank 0 calls this."""
     candidates, candidate_prob = np.asarray(candidates), np.asarray(candidate_prob)
     if not len(candidates):  # an empty unlabeled set: nothing to show

@@ -2,7 +2,7 @@
 # DivideMix against the cross-entropy baseline on real CIFAR-10 (../shared, JPEG q75) at a CPU
 # scale: the first 2,000 training images, the first 2,000 test images, PreAct-ResNet18 at width
 # 16, 40 epochs (warm-up 10, lr / 10 at epoch 25), seed 123, Table 7 settings per cell.
-# Usage, from the repository root:  bash results/cifar10_cpu/run.sh  (then python paper_cells.py
+# Usage, from the repository root:  bash results/cifar10_cpu/run.sh  (then python tools/paper_cells.py
 # table results/cifar10_cpu > results/cifar10_cpu/table.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-import dividemix as dm  # noqa: E402
 from dataloader_cifar import DeviceCIFARLoaders, load_cifar, make_noisy_labels  # noqa: E402
 from PreResNet import ResNet18  # noqa: E402
-from run_utils import pick_device, seed_everything, speed_up  # noqa: E402
+import Train_cifar  # noqa: E402
+from utils.checkpoint import seed_everything  # noqa: E402
+from utils.distributed import pick_device  # noqa: E402
+from utils.speed import prepare  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument('--data_path', default='./cifar-10')
@@ -35,15 +37,16 @@ start = [ResNet18(10).to(device) for _ in range(2)]
 
 def train(graphs):
     seed_everything(1)
-    nets = [speed_up(copy.deepcopy(net), device) for net in start]
+    nets = [prepare(copy.deepcopy(net), device) for net in start]
     opt = torch.optim.SGD(nets[0].parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
     begin = time.time()
-    ce = dm.warmup_epoch(nets[0], opt, loaders.warmup(), device, cuda_graphs=graphs)
+    ce = Train_cifar.warmup_epoch(nets[0], opt, loaders.warmup(), device, False, graphs, '')
     labeled = noisy == clean
     prob = np.where(labeled, 0.9, 0.1)
-    lx, lu = dm.ssl_epoch(nets[0], nets[1], opt, *loaders.train(labeled, prob), epoch=20,
-                          num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5,
-                          alpha=4, device=device, cuda_graphs=graphs)
+    settings = argparse.Namespace(num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16,
+                                  T=0.5, alpha=4, no_label_refinement=False)
+    lx, lu = Train_cifar.ssl_epoch(nets[0], nets[1], opt, *loaders.train(labeled, prob), 20,
+                                   device, settings, graphs, '')
     torch.cuda.synchronize()
     weights = torch.cat([p.detach().flatten() for p in nets[0].parameters()])
     return (ce, lx, lu), weights, time.time() - begin

@@ -111,7 +111,7 @@ def run(name, workdir):
         root = make_clothing1m(pathlib.Path(workdir) / 'clothing1m', size=72)
         Train_clothing1M.main(['--data_path', root, '--out_dir', out, '--pretrained', 'none',
                                '--resize', '72', '--crop', '64', '--num_batches', '2',
-                               '--batch_size', '4', '--num_epochs', '3', '--num_workers', '0']
+                               '--batch_size', '4', '--num_epochs', '2', '--num_workers', '0']
                               + extra)
     else:
         root = os.path.join(workdir, 'webvision')

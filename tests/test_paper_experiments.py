@@ -1,4 +1,6 @@
-"""Issue-5 features: ablation switches, the CE baseline, Table 6 noise, CIFAR-N, paper_cells.py."""
+"""The paper's other experiments: ablation switches (Table 5), the CE baseline, Table 6 noise,
+CIFAR-N, and tools/paper_cells.py."""
+import argparse
 import json
 import os
 import random
@@ -9,21 +11,21 @@ import torch
 import torch.nn as nn
 
 import dividemix as dm
-import paper_cells
+from tools import paper_cells
 import Train_cifar
-from conftest import SHARED
+from conftest import SHARED, TABLE7
 from dataloader_cifar import CIFARLoaders, load_cifar, make_noisy_labels, read_cifar_n
-from run_utils import InputError
+from utils.cli import InputError
 
-TINY = ['--width', '4', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
+TINY = ['--width', '8', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
         '--num_workers', '0', '--no-figures']
 
 
 class Spy:
-    """Wraps a function of `dividemix` and records its calls."""
-    def __init__(self, monkeypatch, name):
-        self.calls, self.real = [], getattr(dm, name)
-        monkeypatch.setattr(dm, name, self)
+    """Wraps a function of `owner` (a module) and records its calls."""
+    def __init__(self, monkeypatch, owner, name):
+        self.calls, self.real = [], getattr(owner, name)
+        monkeypatch.setattr(owner, name, self)
 
     def __call__(self, *args, **kwargs):
         out = self.real(*args, **kwargs)
@@ -32,8 +34,11 @@ class Spy:
 
 
 def run(cifar10_dir, tmp_path, monkeypatch, *extra):
-    divide, train, warm = (Spy(monkeypatch, n) for n in ('co_divide', 'ssl_epoch',
-                                                         'warmup_epoch'))
+    """A tiny Train_cifar run with co-divide and the two epoch functions spied on. Their calls
+    hold the positional arguments: ssl_epoch's 8th is the run's args, warmup_epoch's 5th says
+    whether the confidence penalty is on."""
+    divide = Spy(monkeypatch, dm, 'co_divide')
+    train, warm = (Spy(monkeypatch, Train_cifar, n) for n in ('ssl_epoch', 'warmup_epoch'))
     out = str(tmp_path / 'out')
     Train_cifar.main(['--data_path', cifar10_dir, '--out_dir', out] + TINY + list(extra))
     jsonl = [p for p in os.listdir(out) if p.endswith('.jsonl')][0]
@@ -42,6 +47,7 @@ def run(cifar10_dir, tmp_path, monkeypatch, *extra):
     return divide, train, warm, records
 
 
+@pytest.mark.slow
 def test_default_cotraining_uses_the_other_networks_division(cifar10_dir, tmp_path, monkeypatch):
     divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--plain')
     # SSL epochs 1 and 2: both networks divide; net1 trains with net2 as partner and vice versa
@@ -57,40 +63,45 @@ def test_default_cotraining_uses_the_other_networks_division(cifar10_dir, tmp_pa
         assert np.allclose(labeled_set.prob, division[labeled_set.indices])
 
 
+@pytest.mark.slow
 def test_no_cotraining_is_one_network_dividing_for_itself(cifar10_dir, tmp_path, monkeypatch):
     divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--no_cotraining')
     assert len(warm.calls) == 1  # only net1 warms up
     divided_by = [c[0][0] for c in divide.calls]
     trained = [(c[0][0], c[0][1]) for c in train.calls]
     assert len(divided_by) == 2 and trained == [(divided_by[0], None), (divided_by[1], None)]
-    assert all(c[1]['refine_labels'] for c in train.calls)
+    assert all(not c[0][7].no_label_refinement for c in train.calls)
     assert all(r['test_acc'] == r['net1_acc'] for r in records)
     assert 'net2' not in records[-1]
 
 
+@pytest.mark.slow
 def test_ablation_switches_reach_the_ssl_step(cifar10_dir, tmp_path, monkeypatch):
     _, train, _, _ = run(cifar10_dir, tmp_path, monkeypatch, '--no_label_refinement')
-    assert len(train.calls) == 4 and not any(c[1]['refine_labels'] for c in train.calls)
+    assert len(train.calls) == 4 and all(c[0][7].no_label_refinement for c in train.calls)
     assert all(c[0][1] is not None for c in train.calls)  # co-training untouched
 
 
+@pytest.mark.slow
 def test_divide_and_mixmatch_is_self_divide_without_refinement(cifar10_dir, tmp_path,
                                                                monkeypatch):
     _, train, _, _ = run(cifar10_dir, tmp_path, monkeypatch, '--divide_and_mixmatch')
     assert len(train.calls) == 2
-    assert all(c[0][1] is None and not c[1]['refine_labels'] for c in train.calls)
+    assert all(c[0][1] is None and c[0][7].no_label_refinement for c in train.calls)
 
 
+@pytest.mark.slow
 def test_test_net1_only(cifar10_dir, tmp_path, monkeypatch):
     _, train, _, records = run(cifar10_dir, tmp_path, monkeypatch, '--test_net1_only')
     assert len(train.calls) == 4  # training unchanged
     assert all(r['test_acc'] == r['net1_acc'] for r in records)
 
 
+@pytest.mark.slow
 def test_ce_baseline_trains_one_network_with_ce_only(cifar10_dir, tmp_path, monkeypatch):
     divide, train, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--method', 'ce')
     assert divide.calls == [] and train.calls == []
-    assert len(warm.calls) == 3 and not any(c[1]['confidence_penalty'] for c in warm.calls)
+    assert len(warm.calls) == 3 and not any(c[0][4] for c in warm.calls)
     assert all(r['test_acc'] == r['net1_acc'] and 'warmup_ce' in r['net1'] for r in records)
 
 
@@ -111,21 +122,25 @@ def test_no_augmentation_views_are_the_plain_images(cifar10_dir):
 
 def test_without_refinement_targets_are_the_noisy_labels(monkeypatch):
     seen = {}
-    real = dm.mixmatch
+    real = dm.mixup
 
-    def spy(inputs, targets, alpha, mix=None):
+    def spy(inputs, targets, lam, perm):
         seen['targets'] = targets
-        return real(inputs, targets, alpha, mix)
-    monkeypatch.setattr(dm, 'mixmatch', spy)
+        return real(inputs, targets, lam, perm)
+    monkeypatch.setattr(dm, 'mixup', spy)
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     x = torch.randn(2, 4)
     labels = torch.tensor([0, 2])
-    dm.mixmatch_batch(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
-                      T=0.5, alpha=4, refine_labels=False)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def step(no_label_refinement):
+        args = argparse.Namespace(num_class=3, T=0.5, no_label_refinement=no_label_refinement)
+        Train_cifar.ssl_step(net, None, optimizer, x, x, labels, torch.tensor([0.3, 0.9]), x, x,
+                             torch.tensor(0.7), torch.arange(8), torch.tensor(1.0), args=args)
+    step(no_label_refinement=True)
     onehot = torch.eye(3)[labels]
     assert torch.equal(seen['targets'][:4], torch.cat([onehot, onehot]))
-    dm.mixmatch_batch(net, None, x, x, labels, torch.tensor([0.3, 0.9]), x, x, num_class=3,
-                      T=0.5, alpha=4)
+    step(no_label_refinement=False)
     assert not torch.equal(seen['targets'][:2], onehot)  # refined by default
 
 
@@ -133,7 +148,7 @@ def test_guess_without_partner_averages_two_views():
     u1 = torch.log(torch.tensor([[0.8, 0.2]]))
     u2 = torch.log(torch.tensor([[0.6, 0.4]]))
     # mean [0.7, 0.3]; sharpen T=0.5 -> [.49, .09] / .58
-    out = dm.co_guess(nn.Identity(), None, u1, u2, 0.5)
+    out = dm.co_guess(dm.mean_prediction(u1, u2), None, 0.5)
     assert torch.allclose(out, torch.tensor([[0.49 / 0.58, 0.09 / 0.58]]), atol=1e-6)
 
 
@@ -171,6 +186,7 @@ def test_cifar_n_reading_and_alignment(tmp_path):
         read_cifar_n(str(tmp_path / 'bad.pt'), 'worse_label', clean)
 
 
+@pytest.mark.slow
 def test_cifar_n_end_to_end(cifar10_dir, tmp_path, monkeypatch):
     _, clean, _, _ = load_cifar(cifar10_dir, 'cifar10')
     full = np.concatenate([clean, np.zeros(50000 - len(clean), np.int64)])
@@ -179,7 +195,7 @@ def test_cifar_n_end_to_end(cifar10_dir, tmp_path, monkeypatch):
     _, _, warm, records = run(cifar10_dir, tmp_path, monkeypatch, '--noise_mode', 'cifar-n')
     assert records[0]['noise_rate'] == pytest.approx(np.mean(worst[:200] != clean))
     assert os.path.exists(tmp_path / 'out' / 'cifar10_worse_label.jsonl')
-    assert all(c[1]['confidence_penalty'] for c in warm.calls)  # class-dependent noise
+    assert all(c[0][4] for c in warm.calls)  # class-dependent noise
 
 
 def test_cifar_n_file_that_runs_code_is_refused(tmp_path):
@@ -204,16 +220,11 @@ def test_real_cifar_n_rates_and_alignment(real_cifar10):
 
 
 def test_cells_follow_table7():
-    expected = {('cifar10', 'sym', 0.2): (0, 0.5), ('cifar10', 'sym', 0.5): (25, 0.5),
-                ('cifar10', 'sym', 0.8): (25, 0.5), ('cifar10', 'sym', 0.9): (50, 0.6),
-                ('cifar10', 'asym', 0.4): (0, 0.5), ('cifar100', 'sym', 0.2): (25, 0.5),
-                ('cifar100', 'sym', 0.5): (150, 0.5), ('cifar100', 'sym', 0.8): (150, 0.5),
-                ('cifar100', 'sym', 0.9): (150, 0.6)}
     cifar_cells = [c for c in paper_cells.cells() if c[0] in '125']
     assert len(cifar_cells) == 9 * 7  # CE, DivideMix and 5 ablations per column
     for cell in cifar_cells:
         args = Train_cifar.complete_args(Train_cifar.parse_args(cell[3]))
-        assert (args.lambda_u, args.p_threshold) == expected[
+        assert (args.lambda_u, args.p_threshold) == TABLE7[
             (args.dataset, args.noise_mode, args.r)], cell
     tables = [c[0] for c in paper_cells.cells()]
     assert tables.count('3') == 1 and tables.count('4') == 1 and tables.count('6') == 8
@@ -228,6 +239,7 @@ def test_jobs_file(tmp_path, capsys):
                         '--out_dir checkpoint/seed1')
 
 
+@pytest.mark.slow
 def test_table_from_logs_partial_and_missing(cifar10_dir, tmp_path, capsys):
     for seed in (1, 2):
         Train_cifar.main(['--data_path', cifar10_dir, '--seed', str(seed), '--out_dir',

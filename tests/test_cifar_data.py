@@ -1,4 +1,4 @@
-"""CIFAR reading and the loaders' outputs (behavior.md §2.5)."""
+"""CIFAR reading and the loaders' outputs."""
 import os
 import pickle
 
@@ -10,7 +10,8 @@ from PIL import Image
 
 from conftest import write_fake_cifar
 from dataloader_cifar import CIFARLoaders, load_cifar
-from run_utils import ImageArray, ImageFiles, InputError, NoisyLabelDataset
+from utils.cli import InputError
+from utils.data import ImageArray, ImageFiles, NoisyLabelDataset
 
 
 def test_reads_folder_or_parent(cifar10_dir):

@@ -1,4 +1,7 @@
-"""The SSL step and the epoch loops as behavior.md §1.2-1.5 describe them."""
+"""The scripts' SSL step and epoch loops: the order and modes of the network calls, which
+rows are trained on, the lambda_u ramp, the warm-up penalty, the ensemble test."""
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +9,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import dividemix as dm
+import Train_cifar
+import Train_clothing1M
+from utils.cli import TrainingError
 
 C = 3
 
@@ -34,16 +40,22 @@ def loaders(num_labeled, num_unlabeled, batch):
             DataLoader(unlabeled, batch_size=batch, shuffle=True) if num_unlabeled else None)
 
 
-def run_epoch(calls, num_labeled=8, num_unlabeled=8, batch=4, **kw):
+def run_epoch(calls, num_labeled=8, num_unlabeled=8, batch=4, epoch=12, script=Train_cifar,
+              **kw):
+    """One SSL epoch of `script`'s ssl_epoch on tiny data; kw override its arguments."""
     torch.manual_seed(0)
     np.random.seed(0)
     net, partner = Recorder('net', calls), Recorder('partner', calls)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     labeled, unlabeled = loaders(num_labeled, num_unlabeled, batch)
-    args = dict(epoch=12, num_class=C, warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5,
-                alpha=4, device=torch.device('cpu'))
-    args.update(kw)
-    out = dm.ssl_epoch(net, partner, opt, labeled, unlabeled, **args)
+    args = argparse.Namespace(**dict(dict(num_class=C, warm_up=10, lambda_u=25, rampup_epochs=16,
+                                          T=0.5, alpha=4, no_label_refinement=False), **kw))
+    if script is Train_cifar:
+        out = script.ssl_epoch(net, partner, opt, labeled, unlabeled, epoch,
+                               torch.device('cpu'), args, cuda_graphs=False, label='')
+    else:
+        out = script.ssl_epoch(net, partner, opt, labeled, unlabeled, epoch,
+                               torch.device('cpu'), args, label='')
     return net, partner, out
 
 
@@ -70,10 +82,10 @@ def test_partner_is_frozen_and_net_learns():
     assert net.state_dict()['body.2.num_batches_tracked'].item() == 10
 
 
-def test_labeled_only_mixing_drops_unlabeled_rows():
+def test_clothing1m_with_lambda_u_0_trains_on_labeled_rows_only():
     calls = []
     _, _, (loss_x, loss_u) = run_epoch(calls, num_labeled=4, num_unlabeled=4, batch=4,
-                                       mix_labeled_only=True)
+                                       script=Train_clothing1M, lambda_u=0)
     assert calls[-1] == ('net', 8, True, True)  # only the 2B labeled rows are trained on
     assert loss_u == 0
 
@@ -97,9 +109,9 @@ def test_rampup_uses_fractional_epoch_with_authors_num_iter(monkeypatch):
     seen = []
     real = dm.dividemix_loss
 
-    def spy(*a, **kw):
-        seen.append(float(kw['lambda_u']))
-        return real(*a, **kw)
+    def spy(logits, targets, num_x, lambda_u):
+        seen.append(float(lambda_u))
+        return real(logits, targets, num_x, lambda_u)
     monkeypatch.setattr(dm, 'dividemix_loss', spy)
     # 4 labeled, B=2: 2 steps, but num_iter = 4 // 2 + 1 = 3 (authors' count).
     run_epoch([], num_labeled=4, num_unlabeled=4, batch=2, epoch=11, warm_up=10,
@@ -115,15 +127,17 @@ def test_warmup_penalty_only_when_asked(monkeypatch):
     net = Recorder('net', [])
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     dev = torch.device('cpu')
-    dm.warmup_epoch(net, opt, DataLoader(ds, batch_size=3), dev, confidence_penalty=False)
+    Train_cifar.warmup_epoch(net, opt, DataLoader(ds, batch_size=3), dev,
+                             confidence_penalty=False, cuda_graphs=False, label='')
     assert calls == []
-    ce = dm.warmup_epoch(net, opt, DataLoader(ds, batch_size=3), dev, confidence_penalty=True)
+    ce = Train_cifar.warmup_epoch(net, opt, DataLoader(ds, batch_size=3), dev,
+                                  confidence_penalty=True, cuda_graphs=False, label='')
     assert calls == [3, 3] and ce > 0
 
 
 def test_non_finite_loss_stops_with_clear_error():
     calls = []
-    with pytest.raises(dm.TrainingError, match='non-finite'):
+    with pytest.raises(TrainingError, match='non-finite'):
         run_epoch(calls, lambda_u=float('nan'))
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 import Train_cifar
 from dataloader_cifar import (CIFARLoaders, DeviceCIFARLoaders, load_cifar, random_crop_flip,
                               transforms_for)
-from run_utils import FastForward, speed_up, unwrap
+from utils.distributed import unwrap
+from utils.speed import FastForward, prepare
 
 CPU = torch.device('cpu')
 
@@ -148,11 +149,12 @@ def test_fast_forward_changes_precision_only():
     assert out.dtype == torch.float32  # logits come back fp32 for the losses
     assert torch.allclose(out, reference, atol=0.05, rtol=0.05)
     assert not torch.equal(out, reference)  # it did run in bf16
-    wrapped = speed_up(net, CPU, fast=True)
+    wrapped = prepare(net, CPU, fast=True)
     assert unwrap(wrapped) is net and list(unwrap(wrapped).state_dict()) == keys
-    assert speed_up(net, CPU, fast=False) is net
+    assert prepare(net, CPU, fast=False) is net
 
 
+@pytest.mark.slow
 def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatch):
     made = []
     for name in ('CIFARLoaders', 'DeviceCIFARLoaders', 'speed_up'):
@@ -162,7 +164,7 @@ def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatc
                                 (_name, a[2] if _name == 'speed_up' else None)) or _real(*a, **k))
 
     def tiny(epochs, out):
-        return ['--data_path', cifar10_dir, '--width', '4', '--num_epochs', str(epochs),
+        return ['--data_path', cifar10_dir, '--width', '8', '--num_epochs', str(epochs),
                 '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--no-figures',
                 '--num_train', '64',
                 '--num_test', '32', '--out_dir', str(tmp_path / out)]
@@ -176,10 +178,11 @@ def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatc
     assert len(open(os.path.join(tmp_path, 'fast', 'cifar10_0.5_sym_acc.txt')).readlines()) == 3
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graphs need a GPU')
 def test_cuda_graph_step_trains_like_eager_steps():
     device = torch.device('cuda')
-    from run_utils import CUDAGraphStep
+    from utils.speed import CUDAGraphStep
     torch.manual_seed(0)
     start = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).to(device)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import Train_cifar
-from run_utils import run_cli
+from conftest import TABLE7
+from utils.cli import run_cli
 
-TINY = ['--width', '4', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
+TINY = ['--width', '8', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
         '--num_workers', '0', '--no-figures']
 
 
@@ -21,6 +22,7 @@ def without_time(records):
     return [{k: v for k, v in r.items() if k != 'seconds'} for r in records]
 
 
+@pytest.mark.slow
 def test_end_to_end_cifar10_writes_all_logs(cifar10_dir, tmp_path):
     out = str(tmp_path / 'ckpt')
     summary = Train_cifar.main(['--data_path', cifar10_dir, '--out_dir', out] + TINY)
@@ -50,6 +52,7 @@ def test_end_to_end_cifar10_writes_all_logs(cifar10_dir, tmp_path):
     assert os.path.exists(os.path.join(cifar10_dir, 'cifar-10-batches-py', '0.5_sym.json'))
 
 
+@pytest.mark.slow
 def test_end_to_end_cifar100_asym(cifar100_dir, tmp_path):
     out = str(tmp_path / 'ckpt')
     Train_cifar.main(['--dataset', 'cifar100', '--data_path', cifar100_dir, '--r', '0.4',
@@ -60,6 +63,7 @@ def test_end_to_end_cifar100_asym(cifar100_dir, tmp_path):
     assert len(noisy) == 300 and max(noisy) < 100
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(cifar10_dir, tmp_path):
     runs = []
     for k in range(2):
@@ -73,27 +77,18 @@ def test_same_seed_same_run(cifar10_dir, tmp_path):
     assert without_time(read_jsonl(os.path.join(out, 'cifar10_0.8_sym.jsonl'))) != runs[0]
 
 
-@pytest.mark.parametrize('dataset, mode, r, lambda_u, tau', [
-    ('cifar10', 'sym', 0.2, 0, 0.5), ('cifar10', 'sym', 0.5, 25, 0.5),
-    ('cifar10', 'sym', 0.8, 25, 0.5), ('cifar10', 'sym', 0.9, 50, 0.6),
-    ('cifar10', 'asym', 0.4, 0, 0.5),
-    ('cifar100', 'sym', 0.2, 25, 0.5), ('cifar100', 'sym', 0.5, 150, 0.5),
-    ('cifar100', 'sym', 0.8, 150, 0.5), ('cifar100', 'sym', 0.9, 150, 0.6),
-])
-def test_table7_defaults(dataset, mode, r, lambda_u, tau):
+@pytest.mark.parametrize('cell', sorted(TABLE7))
+def test_table7_defaults(cell):
+    dataset, mode, r = cell
     args = Train_cifar.complete_args(Train_cifar.parse_args(
         ['--dataset', dataset, '--noise_mode', mode, '--r', str(r)]))
-    assert (args.lambda_u, args.p_threshold) == (lambda_u, tau)
+    assert (args.lambda_u, args.p_threshold) == TABLE7[cell]
     assert args.warm_up == (10 if dataset == 'cifar10' else 30)
     assert args.num_class == (10 if dataset == 'cifar10' else 100)
     assert args.loss_history == (5 if r == 0.9 else 1)  # 5-epoch loss history at 90% noise
 
 
-def test_paper_defaults_and_overrides():
-    args = Train_cifar.complete_args(Train_cifar.parse_args([]))
-    assert (args.num_epochs, args.lr, args.lr_drop_epoch, args.batch_size) == (300, 0.02, 150, 64)
-    assert (args.momentum, args.weight_decay, args.T, args.alpha) == (0.9, 5e-4, 0.5, 4)
-    assert (args.rampup_epochs, args.seed, args.width) == (16, 123, 64)
+def test_given_settings_override_the_cell_defaults():
     args = Train_cifar.complete_args(Train_cifar.parse_args(
         ['--r', '0.9', '--lambda_u', '7', '--p_threshold', '0.3', '--loss_history', '2']))
     assert (args.lambda_u, args.p_threshold, args.loss_history) == (7, 0.3, 2)
@@ -147,6 +142,7 @@ def test_offline_download_is_one_line(tmp_path, capsys, monkeypatch):
     assert 'could not download cifar10' in err and 'kriz/cifar.html' in err
 
 
+@pytest.mark.slow
 def test_real_cifar10_small_run(real_cifar10, tmp_path):
     """Real CIFAR-10 (from ../shared): labels line up with the official order, the injected
     noise has the expected rate, and a narrow net learns well above chance in a few epochs."""
@@ -166,6 +162,7 @@ def test_real_cifar10_small_run(real_cifar10, tmp_path):
     assert records[3]['net1']['auc'] > 0.6  # co-divide already separates clean from noisy
 
 
+@pytest.mark.slow
 def test_real_cifar10_fast_and_plain_paths_learn_alike(real_cifar10, tmp_path):
     """The same short warm-up on the fast path (device-side augmentation, bf16 where the CPU has
     it) and on --plain: both learn, and end close. (Full DivideMix runs of both paths, 3 seeds:

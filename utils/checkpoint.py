@@ -1,0 +1,100 @@
+"""Seeding, the random states a checkpoint holds, atomic writes and safe checkpoint loading: a
+run survives a kill at any moment and resumes exactly."""
+import hashlib
+import json
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from utils.cli import InputError
+from utils.distributed import distributed, print0, unwrap
+
+
+def seed_everything(seed):
+    """Seed Python, numpy (mixup lambda, GMM init, sampling) and torch (CPU and all GPUs).
+    Under torch.distributed, Python and numpy get the same seed on every rank (so all ranks
+    draw the same GMM seeds and shard permutations) and torch gets seed + rank (so the ranks'
+    augmentations differ)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed + distributed()[0])
+
+
+def rng_state():
+    """Every random stream the run draws from, one entry per rank, in a form that
+    torch.load(weights_only=True) reads."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {'python': random.getstate(),
+             'numpy': (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             'torch': torch.get_rng_state(),
+             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    if distributed()[1] == 1:
+        return [state]
+    states = [None] * distributed()[1]
+    dist.all_gather_object(states, state)
+    return states
+
+
+def set_rng_state(states):
+    rank, world_size = distributed()
+    if len(states) != world_size:
+        raise InputError('the checkpoint was written by %d processes, this run has %d: resume '
+                         'with the same number of processes' % (len(states), world_size))
+    state = states[rank]
+    random.setstate(state['python'])
+    kind, keys, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def restore(checkpoint, parts, log_path):
+    """Load the networks and optimizers `parts` ({checkpoint key: module}) and the RNG states
+    from a checkpoint; return the first epoch still to run (0 for a new run)."""
+    if checkpoint is None:
+        return 0
+    for key, module in parts.items():
+        module.load_state_dict(checkpoint[key])
+    set_rng_state(checkpoint['rng'])
+    print0('resuming after epoch %d from %s' % (checkpoint['epoch'], log_path))
+    return checkpoint['epoch'] + 1
+
+
+def state_of(parts):
+    """The state_dicts of `parts` ({key: module}) for a checkpoint, without DDP's wrapper."""
+    return {key: unwrap(module).state_dict() for key, module in parts.items()}
+
+
+def labels_digest(labels):
+    """A short fingerprint of the noisy labels, so a resumed run cannot train on other ones."""
+    return hashlib.sha256(json.dumps([int(v) for v in labels]).encode()).hexdigest()[:16]
+
+
+def atomic_write(write, path):
+    """write(binary file) into a temporary file beside `path`, then rename it to `path`: a kill
+    at any moment leaves either the old file or the new one, never half of one, and a reader
+    never sees half a file."""
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_save(obj, path):
+    atomic_write(lambda f: torch.save(obj, f), path)
+
+
+def load_checkpoint(path):
+    """Load with weights_only=True: tensors and plain containers only, nothing executes."""
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError('checkpoint %s cannot be loaded safely (%s): delete it or pass another '
+                         '--out_dir' % (path, first_line[:200])) from None

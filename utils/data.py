@@ -1,0 +1,140 @@
+"""The data contract every loader follows: a dataset of images with noisy labels that yields
+what each stage of DivideMix needs (NoisyLabelDataset), and the DataLoader every script uses
+(with per-process shards under torch.distributed)."""
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from utils.cli import InputError
+from utils.distributed import distributed
+
+
+class ShardSampler(Sampler):
+    """This process's share of a dataset under torch.distributed: with shuffling, a fresh
+    permutation per pass whose seed comes from numpy's global RNG (kept identical on all ranks),
+    padded so every rank runs the same number of steps; without, every world_size-th index."""
+
+    def __init__(self, dataset, shuffle):
+        self.size, self.shuffle = len(dataset), shuffle
+        self.rank, self.world_size = distributed()
+        self.per_rank = -(-self.size // self.world_size) if shuffle else len(
+            range(self.rank, self.size, self.world_size))
+
+    def __len__(self):
+        return self.per_rank
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.rank, self.size, self.world_size))
+        order = np.random.RandomState(np.random.randint(2 ** 31)).permutation(self.size)
+        order = np.resize(order, self.per_rank * self.world_size)  # pad by wrapping around
+        return iter(order[self.rank::self.world_size].tolist())
+
+
+def make_loader(dataset, batch_size, shuffle, num_workers=0):
+    """The DataLoader every script uses. Single process: plain shuffling (drop_last off, as the
+    authors). Under torch.distributed: each rank reads its own shard (see ShardSampler)."""
+    sampler = ShardSampler(dataset, shuffle) if distributed()[1] > 1 else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())
+
+
+def ssl_batches(labeled_loader, unlabeled_loader, device):
+    """The mini-batches of an SSL epoch, on `device`: each labeled batch (x1, x2, labels,
+    clean_prob) with the next unlabeled batch (u1, u2), the unlabeled loader restarting whenever
+    it runs out, as in the authors' code; u1 = u2 = None when there is no unlabeled set."""
+    unlabeled_iter = iter(unlabeled_loader) if unlabeled_loader is not None else None
+    for x1, x2, labels, clean_prob in labeled_loader:
+        u1 = u2 = None
+        if unlabeled_iter is not None:
+            try:
+                u1, u2 = next(unlabeled_iter)
+            except StopIteration:
+                unlabeled_iter = iter(unlabeled_loader)
+                u1, u2 = next(unlabeled_iter)
+            u1, u2 = u1.to(device), u2.to(device)
+        yield (x1.to(device), x2.to(device), labels.to(device), clean_prob.to(device), u1, u2)
+
+
+def open_rgb(path):
+    """The image at `path` as RGB; a file PIL cannot decode is one InputError naming it."""
+    try:
+        with Image.open(path) as img:
+            return img.convert('RGB')
+    except Exception as e:  # missing, unidentified, truncated, decompression bomb: all "bad file"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError('cannot read image %s (%s): replace it with a good copy from the '
+                         'dataset archive' % (path, reason[:200])) from None
+
+
+class ImageFiles:
+    """Images on disk (Clothing1M, WebVision), opened when indexed: files[i] = open_rgb(paths[i]).
+    Holds only the paths, so it is cheap to pickle into DataLoader workers."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return open_rgb(self.paths[i])
+
+
+class ImageArray:
+    """Images in memory (CIFAR), an N x H x W x 3 uint8 array: arr[i] is a PIL image."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, i):
+        return Image.fromarray(self.array[i])
+
+
+class NoisyLabelDataset(Dataset):
+    """Every loader's dataset: `images` (ImageFiles or ImageArray) with `labels` aligned to them
+    (noisy for training, clean for testing). `indices` selects the subset (image indices, default
+    all); `prob[k]` is item k's clean probability. What item k is depends on `mode`:
+      'all':       (img, label, k)          warm-up and co-divide; k is the position in this
+                                            dataset, not the image index (that is indices[k];
+                                            the two agree when indices is None), so the
+                                            per-sample losses fill exactly len(dataset) slots
+                                            and no zeros reach the GMM (the authors'
+                                            Clothing1M code lets zeros in)
+      'labeled':   (img_view1, img_view2, label, clean_prob)
+      'unlabeled': (img_view1, img_view2)
+      'test':      (img, label)
+    Every view is a fresh call of `transform` (so two augmentations per labeled/unlabeled item).
+    """
+    MODES = ('all', 'labeled', 'unlabeled', 'test')
+
+    def __init__(self, images, labels, transform, mode, indices=None, prob=None):
+        if mode not in self.MODES:
+            raise ValueError('mode %r is not one of %s' % (mode, ', '.join(self.MODES)))
+        self.images, self.labels, self.transform, self.mode = images, labels, transform, mode
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        if mode == 'labeled' and (prob is None or len(prob) != len(self.indices)):
+            raise ValueError("'labeled' needs one clean prob per item (prob is aligned with "
+                             "indices): got %s for %d items"
+                             % ('none' if prob is None else len(prob), len(self.indices)))
+        self.prob = prob
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        i = int(self.indices[k])
+        img = self.images[i]
+        if self.mode == 'all':
+            return self.transform(img), int(self.labels[i]), k
+        if self.mode == 'labeled':
+            return (self.transform(img), self.transform(img), int(self.labels[i]),
+                    float(self.prob[k]))
+        if self.mode == 'unlabeled':
+            return self.transform(img), self.transform(img)
+        return self.transform(img), int(self.labels[i])

@@ -1,0 +1,71 @@
+"""Processes and devices: a plain `python Train_*.py` is one process on one device; under
+torchrun each process drives one GPU and holds both networks."""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def distributed():
+    """(rank, world size); (0, 1) in a plain single-process run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main():
+    """Whether this process writes files and prints (rank 0, or the only process)."""
+    return distributed()[0] == 0
+
+
+def print0(*args, **kwargs):
+    """print() on the main process only, so a torchrun job has one console."""
+    if is_main():
+        print(*args, **kwargs)
+
+
+def init_distributed():
+    """Join the process group when started by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on
+    the CPU. A plain `python Train_*.py` stays a single process."""
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+
+
+def pick_device(gpuid):
+    """The GPU `gpuid` (under torchrun: this process's LOCAL_RANK) when there is one."""
+    if torch.cuda.is_available():
+        gpuid = int(os.environ.get('LOCAL_RANK', gpuid))
+        torch.cuda.set_device(gpuid)
+        torch.backends.cudnn.benchmark = True  # as the authors; GPU runs are not bit-exact anyway
+        return torch.device('cuda', gpuid)
+    return torch.device('cpu')
+
+
+def barrier():
+    """Wait for all processes under torch.distributed (no-op otherwise)."""
+    if distributed()[1] > 1:
+        dist.barrier()
+
+
+def all_reduce(tensor, op):
+    """Combine a tensor over all processes under torch.distributed (no-op otherwise)."""
+    if distributed()[1] > 1:
+        dist.all_reduce(tensor, op=op)
+    return tensor
+
+
+def wrap_ddp(net, device):
+    """DistributedDataParallel under torch.distributed (the module itself otherwise). BatchNorm
+    buffers are broadcast from rank 0 at every forward, so all ranks evaluate one model."""
+    if distributed()[1] == 1:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == 'cuda'
+                                   else None)
+
+
+def unwrap(net):
+    """The network itself, under any DistributedDataParallel or speed-layer wrappers."""
+    while hasattr(net, 'module'):
+        net = net.module
+    return net
