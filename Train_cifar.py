@@ -37,7 +37,7 @@ PAPER_LAMBDA_U = {
     ('cifar100', 'sym', 0.2): 25, ('cifar100', 'sym', 0.5): 150, ('cifar100', 'sym', 0.8): 150,
     ('cifar100', 'sym', 0.9): 150,
 }
-# Not in Table 7, our choice (README): Table 6's noise (true label never kept) takes the value
+# Not in Table 7, our choice (docs/data.md): Table 6's noise (true label never kept) takes the value
 # of the nearest Table 7 cell; CIFAR-N takes the value of a Table 7 cell with a similar true
 # noise rate (aggre 9%, random 17-18% -> as 20%; worst 40% and CIFAR-100N 40% -> as 50%).
 EXTRA_LAMBDA_U = {
@@ -56,13 +56,13 @@ def paper_settings(dataset, noise_mode, r, cifar_n_label=None):
     """(lambda_u, p_threshold, source) for a cell: Table 7, our documented extension (Table 6
     noise, CIFAR-N), or the authors' code defaults for any other cell."""
     if noise_mode == 'cifar-n':
-        return EXTRA_LAMBDA_U[(dataset, cifar_n_label)], 0.5, 'CIFAR-N, as README says'
+        return EXTRA_LAMBDA_U[(dataset, cifar_n_label)], 0.5, 'CIFAR-N, as docs/data.md says'
     key = (dataset, noise_mode, round(r, 2))
     tau = 0.6 if r >= 0.9 else 0.5
     if key in PAPER_LAMBDA_U:
         return PAPER_LAMBDA_U[key], tau, 'Table 7 settings'
     if key in EXTRA_LAMBDA_U:
-        return EXTRA_LAMBDA_U[key], tau, 'Table 6 cell, lambda_u as README says'
+        return EXTRA_LAMBDA_U[key], tau, 'Table 6 cell, lambda_u as docs/data.md says'
     return CODE_DEFAULTS['lambda_u'], CODE_DEFAULTS['p_threshold'], \
         "not a paper cell, the authors' code defaults"
 
@@ -142,7 +142,7 @@ def parse_args(argv):
                         'reference path to check any doubt against)')
     p.add_argument('--cuda_graphs', action=argparse.BooleanOptionalAction, default=True,
                    help='on one GPU, replay each training step as a CUDA graph (2.5x faster '
-                        'epochs on an H200; README: Speed)')
+                        'epochs on an H200; docs/speed.md)')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile both networks instead of the CUDA graphs (no gain '
                         'measured)')
@@ -340,7 +340,7 @@ def main(argv=None):
     if args.plain:
         loaders = CIFARLoaders(args.dataset, train_images, noisy_labels, test_images,
                                test_labels, args.batch_size, args.num_workers)
-    else:  # the images live on the device; batches are augmented there (README: Speed)
+    else:  # the images live on the device; batches are augmented there (docs/speed.md)
         loaders = DeviceCIFARLoaders(args.dataset, train_images, noisy_labels, test_images,
                                      test_labels, args.batch_size, device)
     warmup_loader, eval_loader, test_loader = loaders.warmup(), loaders.eval_train(), loaders.test()
@@ -364,7 +364,7 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    # The speed layer (README: Speed): channels_last and bf16 autocast, DDP under torchrun, the
+    # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun, the
     # steps replayed as CUDA graphs on one GPU; --plain turns it off. Checkpoints hold the bare
     # networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))

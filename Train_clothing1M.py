@@ -250,7 +250,7 @@ def main(argv=None):
         for net, path, epoch in zip((net1, net2), best_paths, best_epoch):
             if epoch == checkpoint['epoch'] and log.writer:
                 atomic_save(net.state_dict(), path)
-    # The speed layer (README: Speed): channels_last and bf16 autocast, DDP under torchrun;
+    # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun;
     # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     # The paper's per-epoch budgets are global: with N processes each one samples 1/N of them.

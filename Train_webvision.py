@@ -220,7 +220,7 @@ def main(argv=None):
     if checkpoint is not None:
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
-    # The speed layer (README: Speed): channels_last and bf16 autocast, DDP under torchrun;
+    # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun;
     # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)

@@ -73,13 +73,13 @@ def read_imagenet_folder(folder, num_class):
         if not os.path.isdir(class_folder):
             raise InputError('no ImageNet folder %s: build %s/<c>/ for every class c < %d from '
                              'the ILSVRC12 val images, mapping classes to synsets with '
-                             'WebVision\'s synsets list (see README)'
+                             'WebVision\'s synsets list (see docs/data.md)'
                              % (class_folder, folder, num_class))
         names = sorted(n for n in os.listdir(class_folder) if not n.startswith('.')
                        and os.path.isfile(os.path.join(class_folder, n)))
         if not names:
             raise InputError('ImageNet folder %s holds no images: fill it with the ILSVRC12 val '
-                             'images of the synset of WebVision class %d (see README)'
+                             'images of the synset of WebVision class %d (see docs/data.md)'
                              % (class_folder, c))
         paths += [os.path.join(class_folder, n) for n in names]
         labels += [c] * len(names)

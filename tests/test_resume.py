@@ -112,7 +112,7 @@ def finished_run(data, tmp_path):
     ([], 'already holds a run with these settings: add --resume'),
     (['--resume', '--seed', '5'], 'cannot resume .* with other settings: --seed 5 \\(was 123\\)'),
     (['--resume', '--lambda_u', '3'], 'other settings: --lambda_u 3.0 \\(was 25\\)'),
-    (['--resume', '--width', '8'], 'other settings: --width 8 \\(was 4\\)'),
+    (['--resume', '--width', '16'], 'other settings: --width 16 \\(was 8\\)'),
 ])
 def test_refusals_leave_the_run_untouched(extra, message, data, finished_run, capsys):
     before = snapshot(finished_run)

@@ -157,11 +157,11 @@ def test_fast_forward_changes_precision_only():
 @pytest.mark.slow
 def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatch):
     made = []
-    for name in ('CIFARLoaders', 'DeviceCIFARLoaders', 'speed_up'):
+    for name in ('CIFARLoaders', 'DeviceCIFARLoaders', 'prepare'):
         real = getattr(Train_cifar, name)
         monkeypatch.setattr(Train_cifar, name,
                             lambda *a, _real=real, _name=name, **k: made.append(
-                                (_name, a[2] if _name == 'speed_up' else None)) or _real(*a, **k))
+                                (_name, a[2] if _name == 'prepare' else None)) or _real(*a, **k))
 
     def tiny(epochs, out):
         return ['--data_path', cifar10_dir, '--width', '8', '--num_epochs', str(epochs),
@@ -169,10 +169,10 @@ def test_plain_switch_turns_every_speed_up_off(cifar10_dir, tmp_path, monkeypatc
                 '--num_train', '64',
                 '--num_test', '32', '--out_dir', str(tmp_path / out)]
     Train_cifar.main(tiny(2, 'plain') + ['--plain'])
-    assert made == [('CIFARLoaders', None), ('speed_up', False), ('speed_up', False)]
+    assert made == [('CIFARLoaders', None), ('prepare', False), ('prepare', False)]
     made.clear()
     Train_cifar.main(tiny(2, 'fast'))
-    assert made == [('DeviceCIFARLoaders', None), ('speed_up', True), ('speed_up', True)]
+    assert made == [('DeviceCIFARLoaders', None), ('prepare', True), ('prepare', True)]
     # a run may be resumed with the other path (same method, other arithmetic)
     Train_cifar.main(tiny(3, 'fast') + ['--resume', '--plain'])
     assert len(open(os.path.join(tmp_path, 'fast', 'cifar10_0.5_sym_acc.txt')).readlines()) == 3

@@ -204,7 +204,7 @@ def test_missing_imagenet_class_folder(root):
     one_line_error(root, 'ImageNet folder .*val/2 holds no images')
     os.rmdir(folder)
     message = one_line_error(root, 'no ImageNet folder .*val/2: build')
-    assert 'synsets' in message and 'README' in message
+    assert 'synsets' in message and 'docs/data.md' in message
 
 
 @pytest.mark.parametrize('line, match', [

@@ -1,4 +1,4 @@
-"""The fast-vs-plain table of README (Speed) from the run folders beside this file."""
+"""The fast-vs-plain table of docs/speed.md from the run folders beside this file."""
 import json
 import os
 

@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [ROOT, os.path.dirname(HERE)]
 
-CIFAR = ['--width', '8', '--num_epochs', '4', '--warm_up', '1', '--batch_size', '16',
+CIFAR = ['--width', '8', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
          '--num_workers', '0', '--no-figures']
 SCENARIOS = {
     # name: (script, extra arguments)
