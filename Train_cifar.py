@@ -215,14 +215,14 @@ def warmup_step(net, optimizer, inputs, labels, confidence_penalty):
     return loss.detach()
 
 
-def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, lambda_u,
+def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u,
              *, args):
     """Alg. 1 lines 12-29 on one mini-batch: x1, x2 (B, 3, 32, 32) two augmented views of
     labeled images with their noisy labels (B,) and clean probabilities (B,) from the
     partner's GMM; u1, u2 (U, 3, 32, 32) two views of unlabeled images (None when that set
-    is empty); lam, perm the mixup draws (dm.draw_mix); lambda_u the ramped weight of Lu.
-    `partner` (frozen, eval mode) co-guesses; None for the ablations without co-training.
-    Returns Lx and Lu (0-dim tensors)."""
+    is empty); lam, perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step
+    (lambda_u ramped up by dm.linear_rampup). `partner` (frozen, eval mode) co-guesses; None
+    for the ablations without co-training. Returns Lx and Lu (0-dim tensors)."""
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
         # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
@@ -247,7 +247,7 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
 
     # One forward over the whole mixed batch (shared BatchNorm), Eq. (12)
     loss, loss_x, loss_u = dm.dividemix_loss(net(mixed_inputs), mixed_targets, 2 * len(x1),
-                                             lambda_u)
+                                             weight_u)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -282,7 +282,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     if partner is not None:
         partner.eval()
     step = functools.partial(ssl_step, net, partner, optimizer, args=args)
-    if cuda_graphs and unlabeled_loader is not None:  # a graph needs the same inputs each step
+    if cuda_graphs and unlabeled_loader is not None:  # a graph's inputs are tensors, not None
         step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
     # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
     # fractional epoch of the lambda_u ramp-up, so it is kept. Under torch.distributed each
@@ -294,10 +294,10 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = dm.draw_mix(rows, args.alpha, device)
-        lambda_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
+        weight_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
                                                    args.rampup_epochs, args.lambda_u),
                               device=device)  # a tensor, like lam: one arithmetic on all paths
-        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, lambda_u)
+        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u)
         sum_x += loss_x
         sum_u += loss_u
         if batch_idx % 20 == 0:

@@ -126,13 +126,14 @@ def warmup_step(net, optimizer, inputs, labels):
     return loss.detach()
 
 
-def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, lambda_u,
+def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u,
              *, args):
     """Alg. 1 lines 12-29 on one mini-batch: x1, x2 (B, 3, 224, 224) two augmented views of
     labeled images with their noisy labels (B,) and clean probabilities (B,) from the
     partner's GMM; u1, u2 two views of unlabeled images (None when that set is empty); lam,
-    perm the mixup draws (dm.draw_mix); lambda_u the ramped weight of Lu. The frozen
-    `partner` (eval mode) co-guesses. Returns Lx and Lu (0-dim tensors)."""
+    perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step (lambda_u ramped
+    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. Returns Lx and Lu
+    (0-dim tensors)."""
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
         # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
@@ -159,7 +160,7 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
 
     # One forward over the mixed batch (shared BatchNorm), Eq. (12)
     loss, loss_x, loss_u = dm.dividemix_loss(net(mixed_inputs), mixed_targets, 2 * len(x1),
-                                             lambda_u)
+                                             weight_u)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -199,11 +200,11 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = dm.draw_mix(rows, args.alpha, device)
-        lambda_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
+        weight_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
                                                    args.rampup_epochs, args.lambda_u),
                               device=device)
         loss_x, loss_u = ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2,
-                                  lam, perm, lambda_u, args=args)
+                                  lam, perm, weight_u, args=args)
         sum_x += loss_x
         sum_u += loss_u
         if batch_idx % 20 == 0:
@@ -215,7 +216,6 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 
 
 # ---------------------------------------------------------------- the run ---------------------
-
 
 def main(argv=None):
     args = parse_args(argv)

@@ -129,6 +129,16 @@ def test_resume_extends_a_finished_run(data, finished_run, reference):
     assert_same(outcome(finished_run), reference)
 
 
+def test_a_run_saved_before_args_named_their_script_resumes(data, finished_run, reference):
+    # Runs saved before the arguments held 'script' resume as the script's own.
+    path = os.path.join(finished_run, PREFIX + '_last.pth')
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint['args']['script']
+    torch.save(checkpoint, path)
+    assert run_cli(Train_cifar.main, tiny_args(data, finished_run, '--resume')) == 0
+    assert_same(outcome(finished_run), reference)
+
+
 def test_checkpoint_that_runs_code_is_refused(data, finished_run, capsys, tmp_path):
     marker = tmp_path / 'pwned'
 

@@ -74,7 +74,8 @@ def timed_ssl_step(timer):
         with timer('SSL step'):
             return ssl_step(*args, **kwargs)
 
-    # Set on the module, not passed in: ssl_epoch looks its step up there at every call.
+    # Set on the module, not passed in: ssl_epoch looks its step up there at each epoch, so
+    # the algorithm carries no timer.
     Train_cifar.ssl_step = timed
     try:
         yield

@@ -63,13 +63,15 @@ def run_cli(main, argv=None):
         # whose last line is 'module.ErrorName: message'.
         message = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         wrapped = '%s.%s: ' % (type(e).__module__, type(e).__name__)
-        print('error: ' + message.removeprefix(wrapped), file=sys.stderr)
+        if is_main():  # under torchrun every process meets the same error: one line, not N
+            print('error: ' + message.removeprefix(wrapped), file=sys.stderr)
         return 2
     except Interrupted as e:
         command = ' '.join(shlex.quote(a) for a in ['python', sys.argv[0]] + argv
                            + ([] if '--resume' in argv else ['--resume']))
-        print('\nstopped by %s; finished epochs are saved: continue with  %s' % (e, command),
-              file=sys.stderr)
+        if is_main():
+            print('\nstopped by %s; finished epochs are saved: continue with  %s'
+                  % (e, command), file=sys.stderr)
         return 128 + e.signum
     finally:
         if dist.is_initialized():

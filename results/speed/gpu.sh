@@ -1,5 +1,5 @@
 #!/bin/bash
-# The GPU measurements in README (Speed), in one call on a lent GPU machine:
+# The GPU measurements in docs/speed.md, in one call on a GPU machine:
 #   bash results/speed/gpu.sh OUT_DIR
 # Needs the shared data copied to .gpu/ (tools/make_cifar10.py, data/cifar10-jpeg.tar.gz,
 # data/cifar-n/CIFAR-10_human.pt). Writes logs and JSON to OUT_DIR.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Second GPU call (CUDA graphs), see README (Speed):  bash results/speed/gpu2.sh OUT_DIR
+# Second GPU call (CUDA graphs), see docs/speed.md:  bash results/speed/gpu2.sh OUT_DIR
 out=${1:-/tmp/speed}; mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu2.txt"
