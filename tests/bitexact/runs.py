@@ -2,11 +2,12 @@
 refactoring: the JSONL records (minus wall-clock seconds), the authors' text logs, the weights
 and optimizer states of the last checkpoint, and the division snapshots, as SHA-256 digests.
 
-    OMP_NUM_THREADS=1 python tests/bitexact/runs.py tests/bitexact/recorded.json
+    git worktree add /tmp/before COMMIT && cp tests/bitexact/runs.py /tmp/before/tests/bitexact/
+    (cd /tmp/before && OMP_NUM_THREADS=1 python tests/bitexact/runs.py OUT.json)
 
-records them (from the repository root); tests/test_bitexact.py runs the same scenarios on the
-current code and compares. Re-record only for a deliberate change of numbers, and say why in
-the commit.
+records them from the code of COMMIT (recorded.json: cd8cf48, the code before the training
+scripts took their own steps); tests/test_bitexact.py runs the same scenarios on the current
+code and compares. Re-record only for a deliberate change of numbers, and say why in the commit.
 """
 import contextlib
 import glob
