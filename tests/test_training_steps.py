@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import dividemix as dm
 import Train_cifar
 import Train_clothing1M
+import Train_webvision
 from utils.cli import TrainingError
 
 C = 3
@@ -59,9 +60,10 @@ def run_epoch(calls, num_labeled=8, num_unlabeled=8, batch=4, epoch=12, script=T
     return net, partner, out
 
 
-def test_ssl_step_forward_order_modes_and_batch():
+@pytest.mark.parametrize('script', [Train_cifar, Train_clothing1M, Train_webvision])
+def test_ssl_step_forward_order_modes_and_batch(script):
     calls = []
-    run_epoch(calls, num_labeled=4, num_unlabeled=4, batch=4)
+    run_epoch(calls, num_labeled=4, num_unlabeled=4, batch=4, script=script)
     # co-guess: net(u1), net(u2) (train-mode BN: one view per call), partner([u1; u2]) (eval
     # mode: both views in one call); co-refine: net(x1), net(x2); then ONE forward of the
     # trained net on all 2B + 2U mixed rows, with gradients.
