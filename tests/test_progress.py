@@ -1,0 +1,300 @@
+"""utils/progress.py: the device line, the progress line on a terminal and in a log file, the
+run's time left, and the warning for a long CPU run. A fake clock stands in for time; expected
+numbers are worked out by hand in the comments."""
+import io
+
+import pytest
+import torch
+
+import utils.progress as progress
+from utils.progress import (Progress, RunClock, assumed_ssl_ratio, cpu_full_scale_warning,
+                            describe_device, format_duration)
+
+QUICK = '--num_train 5000 --width 16'
+
+
+class FakeClock:
+    """time.monotonic that moves only when told, and counts its readings."""
+
+    def __init__(self):
+        self.now, self.readings = 0.0, 0
+
+    def __call__(self):
+        self.readings += 1
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class LogFile(io.StringIO):
+    """A file that notes the clock's time at each line written."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock, self.times = clock, []
+
+    def write(self, text):
+        self.times.append(self.clock.now)
+        return super().write(text)
+
+
+class CountedLoss:
+    """A loss value that counts how often it is read (a GPU tensor's .item() waits for the GPU)."""
+
+    def __init__(self, value):
+        self.value, self.reads = value, 0
+
+    def item(self):
+        self.reads += 1
+        return self.value
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv('COLUMNS', '300')  # no truncation unless a test asks for it
+
+
+def steps(bar, clock, n, seconds, images, *loss):
+    for _ in range(n):
+        clock.now += seconds
+        bar.update(images, *loss)
+
+
+# ---------------------------------------------------------------- the device line -------------
+
+def test_device_line_on_the_cpu_names_the_threads_and_the_speedups(monkeypatch):
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 3)
+    cpu = torch.device('cpu')
+    assert (describe_device(cpu, bf16=False, channels_last=True, cuda_graphs=False)
+            == 'training on the CPU (3 threads); speed-ups: channels_last '
+               '(no bf16 units on this CPU)')
+    assert (describe_device(cpu, bf16=True, channels_last=True, cuda_graphs=False)
+            == 'training on the CPU (3 threads); speed-ups: bf16 autocast, channels_last')
+    assert (describe_device(cpu, bf16=False, channels_last=False, cuda_graphs=False)
+            == 'training on the CPU (3 threads); speed-ups: none (--plain)')
+
+
+def test_device_line_on_a_gpu_names_the_model_and_index(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device: 'NVIDIA H200')
+    assert (describe_device(torch.device('cuda', 0), True, True, True)
+            == 'training on NVIDIA H200 (cuda:0); speed-ups: bf16 autocast, channels_last, '
+               'CUDA graphs')
+    assert describe_device(torch.device('cuda', 1), True, True, False, compile_net=True) \
+        .endswith('(cuda:1); speed-ups: bf16 autocast, channels_last, torch.compile')
+
+
+# ---------------------------------------------------------------- durations -------------------
+
+@pytest.mark.parametrize('seconds, text', [
+    (0, '0 s'), (45, '45 s'), (59.4, '59 s'), (59.6, '1 min'), (720, '12 min'),
+    (3599, '1 h'), (3 * 3600 + 600, '3 h 10 min'), (47 * 3600, '47 h'),
+    (2.5 * 86400, '2.5 days'), (-5, '0 s')])
+def test_durations_read_as_people_say_them(seconds, text):
+    assert format_duration(seconds) == text
+
+
+# ---------------------------------------------------------------- the line on a terminal ------
+
+def test_live_line_is_rewritten_in_place_with_rate_and_time_left():
+    clock, term = FakeClock(), Terminal()
+    bar = Progress('Warmup net1', 100, stream=term, clock=clock)
+    # 20 steps of 64 images, 0.125 s each (exact in binary): 512 images/s. Lines at 0.125 s
+    # (the first step, at once), then each 0.5 s: 0.625, 1.125, 1.625, 2.125 -> 5 in all.
+    steps(bar, clock, 20, 0.125, 64, 'CE-loss: %.2f', torch.tensor(1.5))
+    out = term.getvalue()
+    assert out.count('\r') == 5 and '\n' not in out
+    first, last = out.split('\r')[1], out.split('\r')[-1]
+    assert first.startswith('Warmup net1 [--------------------] 1/100') and 'img/s' not in first
+    # at 2.125 s, step 17: 17 // 5 = 3 of 20 marks; 83 steps x 0.125 s = 10.4 s left
+    assert last.startswith('Warmup net1 [###-----------------] 17/100')
+    assert '512 img/s' in last and '10 s left' in last and last.rstrip().endswith('CE-loss: 1.50')
+    bar.close()
+    assert term.getvalue().endswith('\r' + ' ' * len(last) + '\r')  # cleared for the summary
+
+
+def test_live_line_is_throttled():
+    clock, term = FakeClock(), Terminal()
+    bar = Progress('Train net1', 5000, stream=term, clock=clock)
+    # 1000 steps of 1/1024 s: lines at 1/1024 s and at 513/1024 s, the next would be due at
+    # 1025/1024 s, after the last step
+    steps(bar, clock, 1000, 2 ** -10, 64)
+    assert term.getvalue().count('\r') == 2
+
+
+def test_live_line_fits_the_terminal(monkeypatch):
+    monkeypatch.setenv('COLUMNS', '40')
+    clock, term = FakeClock(), Terminal()
+    bar = Progress('a long label ' * 5, 100, stream=term, clock=clock)
+    steps(bar, clock, 10, 0.5, 64)
+    assert max(len(line) for line in term.getvalue().split('\r')) == 39
+
+
+# ---------------------------------------------------------------- the line in a log file ------
+
+def test_log_file_gets_a_full_line_every_few_minutes_with_rate_and_times_left():
+    clock = FakeClock()
+    log = LogFile(clock)
+    run = RunClock(num_epochs=20, warm_up=10, passes=2, clock=clock)
+    run.begin(0)
+    bar = Progress('Warmup net1', 2000, run, stream=log, clock=clock)
+    steps(bar, clock, 1000, 1.0, 32, 'CE-loss: %.2f', 2.25)
+    lines = log.getvalue().splitlines(keepends=True)
+    assert log.times == [180, 360, 540, 720, 900]  # LOG_EVERY_S = 180, never more often
+    assert all(line.endswith('\n') and '\r' not in line for line in lines)
+    # At 180 s, step 180: 32 images a second; 1820 steps of 1 s -> 30 min left in the pass.
+    # The run: this epoch's second pass as long as this one, 180 + 1820 + 2000 = 4000 s, so
+    # 3820 s left of it, 9 more warm-up epochs of 4000 s and 10 SSL epochs of 4000 x 10/3 s:
+    # 3820 + 36000 + 133333 = 173153 s = 2.0 days, a guess (~).
+    assert lines[0] == ('Warmup net1  step 180/2000  32.0 img/s  30 min left  run ~2.0 days left'
+                        '  CE-loss: 2.25\n')
+    assert all('img/s' in line and ' left  run ~' in line for line in lines)
+
+
+def test_log_every_s_can_be_changed(monkeypatch):
+    monkeypatch.setattr(progress, 'LOG_EVERY_S', 10)
+    clock = FakeClock()
+    log = LogFile(clock)
+    steps(Progress('x', 100, stream=log, clock=clock), clock, 35, 1.0, 8)
+    assert log.times == [10, 20, 30]
+
+
+def test_nothing_on_the_other_processes(monkeypatch):
+    monkeypatch.setattr(progress, 'is_main', lambda: False)
+    clock, term = FakeClock(), Terminal()
+    loss = CountedLoss(1.0)
+    bar = Progress('Warmup net1', 100, stream=term, clock=clock)
+    steps(bar, clock, 50, 1.0, 64, '%.2f', loss)
+    bar.close()
+    assert term.getvalue() == '' and loss.reads == 0
+
+
+# ---------------------------------------------------------------- the cost of an update --------
+
+def test_values_are_read_only_for_lines_that_are_printed():
+    clock, term = FakeClock(), Terminal()
+    loss = CountedLoss(0.5)
+    steps(Progress('x', 100, stream=term, clock=clock), clock, 20, 0.125, 64, '%.2f', loss)
+    assert loss.reads == term.getvalue().count('\r') == 5
+
+    clock, log = FakeClock(), io.StringIO()
+    loss = CountedLoss(0.5)
+    steps(Progress('x', 1000, stream=log, clock=clock), clock, 100, 1.0, 64, '%.2f', loss)
+    assert log.getvalue() == '' and loss.reads == 0
+    assert clock.readings == 1 + 100  # one at the start, one per update
+
+
+# ---------------------------------------------------------------- the run's time left ----------
+
+def test_assumed_ssl_ratio_counts_the_forwards():
+    # per network, in forwards of one image (forward-backward = 3): warm-up 3 N; SSL N + 18 L
+    assert assumed_ssl_ratio(0.5) == pytest.approx((1 + 9) / 3)
+    assert assumed_ssl_ratio(0.55) == pytest.approx((1 + 9.9) / 3)
+    assert progress.SSL_PER_WARMUP == pytest.approx(10 / 3)
+
+
+def timed_epochs(run, clock, epochs, seconds):
+    for epoch in epochs:
+        run.begin(epoch)
+        clock.now += seconds
+        run.end()
+
+
+def test_run_time_left_uses_the_assumed_ratio_until_an_ssl_epoch_is_timed():
+    clock = FakeClock()
+    run = RunClock(num_epochs=20, warm_up=10, clock=clock)
+    timed_epochs(run, clock, range(3), 60)
+    run.begin(3)
+    clock.now += 10
+    # 50 s left of epoch 3, 6 warm-up epochs x 60 s, 10 SSL epochs x 60 x 10/3 s
+    seconds, guessed = run.left(pass_elapsed=10, pass_left=20)
+    assert seconds == pytest.approx(50 + 360 + 2000) and guessed
+    clock.now += 50
+    run.end()
+    timed_epochs(run, clock, range(4, 10), 60)
+    timed_epochs(run, clock, [10], 200)
+    run.begin(11)
+    clock.now += 50
+    # 150 s left of epoch 11 (a 200 s SSL epoch), 8 more of 200 s; nothing guessed
+    seconds, guessed = run.left(pass_elapsed=50, pass_left=100)
+    assert seconds == pytest.approx(150 + 8 * 200) and not guessed
+
+
+def test_first_epoch_is_projected_from_its_passes():
+    clock = FakeClock()
+    run = RunClock(num_epochs=20, warm_up=10, passes=2, clock=clock)
+    run.begin(0)
+    run.pass_begins()
+    clock.now = 10
+    # the epoch: this 30 s pass and one more, 60 s; 9 warm-up epochs of 60 s, 10 SSL of 200 s
+    seconds, guessed = run.left(pass_elapsed=10, pass_left=20)
+    assert seconds == pytest.approx(50 + 540 + 2000) and guessed
+    clock.now = 30
+    run.pass_begins()
+    clock.now = 40
+    seconds, _ = run.left(pass_elapsed=10, pass_left=20)  # the last pass: 20 s of the epoch
+    assert seconds == pytest.approx(20 + 540 + 2000)
+
+
+def test_an_epoch_kind_lasts_the_mean_of_its_recent_epochs():
+    clock = FakeClock()
+    run = RunClock(num_epochs=20, warm_up=20, clock=clock)
+    for epoch, seconds in enumerate([10, 10, 100, 100, 100, 100, 100]):
+        timed_epochs(run, clock, [epoch], seconds)
+    assert progress.RECENT_EPOCHS == 5 and run.per_epoch('warmup') == 100
+    assert run.per_epoch('ssl') is None
+
+
+# ---------------------------------------------------------------- the warning for a CPU run ----
+
+def test_cpu_warning_above_the_threshold_only_and_only_on_the_cpu():
+    assert progress.SLOW_EPOCH_S == 600
+    line = cpu_full_scale_warning(torch.device('cpu'), 601, 5 * 3600, QUICK)
+    assert '~10 min' in line and '~5 h' in line and QUICK in line
+    assert cpu_full_scale_warning(torch.device('cpu'), 599, 5 * 3600, QUICK) is None
+    assert cpu_full_scale_warning(torch.device('cuda', 0), 6000, 50 * 3600, QUICK) is None
+
+
+def slow_first_pass(device, stream):
+    clock = FakeClock()
+    run = RunClock(num_epochs=300, warm_up=10, device=device, quick_flags=QUICK, clock=clock)
+    run.begin(0)
+    bar = Progress('Warmup net1', 782, run, stream=stream, clock=clock)
+    return clock, bar, run
+
+
+def test_progress_warns_once_after_its_first_timed_steps_of_a_slow_cpu_run():
+    log = io.StringIO()
+    clock, bar, run = slow_first_pass('cpu', log)
+    steps(bar, clock, progress.TIMED_STEPS, 2.0, 128)
+    assert log.getvalue() == ''
+    steps(bar, clock, 1, 2.0, 128)
+    # At 12 s, step 6: 2 s a step, 776 steps left = 1552 s; the epoch two passes of 1564 s,
+    # 3128 s; the rest: 3116 + 9 x 3128 + 290 x 3128 x 10/3 = 3,055,001 s = 35.4 days, over
+    # 300 epochs with the 12 s done, 10,183 s = 2 h 50 min an epoch.
+    assert log.getvalue() == ('warning: on the CPU an epoch takes ~2 h 50 min and the rest of '
+                              'the run ~35.4 days; add %s for a first look in minutes\n' % QUICK)
+    steps(bar, clock, 100, 2.0, 128)
+    bar.close()
+    steps(Progress('Warmup net2', 782, run, stream=log, clock=clock), clock, 100, 2.0, 128)
+    assert log.getvalue().count('warning') == 1  # once in the run, not once per pass
+
+    term = Terminal()
+    clock, bar, _ = slow_first_pass('cpu', term)
+    steps(bar, clock, progress.TIMED_STEPS + 1, 0.25, 128)
+    # 0.25 s a step, still ~21 min an epoch over the run. On a terminal the live line is cleared,
+    # the warning takes a line of its own and the live line comes back below it at once (step 6
+    # at 1.5 s, though the last line was drawn at 1.25 s)
+    *_, shown, cleared, warning, live = term.getvalue().split('\r')
+    assert cleared == ' ' * len(shown) and warning.startswith('warning: ')
+    assert warning.endswith('\n') and live.startswith('Warmup net1 [') and 'img/s' in live
+
+
+@pytest.mark.parametrize('device, seconds_per_step', [('cpu', 0.01), ('cuda', 2.0)])
+def test_no_warning_for_a_fast_run_nor_on_a_gpu(device, seconds_per_step):
+    log = io.StringIO()
+    clock, bar, _ = slow_first_pass(device, log)
+    steps(bar, clock, 50, seconds_per_step, 128)
+    assert 'warning' not in log.getvalue()

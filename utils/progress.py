@@ -1,0 +1,261 @@
+"""Progress you can trust: where a run trains, and while it trains, how fast and how long.
+
+  print0(describe_device(device, bf16, channels_last, cuda_graphs))    once, at the start
+  run_clock = RunClock(num_epochs, warm_up, passes=2)                  epochs timed by kind
+  run_clock.begin(epoch) ... run_clock.end()                           around each epoch
+  progress = Progress(label, steps, run_clock)                         one network's pass
+  progress.update(len(inputs), 'CE-loss: %.4f', loss) ... progress.close()
+
+On a terminal the line is rewritten in place at most every TTY_EVERY_S; into a file a full line
+goes at most every LOG_EVERY_S. Loss tensors are read only for a line that is printed, so a GPU
+is not made to wait for a line nobody sees.
+"""
+import math
+import shutil
+import sys
+import time
+
+import torch
+
+from utils.distributed import distributed, is_main
+
+TTY_EVERY_S = 0.5   # the live line: fresh enough to watch, rare enough to cost nothing
+LOG_EVERY_S = 180   # a log file: a line every few minutes, not thousands per epoch
+TIMED_STEPS = 5     # steps timed after the first (which pays set-up) before judging the speed
+SLOW_EPOCH_S = 600  # on the CPU, epochs longer than this on average get a warning
+RECENT_EPOCHS = 5   # a kind of epoch lasts the mean of its last few (the labeled set drifts)
+KINDS = ('warmup', 'ssl')
+
+
+def assumed_ssl_ratio(labeled_fraction=0.5):
+    """How much longer an SSL epoch is than a warm-up epoch, from the work in each, for use
+    until an SSL epoch has been timed. Counted in forwards of one image, a forward-backward as
+    3 (backward ~ 2 forwards). Warm-up, per network: one forward-backward per training image,
+    3 N. SSL, per network: co-divide's forward over all N images, then per labeled batch of B
+    the no-grad forwards of x1, x2, u1, u2 (4B), the partner's forward of u1, u2 (2B) and a
+    forward-backward of the 4B mixed rows (12B): N + 18 L for L labeled images. The test
+    pass, the same in both kinds, is left out."""
+    return (1 + 18 * labeled_fraction) / 3
+
+
+# 3.3 with half the images labeled. docs/speed.md measured 3.7 (H200) and 4.5 (2-core CPU) with
+# 55% labeled, where the count gives 3.6: a guess, so estimates that use it are marked '~'.
+SSL_PER_WARMUP = assumed_ssl_ratio(0.5)
+
+
+def format_duration(seconds):
+    """'45 s', '12 min', '3 h 10 min', '2.5 days'."""
+    seconds = round(max(seconds, 0))
+    if seconds < 60:
+        return '%d s' % seconds
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return '%d min' % minutes
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return '%d h %d min' % (hours, minutes) if minutes else '%d h' % hours
+    return '%.1f days' % (seconds / 86400)
+
+
+def describe_device(device, bf16, channels_last, cuda_graphs, compile_net=False):
+    """One line for the start of a run: the device it trains on and the speed-ups in force."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        where = '%s (%s)' % (torch.cuda.get_device_name(device), device)
+    else:
+        threads = torch.get_num_threads()
+        where = 'the CPU (%d thread%s)' % (threads, '' if threads == 1 else 's')
+    world = distributed()[1]
+    if world > 1:
+        where += ', one of %d processes' % world
+    used = [name for name, on in (('bf16 autocast', bf16), ('channels_last', channels_last),
+                                  ('CUDA graphs', cuda_graphs), ('torch.compile', compile_net))
+            if on]
+    speedups = ', '.join(used) or 'none (--plain)'
+    if channels_last and not bf16:  # the fast path is on, but bf16 would be slower here
+        speedups += ' (no bf16 units on this %s)' % ('GPU' if device.type == 'cuda' else 'CPU')
+    return 'training on %s; speed-ups: %s' % (where, speedups)
+
+
+def cpu_full_scale_warning(device, epoch_seconds, run_seconds, quick_flags):
+    """A warning line when a run on the CPU has long epochs (measured, on average): how long
+    they and the rest of the run take, and the flags of a quick run. None otherwise."""
+    if torch.device(device).type != 'cpu' or epoch_seconds <= SLOW_EPOCH_S:
+        return None
+    return ('warning: on the CPU an epoch takes ~%s and the rest of the run ~%s; '
+            'add %s for a first look in minutes'
+            % (format_duration(epoch_seconds), format_duration(run_seconds), quick_flags))
+
+
+class RunClock:
+    """Times the run's epochs by kind ('warmup' before epoch `warm_up`, 'ssl' after) and
+    estimates the time left: the epochs to come of each kind times that kind's recent mean.
+    A kind not timed yet is projected, and the estimate marked as a guess: the epoch in
+    progress from its `passes` (networks trained per epoch), the other kind through
+    `ssl_ratio`. With `device` and `quick_flags`, a slow CPU run gets a warning."""
+
+    def __init__(self, num_epochs, warm_up, passes=2, ssl_ratio=SSL_PER_WARMUP, device=None,
+                 quick_flags=None, clock=time.monotonic):
+        self.num_epochs, self.warm_up, self.passes = num_epochs, warm_up, passes
+        self.ssl_ratio, self.device, self.quick_flags = ssl_ratio, device, quick_flags
+        self.clock = clock
+        self.seconds = {kind: [] for kind in KINDS}
+        self.epoch, self.epoch_start, self.passes_begun = None, None, 0
+        self.warned = False
+
+    def kind(self, epoch):
+        return 'warmup' if epoch < self.warm_up else 'ssl'
+
+    def begin(self, epoch):
+        """Epoch `epoch` starts now."""
+        self.epoch, self.epoch_start, self.passes_begun = epoch, self.clock(), 0
+
+    def pass_begins(self):
+        """A network's pass over its batches starts (Progress says so)."""
+        self.passes_begun += 1
+
+    def end(self):
+        """The epoch begun last has finished: its length counts for its kind. Returns it."""
+        seconds = self.clock() - self.epoch_start
+        self.seconds[self.kind(self.epoch)].append(seconds)
+        return seconds
+
+    def per_epoch(self, kind):
+        """Mean seconds of the last RECENT_EPOCHS epochs of `kind`; None before the first."""
+        recent = self.seconds[kind][-RECENT_EPOCHS:]
+        return sum(recent) / len(recent) if recent else None
+
+    def _estimate(self, pass_elapsed, pass_left):
+        """(seconds into this epoch, left of it, left after it, whether guessed), from inside
+        a pass `pass_elapsed` seconds old with `pass_left` to go."""
+        in_epoch = self.clock() - self.epoch_start
+        kind = self.kind(self.epoch)
+        epoch_seconds = {k: self.per_epoch(k) for k in KINDS}
+        guessed = epoch_seconds[kind] is None
+        if guessed:  # the passes still to begin take as long as this one
+            pass_seconds = pass_elapsed + pass_left
+            epoch_seconds[kind] = (in_epoch + pass_left
+                                   + (self.passes - self.passes_begun) * pass_seconds)
+        later = {'warmup': max(0, self.warm_up - self.epoch - 1),
+                 'ssl': max(0, self.num_epochs - max(self.warm_up, self.epoch + 1))}
+        other = 'ssl' if kind == 'warmup' else 'warmup'
+        if epoch_seconds[other] is None and later[other] > 0:
+            guessed = True
+            ratio = self.ssl_ratio if other == 'ssl' else 1 / self.ssl_ratio
+            epoch_seconds[other] = epoch_seconds[kind] * ratio
+        this_left = max(epoch_seconds[kind] - in_epoch, pass_left)
+        after = sum(later[k] * epoch_seconds[k] for k in KINDS if later[k] > 0)
+        return in_epoch, this_left, after, guessed
+
+    def left(self, pass_elapsed, pass_left):
+        """(seconds left in the run, whether guessed); (None, True) outside an epoch."""
+        if self.epoch is None:
+            return None, True
+        _, this_left, after, guessed = self._estimate(pass_elapsed, pass_left)
+        return this_left + after, guessed
+
+    def speed_warning(self, pass_elapsed, pass_left):
+        """cpu_full_scale_warning for this run, judged once: the first time it is asked."""
+        if self.warned or None in (self.device, self.quick_flags, self.epoch):
+            return None
+        self.warned = True
+        in_epoch, this_left, after, _ = self._estimate(pass_elapsed, pass_left)
+        per_epoch = (in_epoch + this_left + after) / (self.num_epochs - self.epoch)
+        return cpu_full_scale_warning(self.device, per_epoch, this_left + after,
+                                      self.quick_flags)
+
+
+class Progress:
+    """One network's pass over its batches, shown as it goes: images per second, the time
+    left in the pass and, with a RunClock, in the run. update() reads the clock once; the
+    line, and the values in it, are made only when it is printed. Silent on all but the main
+    process under torch.distributed."""
+
+    def __init__(self, label, steps, run=None, stream=None, clock=time.monotonic):
+        self.label, self.steps, self.run, self.clock = label, steps, run, clock
+        self.stream = sys.stdout if stream is None else stream
+        self.quiet = not is_main()
+        self.live = getattr(self.stream, 'isatty', lambda: False)()
+        self.every = TTY_EVERY_S if self.live else LOG_EVERY_S
+        self.columns = shutil.get_terminal_size().columns - 1  # a wrapped line can't be redrawn
+        self.world = distributed()[1]  # every process trains as many images: the job's rate
+        self.done = self.images = 0
+        self.start = clock()
+        self.first = None  # (time, images) after the first step, whose set-up is not the rate
+        self.printed_at = -math.inf if self.live else self.start  # the live line shows at once
+        self.shown = 0  # characters of the live line on screen
+        if run is not None:
+            run.pass_begins()
+
+    def update(self, images, fmt='', *values):
+        """One step done, on `images` images; the line ends with `fmt % values` (values may
+        be tensors: they are read only when the line is printed)."""
+        if self.quiet:
+            return
+        now = self.clock()
+        self.done += 1
+        self.images += images
+        if self.first is None:
+            self.first = (now, self.images)
+        elif self.done == TIMED_STEPS + 1 and self.run is not None:
+            elapsed, left = self._pass_times(now)
+            if left is not None:
+                self._above(self.run.speed_warning(elapsed, left))
+        if now - self.printed_at >= self.every:
+            self.printed_at = now
+            self._show(self._line(now, fmt, values))
+
+    def close(self):
+        """The pass is over: clear the live line for the epoch's summary."""
+        if self.live and self.shown and not self.quiet:
+            self.stream.write('\r' + ' ' * self.shown + '\r')
+            self.stream.flush()
+            self.shown = 0
+
+    def _pass_times(self, now):
+        """(seconds since the pass began, seconds left in it, or None before a step is timed)"""
+        first_time = self.first[0]
+        if self.done < 2 or now <= first_time:
+            return now - self.start, None
+        per_step = (now - first_time) / (self.done - 1)
+        return now - self.start, per_step * max(self.steps - self.done, 0)
+
+    def _line(self, now, fmt, values):
+        elapsed, left = self._pass_times(now)
+        if self.live:
+            filled = min(20, 20 * self.done // max(self.steps, 1))
+            parts = ['%s [%s%s] %d/%d' % (self.label, '#' * filled, '-' * (20 - filled),
+                                          self.done, self.steps)]
+        else:
+            parts = ['%s  step %d/%d' % (self.label, self.done, self.steps)]
+        if left is not None:
+            rate = self.world * (self.images - self.first[1]) / (now - self.first[0])
+            parts.append(('%d img/s' if rate >= 100 else '%.1f img/s') % rate)
+            parts.append('%s left' % format_duration(left))
+            if self.run is not None:
+                run_left, guessed = self.run.left(elapsed, left)
+                if run_left is not None:
+                    parts.append('run %s%s left' % ('~' if guessed else '',
+                                                    format_duration(run_left)))
+        if fmt:
+            parts.append(fmt % tuple(v.item() if hasattr(v, 'item') else v for v in values))
+        return '  '.join(parts)
+
+    def _show(self, line):
+        if self.live:
+            line = line[:self.columns]
+            self.stream.write('\r' + line.ljust(self.shown))  # spaces cover a longer old line
+            self.shown = len(line)
+        else:
+            self.stream.write(line + '\n')
+        self.stream.flush()
+
+    def _above(self, message):
+        """A line of its own, above the live line (which is redrawn at the next update)."""
+        if message is None:
+            return
+        self.close()
+        self.stream.write(message + '\n')
+        self.stream.flush()
+        if self.live:
+            self.printed_at = -math.inf
