@@ -21,8 +21,8 @@ from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARL
                               DeviceCIFARLoaders, load_cifar, noisy_labels_for)
 from PreResNet import ResNet18
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
-from utils.cli import (ArgumentParser, InputError, check_finite, progress_bar, run_cli,
-                       show_progress)
+from utils.cli import (ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
+                       check_finite, progress_bar, run_cli, show_progress)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.runlog import RunLog
@@ -82,7 +82,11 @@ def parse_args(argv):
                    help='sym: uniform over all classes (the paper\'s Table 1); sym_exclusive: '
                         'never the true class (Table 6); cifar-n: human labels (CIFAR-N)')
     p.add_argument('--noise_file', default=None,
-                   help='JSON list of noisy labels (default <data_path>/<r:.1f>_<mode>.json)')
+                   help='JSON list of noisy labels (default <data_path>/<r:.1f>_<mode>.json, '
+                        'made when missing); a file named here must exist unless '
+                        '--create_noise_file')
+    p.add_argument('--create_noise_file', action='store_true',
+                   help='generate the labels into --noise_file when that file does not exist')
     p.add_argument('--cifar_n_file', default=None,
                    help='CIFAR-N labels (default <data_path>/CIFAR-10_human.pt or '
                         'CIFAR-100_human.pt)')
@@ -161,23 +165,57 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+# What each argument may be, checked by utils.cli.check_args before anything is read or
+# written (None: the per-cell default); the relations between arguments come last.
+ARG_RULES = {
+    'r': Range(0, 1, hint='give the noise ratio as a fraction, e.g. --r 0.5'),
+    'seed': Range(0, 2**32 - 1),  # numpy's seed range
+    'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
+    'lr': above(0), 'lr_drop_epoch': at_least(0), 'momentum': Range(0, 1),
+    'weight_decay': at_least(0),
+    'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
+    'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
+    'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
+    'num_class': Relation(lambda a: a.num_class == NUM_CLASSES[a.dataset],
+                          '--num_class %(num_class)d disagrees with --dataset %(dataset)s: drop '
+                          '--num_class'),
+    'width': at_least(1), 'num_train': at_least(2),  # the mixture needs two samples
+    'num_test': at_least(1), 'num_workers': at_least(0), 'gpuid': at_least(0),
+    'CIFAR-N switches': Relation(
+        lambda a: a.noise_mode == 'cifar-n' or a.cifar_n_label is a.cifar_n_file is None,
+        '--cifar_n_label and --cifar_n_file are for --noise_mode cifar-n: add it or drop them'),
+    'noise file': Relation(
+        lambda a: a.noise_mode != 'cifar-n' or a.noise_file is None,
+        '--noise_file holds synthetic noise; CIFAR-N labels come from --cifar_n_file'),
+    'create noise file': Relation(
+        lambda a: a.noise_file is not None or not a.create_noise_file,
+        '--create_noise_file needs --noise_file PATH: the default noise file is always made '
+        'when missing'),
+    'baseline': Relation(
+        lambda a: a.method == 'dividemix' or not (
+            a.no_cotraining or a.no_label_refinement or a.no_augmentation
+            or a.divide_and_mixmatch or a.test_net1_only),
+        '--method ce trains one network on the noisy labels: drop the DivideMix ablation '
+        'switches'),
+    'compile': Relation(lambda a: not (a.compile and a.plain),
+                        '--compile is a speed-up and --plain turns them off: drop one'),
+    'warm-up only': Relation(
+        lambda a: a.method == 'ce' or a.warm_up < a.num_epochs,
+        '--warm_up %(warm_up)d is not below --num_epochs %(num_epochs)d: the run is warm-up '
+        'only and DivideMix never starts', warn=True),
+}
+
+
 def complete_args(args):
-    """Check the arguments and fill in the per-cell defaults; print what was chosen."""
-    if not 0 <= args.r <= 1:
-        raise InputError('--r %g is outside [0, 1]: give the noise ratio as a fraction, e.g. '
-                         '--r 0.5' % args.r)
-    if args.num_class not in (None, NUM_CLASSES[args.dataset]):
-        raise InputError('--num_class %d disagrees with --dataset %s (%d classes): drop '
-                         '--num_class' % (args.num_class, args.dataset, NUM_CLASSES[args.dataset]))
-    for name in ('num_train', 'num_test'):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise InputError('--%s must be a positive number of images' % name)
-    args.num_class = NUM_CLASSES[args.dataset]
+    """Fill in the per-cell defaults, then check every argument (ARG_RULES)."""
+    if args.num_class is None:
+        args.num_class = NUM_CLASSES[args.dataset]
     args.data_path = args.data_path or ('./cifar-10' if args.dataset == 'cifar10'
                                         else './cifar-100')
     args.warm_up = args.warm_up if args.warm_up is not None else (
         10 if args.dataset == 'cifar10' else 30)
-    args.loss_history = args.loss_history or (5 if args.r >= 0.9 else 1)
+    if args.loss_history is None:
+        args.loss_history = 5 if args.r >= 0.9 else 1
     if args.noise_mode == 'cifar-n':
         choices = CIFAR_N_LABELS[args.dataset]
         args.cifar_n_label = args.cifar_n_label or choices[-1]
@@ -190,12 +228,14 @@ def complete_args(args):
         args.no_cotraining = args.no_label_refinement = True
     lambda_u, p_threshold, source = paper_settings(args.dataset, args.noise_mode, args.r,
                                                    args.cifar_n_label)
-    if args.lambda_u is None or args.p_threshold is None:
+    from_table = args.lambda_u is None or args.p_threshold is None
+    args.lambda_u = lambda_u if args.lambda_u is None else args.lambda_u
+    args.p_threshold = p_threshold if args.p_threshold is None else args.p_threshold
+    check_args(args, ARG_RULES)
+    if from_table:
         cell = args.cifar_n_label if args.noise_mode == 'cifar-n' else '%s %g%%' % (
             args.noise_mode, 100 * args.r)
         print0('%s %s: %s' % (args.dataset, cell, source))
-    args.lambda_u = lambda_u if args.lambda_u is None else args.lambda_u
-    args.p_threshold = p_threshold if args.p_threshold is None else args.p_threshold
     print0('lambda_u=%g  p_threshold=%g  warm_up=%d  loss_history=%d  epochs=%d'
            % (args.lambda_u, args.p_threshold, args.warm_up, args.loss_history, args.num_epochs))
     return args
@@ -358,7 +398,6 @@ def main(argv=None):
     optimizer1, optimizer2 = make_optimizer(net1), make_optimizer(net2)
     loss_history = ([], [])  # per network: normalised per-sample losses of the last epochs
     gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
-    log.begin(args, checkpoint)
     parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
     start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
@@ -374,10 +413,11 @@ def main(argv=None):
     if single:
         networks = networks[:1]
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
-    tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
     confidence_penalty = args.warmup_penalty == 'on' or (
         args.warmup_penalty == 'auto' and args.method == 'dividemix'
         and args.noise_mode in ('asym', 'cifar-n'))
+    log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -466,7 +506,9 @@ def run_name_of(args):
     if args.noise_mode == 'cifar-n':
         name = '%s_%s' % (args.dataset, args.cifar_n_label)
     else:
-        name = '%s_%.1f_%s' % (args.dataset, args.r, args.noise_mode)
+        # one decimal as the authors' names; a finer ratio keeps its digits (0.45 is not 0.5)
+        ratio = '%.1f' % args.r if round(args.r, 1) == args.r else repr(args.r)
+        name = '%s_%s_%s' % (args.dataset, ratio, args.noise_mode)
     if args.method != 'dividemix':
         name += '_' + args.method
     if args.divide_and_mixmatch:

@@ -24,8 +24,8 @@ import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from utils.checkpoint import (atomic_save, load_checkpoint, restore, rng_state, seed_everything,
                               state_of)
-from utils.cli import (ArgumentParser, InputError, check_finite, progress_bar, run_cli,
-                       show_progress)
+from utils.cli import (ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
+                       check_finite, progress_bar, run_cli, show_progress)
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
@@ -87,6 +87,31 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+# What each argument may be, checked by utils.cli.check_args before anything is read or
+# written; the relations between arguments come last.
+ARG_RULES = {
+    'num_class': at_least(2), 'seed': Range(0, 2**32 - 1),  # numpy's seed range
+    'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
+    'num_batches': at_least(1), 'lr': above(0), 'lr_drop_epoch': at_least(0),
+    'momentum': Range(0, 1), 'weight_decay': at_least(0),
+    'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
+    'alpha': above(0), 'rampup_epochs': at_least(1),
+    'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
+    'resize': at_least(32), 'crop': at_least(32),  # ResNet-50 downsamples 32 times
+    'num_workers': at_least(0), 'gpuid': at_least(0),
+    'crop within resize': Relation(lambda a: a.crop <= a.resize,
+                                   '--crop %(crop)d is larger than --resize %(resize)d: the crop '
+                                   'is taken from the resized image'),
+    'id': Relation(lambda a: a.id not in ('', '.', '..') and os.sep not in a.id,
+                   '--id %(id)r must be a plain file name prefix (no folders: use --out_dir)'),
+    'compile': Relation(lambda a: not (a.compile and a.plain),
+                        '--compile is a speed-up and --plain turns them off: drop one'),
+    'warm-up only': Relation(lambda a: a.warm_up < a.num_epochs,
+                             '--warm_up %(warm_up)d is not below --num_epochs %(num_epochs)d: '
+                             'the run is warm-up only and DivideMix never starts', warn=True),
+}
+
+
 def create_model(args):
     """ResNet-50 with ImageNet weights and a fresh num_class-way fc layer."""
     if args.pretrained == 'none':
@@ -101,7 +126,8 @@ def create_model(args):
                              % (str(e).splitlines() or [type(e).__name__])[0]) from None
     else:
         net = torchvision.models.resnet50()
-        state = load_checkpoint(args.pretrained)
+        state = load_checkpoint(args.pretrained, "pass --pretrained a torchvision ResNet-50 "
+                                "weights file, 'imagenet' or 'none'")
         try:
             net.load_state_dict(state.get('state_dict', state))
         except (RuntimeError, AttributeError) as e:
@@ -218,9 +244,10 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 # ---------------------------------------------------------------- the run ---------------------
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = check_args(parse_args(argv), ARG_RULES)
     init_distributed()  # under torchrun: one process per GPU, each with both networks
-    log = RunLog(args.out_dir, args.id, {'log': '.txt'})
+    log = RunLog(args.out_dir, args.id, {'log': '.txt'},
+                 other_files=('_net1_best.pth', '_net2_best.pth'))
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
@@ -241,21 +268,22 @@ def main(argv=None):
     gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
     best_paths = [log.last_path.replace('_last.pth', '_net%d_best.pth' % k) for k in (1, 2)]
     best_val, best_epoch = [0.0, 0.0], [-1, -1]
-    log.begin(args, checkpoint)
     parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
     start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
         best_val, best_epoch = list(checkpoint['best_val']), list(checkpoint['best_epoch'])
-        # A kill between the checkpoint and a best-weights file: the weights are in the former.
-        for net, path, epoch in zip((net1, net2), best_paths, best_epoch):
-            if epoch == checkpoint['epoch'] and log.writer:
-                atomic_save(net.state_dict(), path)
     # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun;
     # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     # The paper's per-epoch budgets are global: with N processes each one samples 1/N of them.
     images_per_epoch = args.num_batches * args.batch_size * distributed()[1]
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
+    log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
+    if checkpoint is not None and log.writer:
+        # A kill between the checkpoint and a best-weights file: the weights are in the former.
+        for net, path, epoch in zip((net1, net2), best_paths, best_epoch):
+            if epoch == checkpoint['epoch']:
+                atomic_save(unwrap(net).state_dict(), path)
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
 
     # ---- Algorithm 1
@@ -334,7 +362,8 @@ def main(argv=None):
     # ---- Test: the ensemble of each network's best-validation weights.
     barrier()  # under torch.distributed: wait until rank 0 has written the best weights
     for net, path in zip((net1, net2), best_paths):
-        unwrap(net).load_state_dict(load_checkpoint(path))
+        unwrap(net).load_state_dict(load_checkpoint(path, 'its run cannot be tested: train it '
+                                                    'again in another --out_dir'))
     test_acc, test_acc1, test_acc2 = dm.test_ensemble(net1, net2, loaders.test(), device)
     log.write('log', 'Test Accuracy:%.2f\n' % test_acc)
     summary = log.summary(test_acc=test_acc, net1_test_acc=test_acc1, net2_test_acc=test_acc2,

@@ -24,7 +24,8 @@ import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
 from InceptionResNetV2 import InceptionResNetV2
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
-from utils.cli import ArgumentParser, check_finite, progress_bar, run_cli, show_progress
+from utils.cli import (ArgumentParser, Range, Relation, above, at_least, check_args,
+                       check_finite, progress_bar, run_cli, show_progress)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.runlog import RunLog
@@ -79,6 +80,32 @@ def parse_args(argv):
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     p.set_defaults(script='Train_webvision.py')  # saved with the run: what tools/ read it as
     return p.parse_args(argv)
+
+
+# What each argument may be, checked by utils.cli.check_args before anything is read or
+# written; the relations between arguments come last.
+ARG_RULES = {
+    'num_class': Range(2, 1000), 'seed': Range(0, 2**32 - 1),  # numpy's seed range
+    'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
+    'lr': above(0), 'lr_drop_epoch': at_least(0), 'momentum': Range(0, 1),
+    'weight_decay': at_least(0),
+    'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
+    'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
+    'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
+    'resize': at_least(1),
+    'crop': Range(299, 299, hint='Inception-ResNet-v2 takes 299-px images'),
+    'num_workers': at_least(0), 'gpuid': at_least(0),
+    'crop within resize': Relation(lambda a: a.crop <= a.resize,
+                                   '--crop %(crop)d is larger than --resize %(resize)d: the crop '
+                                   'is taken from the resized image'),
+    'id': Relation(lambda a: a.id not in ('', '.', '..') and os.sep not in a.id,
+                   '--id %(id)r must be a plain file name prefix (no folders: use --out_dir)'),
+    'compile': Relation(lambda a: not (a.compile and a.plain),
+                        '--compile is a speed-up and --plain turns them off: drop one'),
+    'warm-up only': Relation(lambda a: a.warm_up < a.num_epochs,
+                             '--warm_up %(warm_up)d is not below --num_epochs %(num_epochs)d: '
+                             'the run is warm-up only and DivideMix never starts', warn=True),
+}
 
 
 def create_model(args):
@@ -191,7 +218,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 # ---------------------------------------------------------------- the run ---------------------
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = check_args(parse_args(argv), ARG_RULES)
     init_distributed()  # under torchrun: one process per GPU, each with both networks
     log = RunLog(args.out_dir, args.id, {'acc': '_acc.txt', 'stats': '_stats.txt'})
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
@@ -214,7 +241,6 @@ def main(argv=None):
                               for net in (net1, net2))
     loss_history = ([], [])
     gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
-    log.begin(args, checkpoint)
     parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
     start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
@@ -224,6 +250,7 @@ def main(argv=None):
     # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
+    log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
 
     # ---- Algorithm 1

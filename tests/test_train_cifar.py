@@ -97,7 +97,7 @@ def test_given_settings_override_the_cell_defaults():
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--r', '1.5'], '--r 1.5 is outside [0, 1]'),
+    (['--r', '1.5'], '--r 1.5: it must be in [0, 1]'),
     (['--num_class', '100'], '--num_class 100 disagrees with --dataset cifar10'),
     (['--num_train', '5000'], '--num_train 5000 is more than the 200 images'),
     (['--noise_file', 'NOISE'], 'has 2 labels but the training set has 200'),

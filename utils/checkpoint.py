@@ -1,15 +1,17 @@
 """Seeding, the random states a checkpoint holds, atomic writes and safe checkpoint loading: a
 run survives a kill at any moment and resumes exactly."""
+import contextlib
 import hashlib
 import json
 import os
+import pickle
 import random
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from utils.cli import InputError
+from utils.cli import InputError, TrainingError
 from utils.distributed import distributed, print0, unwrap
 
 
@@ -77,24 +79,46 @@ def labels_digest(labels):
 def atomic_write(write, path):
     """write(binary file) into a temporary file beside `path`, then rename it to `path`: a kill
     at any moment leaves either the old file or the new one, never half of one, and a reader
-    never sees half a file."""
+    never sees half a file. A failed write (disk full, no permission) or an interruption removes
+    the temporary file and leaves the old one as it was; the failure is one line."""
     tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(e, OSError):
+            raise write_error(path, e) from None
+        raise
+
+
+def write_error(path, error):
+    """The one line for a file that could not be written."""
+    return TrainingError('cannot write %s (%s): free some space or make the folder writable, '
+                         'then continue with --resume' % (path, error.strerror or error))
 
 
 def atomic_save(obj, path):
     atomic_write(lambda f: torch.save(obj, f), path)
 
 
-def load_checkpoint(path):
-    """Load with weights_only=True: tensors and plain containers only, nothing executes."""
+def load_checkpoint(path, fix):
+    """Load with weights_only=True: tensors and plain containers only, nothing executes.
+    Anything else is refused in one line that ends with `fix`, what the user can do."""
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError('checkpoint %s cannot be loaded safely (%s): delete it or pass another '
-                         '--out_dir' % (path, first_line[:200])) from None
+    except pickle.UnpicklingError as e:
+        if 'weights only' not in str(e).lower():
+            reason = 'it is damaged or not a PyTorch file'
+        else:
+            reason = ('it holds objects other than tensors and plain containers, which are not '
+                      'loaded because loading them could run code')
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+    except Exception:  # a truncated zip, an empty file, another format
+        reason = 'it is damaged, truncated or not a PyTorch file'
+    raise InputError('%s cannot be loaded: %s; %s' % (path, reason, fix))

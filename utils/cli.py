@@ -1,6 +1,8 @@
-"""The command line: one-line errors instead of tracebacks, SIGTERM/SIGINT turned into a clean
-stop that says how to resume, and the progress line of an epoch."""
+"""The command line: the arguments' rules and their one checker, one-line errors instead of
+tracebacks, SIGTERM/SIGINT turned into a clean stop that says how to resume, and the progress
+line of an epoch."""
 import argparse
+import math
 import os
 import shlex
 import signal
@@ -27,6 +29,73 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
 
 
+# ---------------------------------------------------------------- the arguments' rules -------
+# Each script declares ARG_RULES beside its argument list: {argument: Range(...)} for values
+# and {'a relation': Relation(...)} between arguments; check_args applies them all before
+# anything is read or written. A value of None means "the script's default" and is not checked.
+
+class Range:
+    """A number in [low, high] (open at an end with low_open / high_open; None: no bound), with
+    an optional hint for the error message."""
+
+    def __init__(self, low=None, high=None, low_open=False, high_open=False, hint=None):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+        self.hint = hint
+
+    def allows(self, value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return ((self.low is None or value > self.low or (value == self.low and not self.low_open))
+                and (self.high is None or value < self.high
+                     or (value == self.high and not self.high_open)))
+
+    def __str__(self):
+        low, high = ('%g' % v if isinstance(v, float) else str(v) for v in (self.low, self.high))
+        if self.high is None:
+            return '%s %s' % ('>' if self.low_open else '>=', low)
+        if self.low is None:
+            return '%s %s' % ('<' if self.high_open else '<=', high)
+        return 'in %s%s, %s%s' % ('(' if self.low_open else '[', low, high,
+                                  ')' if self.high_open else ']')
+
+
+def at_least(low):
+    return Range(low)
+
+
+def above(low):
+    return Range(low, low_open=True)
+
+
+class Relation:
+    """A rule between arguments: holds(args) must be true, else `message % vars(args)` is an
+    error (or, with warn=True, a warning line and the run goes on)."""
+
+    def __init__(self, holds, message, warn=False):
+        self.holds, self.message, self.warn = holds, message, warn
+
+
+def check_args(args, rules):
+    """Refuse the first argument that breaks its rule, in one line that says what to fix;
+    print a warning for each relation marked warn that does not hold. Writes nothing."""
+    warnings = []
+    for name, rule in rules.items():
+        if isinstance(rule, Relation):
+            if not rule.holds(args):
+                if not rule.warn:
+                    raise InputError(rule.message % vars(args))
+                warnings.append('warning: ' + rule.message % vars(args))
+            continue
+        value = getattr(args, name)
+        if value is not None and not rule.allows(value):
+            raise InputError('--%s %s: it must be %s%s' % (
+                name, value, rule, ' (%s)' % rule.hint if rule.hint else ''))
+    for line in warnings:
+        if is_main():
+            print(line, file=sys.stderr)
+    return args
+
+
 class Interrupted(BaseException):
     """SIGTERM or SIGINT arrived; raised in the main process wherever it is."""
 
@@ -48,15 +117,33 @@ def stop_on_signals():
     signal.signal(signal.SIGINT, handler)
 
 
+_on_failure = []
+
+
+def on_failure(callback):
+    """Have run_cli call callback() when main ends by an error or a signal, before it says so.
+    The callback returns True when it removed a new run that had finished no epoch."""
+    _on_failure.append(callback)
+
+
+def _fail():
+    removed = [callback() for callback in _on_failure]
+    _on_failure.clear()
+    return any(removed)
+
+
 def run_cli(main, argv=None):
-    """Run main(argv) as a command. Bad input and a diverging run become one line on stderr and
-    exit code 2 instead of a traceback (--debug shows it); SIGTERM/SIGINT stop the run with a
-    line that says how to resume it, and exit code 128 + signal number."""
+    """Run main(argv) as a command. Bad input, a diverging run and a failed write become one
+    line on stderr and exit code 2 instead of a traceback (--debug shows it); SIGTERM/SIGINT
+    stop the run with a line that says how to resume it, and exit code 128 + signal number.
+    Either way a new run that finished no epoch leaves no file behind (on_failure)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     stop_on_signals()
+    _on_failure.clear()
     try:
         main(argv)
     except (InputError, TrainingError) as e:
+        _fail()
         if '--debug' in argv:
             raise
         # An error raised in a data-loading worker arrives wrapped in that worker's traceback,
@@ -67,13 +154,20 @@ def run_cli(main, argv=None):
             print('error: ' + message.removeprefix(wrapped), file=sys.stderr)
         return 2
     except Interrupted as e:
-        command = ' '.join(shlex.quote(a) for a in ['python', sys.argv[0]] + argv
-                           + ([] if '--resume' in argv else ['--resume']))
+        if _fail():
+            advice = 'before the first epoch finished, so nothing was kept: run it again'
+        else:
+            command = ' '.join(shlex.quote(a) for a in ['python', sys.argv[0]] + argv
+                               + ([] if '--resume' in argv else ['--resume']))
+            advice = 'finished epochs are saved: continue with  ' + command
         if is_main():
-            print('\nstopped by %s; finished epochs are saved: continue with  %s'
-                  % (e, command), file=sys.stderr)
+            print('\nstopped by %s; %s' % (e, advice), file=sys.stderr)
         return 128 + e.signum
+    except BaseException:
+        _fail()
+        raise
     finally:
+        _on_failure.clear()
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0

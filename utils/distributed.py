@@ -35,6 +35,10 @@ def pick_device(gpuid):
     """The GPU `gpuid` (under torchrun: this process's LOCAL_RANK) when there is one."""
     if torch.cuda.is_available():
         gpuid = int(os.environ.get('LOCAL_RANK', gpuid))
+        if gpuid >= torch.cuda.device_count():
+            from utils.cli import InputError  # (cli imports this module)
+            raise InputError('--gpuid %d: this machine has %d GPU(s), numbered from 0'
+                             % (gpuid, torch.cuda.device_count()))
         torch.cuda.set_device(gpuid)
         torch.backends.cudnn.benchmark = True  # as the authors; GPU runs are not bit-exact anyway
         return torch.device('cuda', gpuid)

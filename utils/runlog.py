@@ -1,5 +1,6 @@
 """A run's files in its output folder: the authors' text logs, one JSON record per epoch, the
 arguments, the latest and the best checkpoint; refusing to overwrite a run, and resuming one."""
+import contextlib
 import json
 import math
 import os
@@ -7,9 +8,10 @@ import shutil
 
 import numpy as np
 
-from utils.checkpoint import atomic_save, atomic_write, load_checkpoint
-from utils.cli import InputError
+from utils.checkpoint import atomic_save, atomic_write, load_checkpoint, write_error
+from utils.cli import InputError, on_failure
 from utils.distributed import distributed, print0
+from utils.snapshots import SNAPSHOT_SUFFIXES
 
 
 # Arguments that may change when a run is resumed: where things are, how fast they run and
@@ -17,8 +19,10 @@ from utils.distributed import distributed, print0
 # (plain, compile, cuda_graphs) keep the method but not the arithmetic: the continuation is
 # then not bit-exact.
 RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 'debug',
-                     'download', 'data_path', 'noise_file', 'plain', 'compile', 'figures',
-                     'tensorboard', 'cuda_graphs'}
+                     'download', 'data_path', 'noise_file', 'create_noise_file', 'plain',
+                     'compile', 'figures', 'tensorboard', 'cuda_graphs'}
+# What a checkpoint of ours holds besides the networks and optimizers.
+CHECKPOINT_KEYS = {'epoch', 'args', 'rng', 'log_sizes', 'scores'}
 
 
 def _writable_or_creatable(folder):
@@ -37,6 +41,14 @@ def _clean(value):
     return value
 
 
+def _remove(path):
+    with contextlib.suppress(OSError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
 class RunLog:
     """One run's files in `out_dir`, all named <prefix><suffix>:
       text logs   the authors' formats, given as {name: suffix}, e.g. CIFAR's
@@ -44,21 +56,34 @@ class RunLog:
       .jsonl      one JSON object per epoch, then {"final": true, "best", "last10", ...}
       _args.json  the run's arguments
       _last.pth   checkpoint after the latest finished epoch;  _best.pth  at the best score
-    Use: check() before touching anything, begin() once the inputs are known to be good, then
-    epoch() and save() every epoch. A checkpoint records the log files' sizes, so resuming
-    cuts them back to that point and the logs of a resumed run equal an uninterrupted one's.
-    Under torch.distributed only rank 0 writes; every rank reads the checkpoint.
+      other_files further suffixes the script writes (e.g. Clothing1M's per-network weights),
+                  and the snapshots (utils.snapshots)
+    The folder holds a run when any of these files is there: a new start is then refused, and
+    --resume continues it from _last.pth or is refused with what to do; nothing is overwritten.
+    Use: check() before touching anything; begin() when the run really starts (every input
+    checked), then epoch() and save() every epoch. A new run that fails or is stopped before
+    its first checkpoint removes its files again, so the same command can simply be rerun.
+    A checkpoint records the log files' sizes, so resuming cuts them back to that point and
+    the logs of a resumed run equal an uninterrupted one's. Under torch.distributed only rank 0
+    writes; every rank reads the checkpoint.
     """
 
-    def __init__(self, out_dir, prefix, text_logs):
+    def __init__(self, out_dir, prefix, text_logs, other_files=()):
         base = os.path.join(out_dir, prefix)
         self.out_dir = out_dir
         self.text = {name: base + suffix for name, suffix in text_logs.items()}
         self.jsonl_path, self.args_path = base + '.jsonl', base + '_args.json'
         self.last_path, self.best_path = base + '_last.pth', base + '_best.pth'
         self.logs = tuple(self.text.values()) + (self.jsonl_path,)
+        written = self.logs + (self.args_path, self.last_path, self.best_path) + tuple(
+            base + suffix for suffix in tuple(other_files) + SNAPSHOT_SUFFIXES)
+        self.files = written + tuple(path + '.tmp' for path in written)
         self.scores = []
+        self.saved = False  # whether this process has written a checkpoint
         self.writer = distributed()[0] == 0
+
+    def _present(self):
+        return [p for p in self.files if os.path.lexists(p)]
 
     def check(self, args):
         """Refuse what would fail or destroy an earlier run; with --resume, load and check the
@@ -66,16 +91,34 @@ class RunLog:
         if not _writable_or_creatable(self.out_dir):
             raise InputError('cannot write to --out_dir %s: choose a writable folder'
                              % self.out_dir)
-        existing = [p for p in self.logs + (self.last_path,) if os.path.exists(p)]
+        present = self._present()
+        names = ', '.join(os.path.basename(p) for p in present[:3]) + (
+            ', ...' if len(present) > 3 else '')
         if not args.resume:
-            if existing:
-                raise InputError('%s already holds a run with these settings: add --resume to '
-                                 'continue it, or pass another --out_dir' % existing[0])
+            if present:
+                raise InputError('%s already holds a run with these settings (%s): add --resume '
+                                 'to continue it, or pass another --out_dir'
+                                 % (self.out_dir, names))
             return None
-        if not os.path.exists(self.last_path):
+        if not present:
             print0('nothing to resume in %s: starting a new run' % self.out_dir)
             return None
-        checkpoint = load_checkpoint(self.last_path)
+        if not os.path.isfile(self.last_path):
+            if os.path.isfile(self.best_path):
+                fix = ('copy %s to %s to continue from its best epoch, or pass another --out_dir'
+                       % (self.best_path, self.last_path))
+            else:
+                fix = ('delete its files (%s) to start it again, or pass another --out_dir'
+                       % names)
+            raise InputError('%s holds a run without its latest checkpoint %s, so it cannot be '
+                             'resumed: %s' % (self.out_dir, self.last_path, fix))
+        fix = ('copy %s over it to continue from its best epoch, or pass another --out_dir'
+               % self.best_path if os.path.isfile(self.best_path) else
+               'restore it, or pass another --out_dir to start afresh')
+        checkpoint = load_checkpoint(self.last_path, fix)
+        if not isinstance(checkpoint, dict) or not CHECKPOINT_KEYS <= set(checkpoint):
+            raise InputError('%s is not a checkpoint written by this script: %s'
+                             % (self.last_path, fix))
         current = vars(args)
         # a run saved before its arguments named their script was run by this same script
         saved = dict({'script': current.get('script')}, **checkpoint['args'])
@@ -87,32 +130,61 @@ class RunLog:
                              'original ones, or pass another --out_dir'
                              % (self.last_path, ', '.join(changed)))
         for path, size in zip(self.logs, checkpoint['log_sizes']):
-            if not os.path.exists(path) or os.path.getsize(path) < size:
+            if not os.path.isfile(path):
+                raise InputError('log %s of the run in %s is missing: restore it, or pass '
+                                 'another --out_dir' % (path, self.out_dir))
+            if os.path.getsize(path) < size:
                 raise InputError('log %s is shorter than its checkpoint says: it was changed '
                                  'by hand; restore it or pass another --out_dir' % path)
         return checkpoint
 
     def begin(self, args, checkpoint=None):
-        """Create the files of a new run, or cut a resumed run's logs back to its checkpoint."""
+        """The run really starts: create the files of a new run (removed again if it fails
+        before its first checkpoint), or cut a resumed run's logs back to its checkpoint and
+        repair its best checkpoint if a kill came between the two."""
         if checkpoint is not None:
             self.scores = list(checkpoint['scores'])
         if not self.writer:
             return
-        os.makedirs(self.out_dir, exist_ok=True)
         if checkpoint is None:
+            created_dir = not os.path.isdir(self.out_dir)
+            on_failure(lambda: self._discard_unsaved(created_dir))
+            os.makedirs(self.out_dir, exist_ok=True)
             for path in self.logs:
-                open(path, 'w').close()
+                self._write_text(path, '', 'w')
             with open(self.args_path, 'w') as f:
                 json.dump(vars(args), f, indent=1)
             return
         for path, size in zip(self.logs, checkpoint['log_sizes']):
             with open(path, 'r+') as f:
                 f.truncate(size)
+        for path in self.files:
+            if path.endswith('.tmp'):  # half of a write that a kill interrupted
+                _remove(path)
+        if self.scores and self.scores[-1] >= max(self.scores):  # the latest epoch is the best
+            self._copy_last_to_best()
+
+    def _discard_unsaved(self, created_dir):
+        """After a failure: remove a new run's files if it never wrote a checkpoint."""
+        if self.saved:
+            return False
+        for path in self._present():
+            _remove(path)
+        if created_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.out_dir)  # only if empty
+        return True
+
+    def _write_text(self, path, text, mode='a'):
+        try:
+            with open(path, mode) as f:
+                f.write(text)
+        except OSError as e:
+            raise write_error(path, e) from None
 
     def _append(self, path, text):
         if self.writer:
-            with open(path, 'a') as f:
-                f.write(text)
+            self._write_text(path, text)
 
     def write(self, name, line):
         """Append a line to one of the authors' text logs."""
@@ -132,9 +204,13 @@ class RunLog:
         state = dict(state, log_sizes=[os.path.getsize(p) for p in self.logs],
                      scores=list(self.scores))
         atomic_save(state, self.last_path)
+        self.saved = True
         if self.scores[-1] >= max(self.scores):
-            with open(self.last_path, 'rb') as src:
-                atomic_write(lambda f: shutil.copyfileobj(src, f), self.best_path)
+            self._copy_last_to_best()
+
+    def _copy_last_to_best(self):
+        with open(self.last_path, 'rb') as src:
+            atomic_write(lambda f: shutil.copyfileobj(src, f), self.best_path)
 
     def summary(self, **extra):
         """Best score over all epochs and the mean of the last 10, as the paper reports them,

@@ -22,6 +22,9 @@ from utils.checkpoint import atomic_write
 from utils.data import open_rgb
 from utils.distributed import distributed
 
+# The names of what a run saves here, after its <prefix> (the TensorBoard log: <prefix>_tb/);
+# RunLog counts them among the run's files.
+SNAPSHOT_SUFFIXES = ('_division', '_features.npz', '_unlabeled_examples.json', '_tb')
 
 def _numpy(values):
     return values.detach().cpu().numpy() if torch.is_tensor(values) else np.asarray(values)

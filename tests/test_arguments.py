@@ -1,0 +1,151 @@
+"""Every argument of every script is checked before anything is read or written: a bad value
+or a contradiction is one line on stderr and exit code 2, and no file or folder appears."""
+import os
+import types
+
+import pytest
+
+import Train_cifar
+import Train_clothing1M
+import Train_webvision
+from utils.cli import Range, Relation, check_args, run_cli
+
+SCRIPTS = {'cifar': Train_cifar, 'clothing1M': Train_clothing1M, 'webvision': Train_webvision}
+
+REFUSED = [
+    # (script, arguments, what the line says)
+    ('cifar', ['--batch_size', '0'], '--batch_size 0: it must be >= 1'),
+    ('cifar', ['--batch_size', '-4'], '--batch_size -4: it must be >= 1'),
+    ('cifar', ['--num_epochs', '0'], '--num_epochs 0: it must be >= 1'),
+    ('cifar', ['--warm_up', '-1'], '--warm_up -1: it must be >= 0'),
+    ('cifar', ['--width', '0'], '--width 0: it must be >= 1'),
+    ('cifar', ['--lr', '0'], '--lr 0.0: it must be > 0'),
+    ('cifar', ['--lr', '-0.02'], '--lr -0.02: it must be > 0'),
+    ('cifar', ['--lr', 'nan'], '--lr nan: it must be > 0'),
+    ('cifar', ['--lr', 'inf'], '--lr inf: it must be > 0'),
+    ('cifar', ['--T', '0'], '--T 0.0: it must be > 0'),
+    ('cifar', ['--alpha', '0'], '--alpha 0.0: it must be > 0'),
+    ('cifar', ['--rampup_epochs', '0'], '--rampup_epochs 0: it must be >= 1'),
+    ('cifar', ['--loss_history', '0'], '--loss_history 0: it must be >= 1'),
+    ('cifar', ['--loss_history', '-2'], '--loss_history -2: it must be >= 1'),
+    ('cifar', ['--p_threshold', '2'], '--p_threshold 2.0: it must be in [0, 1)'),
+    ('cifar', ['--p_threshold', '1'], '--p_threshold 1.0: it must be in [0, 1)'),
+    ('cifar', ['--lambda_u', '-1'], '--lambda_u -1.0: it must be >= 0'),
+    ('cifar', ['--r', '50'], '--r 50.0: it must be in [0, 1] (give the noise ratio as a fraction'),
+    ('cifar', ['--momentum', '1.5'], '--momentum 1.5: it must be in [0, 1]'),
+    ('cifar', ['--weight_decay=-1e-4'], '--weight_decay -0.0001: it must be >= 0'),
+    ('cifar', ['--gmm_max_iter', '0'], '--gmm_max_iter 0: it must be >= 1'),
+    ('cifar', ['--gmm_tol', '-1'], '--gmm_tol -1.0: it must be >= 0'),
+    ('cifar', ['--gmm_reg_covar', '-1'], '--gmm_reg_covar -1.0: it must be >= 0'),
+    ('cifar', ['--seed', '-1'], '--seed -1: it must be in [0, 4294967295]'),
+    ('cifar', ['--num_train', '1'], '--num_train 1: it must be >= 2'),
+    ('cifar', ['--num_test', '0'], '--num_test 0: it must be >= 1'),
+    ('cifar', ['--num_workers', '-1'], '--num_workers -1: it must be >= 0'),
+    ('cifar', ['--gpuid', '-1'], '--gpuid -1: it must be >= 0'),
+    ('cifar', ['--lr_drop_epoch', '-1'], '--lr_drop_epoch -1: it must be >= 0'),
+    ('cifar', ['--num_class', '100'], '--num_class 100 disagrees with --dataset cifar10'),
+    ('cifar', ['--cifar_n_label', 'worse_label'], 'are for --noise_mode cifar-n'),
+    ('cifar', ['--noise_mode', 'cifar-n', '--noise_file', 'x.json'],
+     'CIFAR-N labels come from --cifar_n_file'),
+    ('cifar', ['--create_noise_file'], '--create_noise_file needs --noise_file PATH'),
+    ('cifar', ['--method', 'ce', '--no_cotraining'], 'drop the DivideMix ablation switches'),
+    ('cifar', ['--plain', '--compile'], '--compile is a speed-up and --plain turns them off'),
+    ('clothing1M', ['--num_batches', '0'], '--num_batches 0: it must be >= 1'),
+    ('clothing1M', ['--batch_size', '0'], '--batch_size 0: it must be >= 1'),
+    ('clothing1M', ['--lr', '-1'], '--lr -1.0: it must be > 0'),
+    ('clothing1M', ['--p_threshold', '-0.1'], '--p_threshold -0.1: it must be in [0, 1)'),
+    ('clothing1M', ['--num_class', '1'], '--num_class 1: it must be >= 2'),
+    ('clothing1M', ['--crop', '300'], '--crop 300 is larger than --resize 256'),
+    ('clothing1M', ['--resize', '8', '--crop', '8'], '--resize 8: it must be >= 32'),
+    ('clothing1M', ['--id', '../elsewhere'], 'must be a plain file name prefix'),
+    ('webvision', ['--crop', '224'], '--crop 224: it must be in [299, 299] (Inception-ResNet-v2'),
+    ('webvision', ['--resize', '256'], '--crop 299 is larger than --resize 256'),
+    ('webvision', ['--num_class', '1001'], '--num_class 1001: it must be in [2, 1000]'),
+    ('webvision', ['--loss_history', '0'], '--loss_history 0: it must be >= 1'),
+    ('webvision', ['--T', '-1'], '--T -1.0: it must be > 0'),
+    ('webvision', ['--id', ''], 'must be a plain file name prefix'),
+]
+
+
+@pytest.mark.parametrize('script, argv, message', REFUSED)
+def test_bad_argument_is_one_line_and_writes_nothing(script, argv, message, tmp_path, capsys):
+    out = tmp_path / 'out'
+    code = run_cli(SCRIPTS[script].main, ['--out_dir', str(out), '--data_path',
+                                          str(tmp_path / 'data')] + argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count('\n') == 1 and err.startswith('error: ') and 'Traceback' not in err
+    assert message in err
+    assert os.listdir(tmp_path) == []  # no output folder, no data folder, no noise file
+
+
+@pytest.mark.parametrize('script', sorted(SCRIPTS))
+def test_every_numeric_argument_has_a_rule(script, monkeypatch):
+    parsers = []
+
+    class Recording(SCRIPTS[script].ArgumentParser):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            parsers.append(self)
+    monkeypatch.setattr(SCRIPTS[script], 'ArgumentParser', Recording)
+    SCRIPTS[script].parse_args([])
+    numeric = {action.dest for action in parsers[0]._actions if action.type in (int, float)}
+    assert numeric and numeric <= set(SCRIPTS[script].ARG_RULES), \
+        numeric - set(SCRIPTS[script].ARG_RULES)
+
+
+@pytest.mark.parametrize('script, argv', [
+    ('cifar', ['--warm_up', '5', '--num_epochs', '5']),
+    ('clothing1M', ['--warm_up', '3', '--num_epochs', '2']),
+    ('webvision', ['--warm_up', '100']),
+])
+def test_warm_up_only_run_gets_a_warning(script, argv, capsys):
+    module = SCRIPTS[script]
+    args = module.parse_args(argv)
+    if script == 'cifar':
+        Train_cifar.complete_args(args)
+    else:
+        check_args(args, module.ARG_RULES)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('warning: ')
+    assert 'DivideMix never starts' in err[0]
+
+
+def test_the_defaults_pass_without_a_word(capsys):
+    for module in SCRIPTS.values():
+        args = module.parse_args([])
+        if module is Train_cifar:
+            Train_cifar.complete_args(args)
+        else:
+            check_args(args, module.ARG_RULES)
+    assert capsys.readouterr().err == ''
+
+
+def test_range_bounds_open_and_closed():
+    closed, half_open = Range(0, 1), Range(0, 1, high_open=True)
+    assert closed.allows(0) and closed.allows(1) and not closed.allows(1.0001)
+    assert half_open.allows(0) and not half_open.allows(1) and not half_open.allows(-1e-9)
+    assert Range(0, low_open=True).allows(1e-12) and not Range(0, low_open=True).allows(0)
+    assert not Range(0).allows(float('nan')) and not Range(0).allows(float('inf'))
+    assert str(closed) == 'in [0, 1]' and str(half_open) == 'in [0, 1)'
+
+
+def test_relation_message_names_the_values():
+    args = types.SimpleNamespace(a=3, b=2)
+    with pytest.raises(ValueError, match='a=3 must stay below b=2'):
+        check_args(args, {'a < b': Relation(lambda x: x.a < x.b, 'a=%(a)d must stay below '
+                                                                   'b=%(b)d')})
+
+
+def test_argparse_type_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        Train_cifar.parse_args(['--batch_size', '2.5'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count('\n') == 1 and 'invalid int value' in err
+
+
+@pytest.mark.parametrize('r, name', [(0.5, 'cifar10_0.5_sym'), (0.45, 'cifar10_0.45_sym'),
+                                     (0.54, 'cifar10_0.54_sym'), (0.2, 'cifar10_0.2_sym')])
+def test_noise_ratios_that_round_alike_get_their_own_run_name(r, name):
+    args = Train_cifar.parse_args(['--r', str(r)])
+    assert Train_cifar.run_name_of(args) == name
