@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 import zipfile
 
 import numpy as np
@@ -37,6 +38,8 @@ LAYOUT = {
                 'test_batch', 'labels'),
     'cifar100': ('cifar-100-python', ['train'], 'test', 'fine_labels'),
 }
+META_FILE = {'cifar10': 'batches.meta', 'cifar100': 'meta'}  # in the archive; not read here
+PRETTY_NAME = {'cifar10': 'CIFAR-10', 'cifar100': 'CIFAR-100'}
 
 # CIFAR-10 asymmetric noise (authors' map): truck->automobile, bird->airplane, deer->horse,
 # cat<->dog; the other classes map to themselves.
@@ -129,10 +132,17 @@ def read_noise_file(path, num_train, num_class):
         with open(path) as f:
             labels = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError('noise file %s is not readable JSON (%s): delete it to regenerate, '
-                        'or pass --noise_file' % (path, e)) from None
-    if not isinstance(labels, list) or not all(type(v) is int for v in labels):
-        raise DataError('noise file %s must be a JSON list of integer labels' % path)
+        raise DataError('noise file %s is not readable JSON (%s): delete it to generate new '
+                        'labels (with --create_noise_file if it is a --noise_file)'
+                        % (path, e)) from None
+    if not isinstance(labels, list):
+        found = {dict: 'object', str: 'string', bool: 'boolean', type(None): 'null'}
+        raise DataError('noise file %s must be a JSON list of integer labels, not a JSON %s'
+                        % (path, found.get(type(labels), 'number')))
+    wrong = next((k for k, v in enumerate(labels) if type(v) is not int), None)  # bool too
+    if wrong is not None:
+        raise DataError('noise file %s must be a JSON list of integer labels: item %d is %.40s'
+                        % (path, wrong, json.dumps(labels[wrong])))
     if len(labels) != num_train:
         raise DataError('noise file %s has %d labels but the training set has %d images: '
                         'it belongs to other data' % (path, len(labels), num_train))
@@ -145,9 +155,14 @@ def read_noise_file(path, num_train, num_class):
 
 def write_noise_file(path, labels):
     tmp = '%s.%d.tmp' % (path, os.getpid())
-    with open(tmp, 'w') as f:
-        json.dump(labels, f)
-    os.replace(tmp, path)  # atomic: a kill never leaves half a noise file behind
+    try:
+        with open(tmp, 'w') as f:
+            json.dump(labels, f)
+        os.replace(tmp, path)  # atomic: a kill never leaves half a noise file behind
+    except BaseException:  # a full disk or a kill: no half-written temporary file either
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 class _CIFARUnpickler(pickle.Unpickler):
@@ -168,10 +183,15 @@ def _read_batch(path, label_key):
         with open(path, 'rb') as f:
             batch = _CIFARUnpickler(f, encoding='latin1').load()
         data = np.asarray(batch['data'], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch[label_key], dtype=np.int64)
+        labels = np.asarray(batch[label_key])
+        if labels.ndim != 1 or (len(labels) and labels.dtype.kind not in 'iu'):
+            raise ValueError('%r is not a list of integer labels' % label_key)
+        labels = labels.astype(np.int64)
     except Exception as e:  # truncated, foreign or malicious pickle: all mean "re-extract"
         raise DataError('%s is not a readable CIFAR batch (%s: %s): re-extract the official '
                         'archive' % (path, type(e).__name__, e)) from None
+    if not len(data):
+        raise DataError('%s holds no images: re-extract the official archive' % path)
     if len(labels) != len(data):
         raise DataError('%s has %d images but %d labels: re-extract the official archive'
                         % (path, len(data), len(labels)))
@@ -187,14 +207,71 @@ def find_cifar_folder(data_path, dataset):
     return None
 
 
+def refuse_partial_or_other(data_path, dataset):
+    """Called when `dataset`'s pickles are not all found: refuse, before any download, a folder
+    that holds only some of them (naming those missing) or the other CIFAR's files (with the
+    --dataset that fits)."""
+    subfolder, train_files, test_file, _ = LAYOUT[dataset]
+    names = train_files + [test_file]
+    for folder in (data_path, os.path.join(data_path, subfolder)):
+        missing = [f for f in names if not os.path.isfile(os.path.join(folder, f))]
+        if 0 < len(missing) < len(names):
+            raise DataError('%s lacks %s of the %s files: re-extract the official archive there'
+                            ' (python version from https://www.cs.toronto.edu/~kriz/cifar.html)'
+                            % (folder, ', '.join(missing), dataset))
+    other = 'cifar100' if dataset == 'cifar10' else 'cifar10'
+    other_folder, other_train, other_test, _ = LAYOUT[other]
+    other_files = [f for f in other_train + [other_test, META_FILE[other]]
+                   if os.path.isfile(os.path.join(data_path, f))]
+    if (find_cifar_folder(data_path, other) is not None
+            or os.path.isdir(os.path.join(data_path, other_folder))
+            or os.path.basename(os.path.normpath(data_path)) == other_folder
+            or (META_FILE[other] in other_files and len(other_files) > 1)):
+        raise DataError('no %s data in %s, but this looks like %s: add --dataset %s (or set '
+                        '--data_path to the %s folder)'
+                        % (dataset, data_path, PRETTY_NAME[other], other, PRETTY_NAME[dataset]))
+
+
+def _entries(data_path, subfolder):
+    """What a download may write to: the names in `data_path` and in its `subfolder` (as
+    relative paths); None when `data_path` does not exist."""
+    if not os.path.isdir(data_path):
+        return None
+    names = set(os.listdir(data_path))
+    inner = os.path.join(data_path, subfolder)
+    if os.path.isdir(inner):
+        names |= {os.path.join(subfolder, name) for name in os.listdir(inner)}
+    return names
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
 def download_cifar(data_path, dataset):
-    """Fetch and checksum the official archive with torchvision; one clear line when offline."""
+    """Fetch and checksum the official archive with torchvision; one clear line when offline,
+    and nothing left behind by a failed download."""
     import torchvision.datasets
     cls = {'cifar10': torchvision.datasets.CIFAR10, 'cifar100': torchvision.datasets.CIFAR100}
     print0('%s not found under %s: downloading the official archive' % (dataset, data_path))
+    subfolder = LAYOUT[dataset][0]
+    before = _entries(data_path, subfolder)
+    created = os.path.abspath(data_path)  # the outermost folder the download would create
+    while not os.path.exists(os.path.dirname(created)):
+        created = os.path.dirname(created)
     try:
         cls[dataset](root=data_path, train=True, download=True)
-    except Exception as e:
+    except BaseException as e:  # offline, a bad checksum, a kill: remove only what it made
+        if before is None:  # data_path did not exist: remove it, with any parents it needed
+            _remove(created)
+        else:  # a partial archive, a half-extracted folder or the files new in it
+            for name in sorted(_entries(data_path, subfolder) - before, reverse=True):
+                _remove(os.path.join(data_path, name))
+        if not isinstance(e, Exception):
+            raise
         raise DataError(
             'could not download %s into %s (%s): download the python version from '
             'https://www.cs.toronto.edu/~kriz/cifar.html, extract it there, or pass --data_path'
@@ -206,7 +283,12 @@ def load_cifar(data_path, dataset, download=False):
     """Returns (train_images, train_labels, test_images, test_labels); images N x 32 x 32 x 3."""
     if dataset not in LAYOUT:
         raise DataError("unknown dataset %r: use 'cifar10' or 'cifar100'" % dataset)
+    if os.path.exists(data_path) and not os.path.isdir(data_path):
+        raise DataError('--data_path %s is a file: set it to the folder that holds the %s '
+                        'pickles (or their %s/ folder)' % (data_path, dataset, LAYOUT[dataset][0]))
     folder = find_cifar_folder(data_path, dataset)
+    if folder is None:
+        refuse_partial_or_other(data_path, dataset)
     if folder is None and download:
         if distributed()[0] == 0:  # under torchrun one process downloads, the others wait
             download_cifar(data_path, dataset)
@@ -226,8 +308,9 @@ def load_cifar(data_path, dataset, download=False):
     num_class = NUM_CLASSES[dataset]
     for name, labels in (('training', train_labels), ('test', test_labels)):
         if labels.min() < 0 or labels.max() >= num_class:
+            bad = labels.min() if labels.min() < 0 else labels.max()
             raise DataError('%s labels in %s reach %d, but %s has %d classes: is --dataset right?'
-                            % (name, folder, labels.max(), dataset, num_class))
+                            % (name, folder, bad, dataset, num_class))
     return train_images, train_labels, test_images, test_labels
 
 
@@ -239,10 +322,28 @@ CIFAR_N_LABELS = {'cifar10': ('aggre_label', 'random_label1', 'random_label2', '
                   'cifar100': ('noisy_label',)}
 
 
-def read_cifar_n(path, key, clean_labels):
+def _integer_labels(value):
+    """`value` as a 1-D int64 array, or None when it is not a flat sequence of integers."""
+    try:
+        labels = np.asarray(value)
+    except ValueError:  # ragged nesting
+        return None
+    if labels.ndim != 1 or labels.dtype.kind not in 'iu':
+        return None
+    return labels.astype(np.int64)
+
+
+def read_cifar_n(path, key, clean_labels, num_class=None):
     """The human labels `key` for the training images, index i = training image i. Read through
-    the same allow-list as the CIFAR pickles (no code runs); refused when the file's own clean
-    labels do not line up with the data."""
+    the same allow-list as the CIFAR pickles (no code runs); refused when a label is outside
+    [0, num_class) (default: the class count of the dataset whose CIFAR-N file has `key`) or
+    when the file's own clean labels do not line up with the data."""
+    if not os.path.isfile(path):
+        raise DataError('CIFAR-N file %s %s: get CIFAR-10_human.pt / CIFAR-100_human.pt from '
+                        'the CIFAR-N release and pass --cifar_n_file'
+                        % (path, 'is a folder' if os.path.isdir(path) else 'does not exist'))
+    if num_class is None:
+        num_class = NUM_CLASSES['cifar100' if key in CIFAR_N_LABELS['cifar100'] else 'cifar10']
     try:
         with zipfile.ZipFile(path) as z:
             name = next(n for n in z.namelist() if n.endswith('data.pkl'))
@@ -254,30 +355,55 @@ def read_cifar_n(path, key, clean_labels):
     if not isinstance(labels, dict) or key not in labels:
         raise DataError('%s has no %r labels; it has %s' % (
             path, key, ', '.join(sorted(labels)) if isinstance(labels, dict) else 'no dict'))
-    noisy = np.asarray(labels[key], dtype=np.int64)
+    noisy = _integer_labels(labels[key])
+    if noisy is None:
+        raise DataError('%s: %r is not a list of integer labels: it is not an official CIFAR-N '
+                        'file' % (path, key))
     if len(noisy) != NUM_TRAIN:
         raise DataError('%s has %d labels, not one per CIFAR training image (%d): it is not an '
                         'official CIFAR-N file' % (path, len(noisy), NUM_TRAIN))
+    outside = (noisy < 0) | (noisy >= num_class)
+    if outside.any():
+        raise DataError('%s: %r holds label %d (image %d), outside [0, %d): use the official '
+                        'CIFAR-N file of this dataset'
+                        % (path, key, noisy[outside][0], np.flatnonzero(outside)[0], num_class))
     n = len(clean_labels)
-    if 'clean_label' in labels and not np.array_equal(labels['clean_label'][:n], clean_labels):
-        raise DataError('the clean labels in %s do not match the training set in its original '
-                        'order: use the official CIFAR pickles' % path)
+    if n > NUM_TRAIN:
+        raise DataError('the training set has %d images, more than the %d CIFAR-N labels: use '
+                        'the official CIFAR pickles' % (n, NUM_TRAIN))
+    if 'clean_label' in labels:
+        clean = _integer_labels(labels['clean_label'])
+        if clean is None or not np.array_equal(clean[:n], clean_labels):
+            raise DataError('the clean labels in %s do not match the training set in its '
+                            'original order: use the official CIFAR pickles' % path)
     return noisy[:n].tolist()
 
 
 def noisy_labels_for(clean_labels, args):
     """CIFAR-N human labels, or synthetic noise: read --noise_file (or the default path) when
-    it exists, else generate and save it."""
+    it exists, else generate and save it. A --noise_file that does not exist is refused
+    unless --create_noise_file asks to generate labels there."""
     if args.noise_mode == 'cifar-n':
-        return read_cifar_n(args.cifar_n_file, args.cifar_n_label, clean_labels), \
+        return read_cifar_n(args.cifar_n_file, args.cifar_n_label, clean_labels,
+                            args.num_class), \
             '%s[%s]' % (args.cifar_n_file, args.cifar_n_label)
     # Default: beside the pickles (the authors' <data_path> when it holds them), so CIFAR-10
     # and CIFAR-100 under one parent folder never share a noise file.
     folder = find_cifar_folder(args.data_path, args.dataset) or args.data_path
     path = args.noise_file or default_noise_file(folder, args.r, args.noise_mode, args.seed,
                                                  args.num_train)
+    if os.path.isdir(path):
+        raise DataError('noise file %s is a folder: pass --noise_file the path of a JSON file'
+                        % path)
     if os.path.exists(path):
         return read_noise_file(path, len(clean_labels), args.num_class), path
+    if args.noise_file:  # a path the user typed: a typo must not silently draw new labels
+        if not getattr(args, 'create_noise_file', False):
+            raise DataError('noise file %s does not exist: check the path, or add '
+                            '--create_noise_file to generate labels there' % path)
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise DataError('the folder of noise file %s does not exist: create it, or pass '
+                            '--noise_file a path in an existing folder' % path)
     transition = asym_transition(args.dataset) if args.noise_mode == 'asym' else None
     labels = make_noisy_labels(clean_labels, args.r, args.noise_mode, args.num_class,
                                args.seed, transition)
@@ -286,8 +412,8 @@ def noisy_labels_for(clean_labels, args):
     try:
         write_noise_file(path, labels)
     except OSError as e:
-        raise DataError('cannot write the noise file %s (%s): pass --noise_file to a '
-                        'writable path' % (path, e.strerror)) from None
+        raise DataError('cannot write the noise file %s (%s): pass --noise_file a writable '
+                        'path, with --create_noise_file' % (path, e.strerror)) from None
     print0('save noisy labels to %s' % path)
     return labels, path
 

@@ -3,7 +3,8 @@
 The official layout: under `root` lie five annotation files and the image
 folders 0/, 1/, ... The paths in the files start with "images/"; as the authors do, those first
 7 characters are stripped and the rest is joined under `root`. All annotation files are read and
-checked once, up front; the ~1M images are only opened when a batch needs them.
+checked once, up front, and every listed image is checked to exist; the ~1M images are only
+opened when a batch needs them.
 
 Each epoch works on fresh class-balanced subsets of the 1M-image noisy pool (§4.4): warm-up on
 num_batches*2B images, co-divide on num_batches*B, drawn with Python's global `random` module so
@@ -16,7 +17,7 @@ import numpy as np
 import torchvision.transforms as T
 
 from utils.cli import InputError
-from utils.data import ImageFiles, NoisyLabelDataset, make_loader
+from utils.data import ImageFiles, NoisyLabelDataset, check_files_exist, make_loader
 
 MEAN = (0.6959, 0.6537, 0.6371)
 STD = (0.3113, 0.3192, 0.3214)
@@ -33,7 +34,7 @@ VAL_TEST_BATCH = 1000  # authors' hard-coded batch for val and test
 def _lines(path):
     """(line number, text) of every non-blank line of an annotation file."""
     try:
-        with open(path, encoding='utf-8') as f:
+        with open(path, encoding='utf-8-sig') as f:  # -sig: a leading BOM is dropped
             return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
         raise InputError('cannot read %s (%s): restore it from the official annotations.zip'
@@ -52,7 +53,11 @@ def _read_kv(path, num_class):
     """'<path> <label>' lines -> {relative path: label}. A repeated path keeps its last label,
     as the authors' dictionary does."""
     labels = {}
-    for n, text in _lines(path):
+    lines = _lines(path)
+    if not lines:
+        raise InputError('%s holds no labels: restore it from the official annotations.zip'
+                         % path)
+    for n, text in lines:
         where = '%s:%d' % (path, n)
         try:
             key, label = text.split()
@@ -97,8 +102,10 @@ class Clothing1M:
 
     def __init__(self, root, num_class=14):
         if not os.path.isdir(root):
-            raise InputError('Clothing1M folder %s does not exist: pass --data_path, the folder '
-                             'holding %s and the image folders 0/, 1/, ...' % (root, NOISY_KV))
+            raise InputError('Clothing1M folder %s %s: pass --data_path, the folder holding %s '
+                             'and the image folders 0/, 1/, ...'
+                             % (root, 'is a file' if os.path.exists(root) else 'does not exist',
+                                NOISY_KV))
         missing = [name for name in ANNOTATIONS if not os.path.isfile(os.path.join(root, name))]
         if missing:
             raise InputError('%s lacks %s: unpack the official annotations.zip there, next to '
@@ -112,6 +119,13 @@ class Clothing1M:
         self.val_paths, self.val_labels = _read_keys(path[VAL_KEYS], clean, CLEAN_KV, self.root)
         self.test_paths, self.test_labels = _read_keys(path[TEST_KEYS], clean, CLEAN_KV,
                                                        self.root)
+        # Every listed image is checked now, so a missing one stops the run before it starts,
+        # not hours in (a decodable file is checked when read: utils.data.open_rgb).
+        for name, paths in ((TRAIN_KEYS, self.train_paths), (VAL_KEYS, self.val_paths),
+                            (TEST_KEYS, self.test_paths)):
+            check_files_exist(paths, 'images listed in %s' % path[name],
+                              'put the image folders 0/ ... 9/ of the Clothing1M release in %s'
+                              ', next to the annotation files, or set --data_path' % self.root)
 
 
 def balanced_subset(labels, num_samples, num_class):

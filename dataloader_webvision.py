@@ -15,7 +15,7 @@ import numpy as np
 import torchvision.transforms as T
 
 from utils.cli import InputError
-from utils.data import ImageFiles, NoisyLabelDataset, make_loader
+from utils.data import ImageFiles, NoisyLabelDataset, check_files_exist, make_loader
 
 TRAIN_LIST = os.path.join('info', 'train_filelist_google.txt')  # Google subset only, no Flickr
 VAL_LIST = os.path.join('info', 'val_filelist.txt')
@@ -34,7 +34,7 @@ def read_list(path, num_class):
                          'Validation Labels) into the root, or set --data_path' % path)
     names, labels = [], []
     try:
-        with open(path, encoding='utf-8') as f:
+        with open(path, encoding='utf-8-sig') as f:  # -sig: a leading BOM is dropped
             for line_no, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:
@@ -55,13 +55,6 @@ def read_list(path, num_class):
         raise InputError('cannot read list file %s (%s): re-extract it from the WebVision '
                          'archive' % (path, e)) from None
     return names, np.asarray(labels, dtype=np.int64)
-
-
-def check_files_exist(paths, what, fix):
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise InputError('%d of the %d %s are missing, e.g. %s: %s'
-                         % (len(missing), len(paths), what, missing[0], fix))
 
 
 def read_imagenet_folder(folder, num_class):
@@ -95,8 +88,9 @@ class WebVision:
         if not isinstance(num_class, (int, np.integer)) or num_class < 1:
             raise InputError('num_class must be a positive integer, got %r' % (num_class,))
         if not os.path.isdir(root):
-            raise InputError('WebVision folder %s does not exist: set --data_path to the folder '
-                             'that holds info/, google/, val_images_256/ and imagenet/' % root)
+            raise InputError('WebVision folder %s %s: set --data_path to the folder that holds '
+                             'info/, google/, val_images_256/ and imagenet/'
+                             % (root, 'is a file' if os.path.exists(root) else 'does not exist'))
         self.root, self.num_class = root, int(num_class)
         train_list, val_list = os.path.join(root, TRAIN_LIST), os.path.join(root, VAL_LIST)
 
@@ -111,6 +105,10 @@ class WebVision:
                           'extract google_resized_256.tar into %s, or set --data_path' % root)
 
         names, self.val_labels = read_list(val_list, num_class)
+        if not names:
+            raise InputError('%s lists no validation image of the first %d classes: is it the '
+                             'full WebVision val list, and is --num_class right?'
+                             % (val_list, num_class))
         self.val_paths = [os.path.join(root, VAL_FOLDER, n) for n in names]
         check_files_exist(self.val_paths, 'validation images listed in %s' % val_list,
                           'extract val_images_256.tar into %s, or set --data_path' % root)

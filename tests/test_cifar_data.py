@@ -1,4 +1,6 @@
-"""CIFAR reading and the loaders' outputs."""
+"""CIFAR reading and the loaders' outputs; every bad input file refused in one line, before
+anything is written."""
+import argparse
 import os
 import pickle
 
@@ -9,7 +11,8 @@ import torch
 from PIL import Image
 
 from conftest import write_fake_cifar
-from dataloader_cifar import CIFARLoaders, load_cifar
+from dataloader_cifar import (CIFARLoaders, default_noise_file, load_cifar, noisy_labels_for,
+                              read_cifar_n, read_noise_file)
 from utils.cli import InputError
 from utils.data import ImageArray, ImageFiles, NoisyLabelDataset
 
@@ -203,3 +206,282 @@ def test_labels_out_of_range_for_dataset(tmp_path):
         pickle.dump({'data': test['data'], 'labels': test['fine_labels']}, f)
     with pytest.raises(InputError, match='cifar10 has 10 classes'):
         load_cifar(str(tmp_path), 'cifar10')
+
+
+# ---------------------------------------------------------------- refused input files --------
+
+def files_under(root):
+    """{relative path: bytes} of every file under root, and every folder (as None): what a
+    refusal must leave unchanged."""
+    tree = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            tree[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, 'rb') as f:
+                tree[os.path.relpath(path, root)] = f.read()
+    return tree
+
+
+def refused(call, match):
+    """The InputError `call()` raises: its message matches `match` and is one line."""
+    with pytest.raises(InputError, match=match) as e:
+        call()
+    assert '\n' not in str(e.value)
+    return str(e.value)
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Any download attempt fails the test: refusals come before the network."""
+    import torchvision
+
+    def download(*args, **kwargs):
+        raise AssertionError('tried to download')
+    monkeypatch.setattr(torchvision.datasets, 'CIFAR10', download)
+    monkeypatch.setattr(torchvision.datasets, 'CIFAR100', download)
+
+
+@pytest.mark.parametrize('dataset, removed', [
+    ('cifar10', ['test_batch']), ('cifar10', ['data_batch_2', 'data_batch_5']),
+    ('cifar100', ['test'])])
+def test_partial_folder_names_the_missing_pickles(tmp_path, no_download, dataset, removed):
+    folder = write_fake_cifar(str(tmp_path), dataset, num_train=20, num_test=5)
+    for name in removed:
+        os.remove(os.path.join(folder, name))
+    before = files_under(str(tmp_path))
+    message = refused(lambda: load_cifar(str(tmp_path), dataset, download=True),
+                      '%s lacks %s of the %s files: re-extract'
+                      % (folder, ', '.join(removed), dataset))
+    assert 'data_batch_1' not in message and files_under(str(tmp_path)) == before
+
+
+def test_folder_in_place_of_a_pickle_is_missing(tmp_path, no_download):
+    folder = write_fake_cifar(str(tmp_path), 'cifar10', num_train=20, num_test=5)
+    os.remove(os.path.join(folder, 'test_batch'))
+    os.mkdir(os.path.join(folder, 'test_batch'))
+    refused(lambda: load_cifar(str(tmp_path), 'cifar10'), 'lacks test_batch of the cifar10')
+
+
+@pytest.mark.parametrize('stored, asked, hint', [
+    ('cifar100', 'cifar10', 'this looks like CIFAR-100: add --dataset cifar100'),
+    ('cifar10', 'cifar100', 'this looks like CIFAR-10: add --dataset cifar10')])
+def test_the_other_cifar_gets_a_hint(tmp_path, no_download, stored, asked, hint):
+    folder = write_fake_cifar(str(tmp_path), stored, num_train=20, num_test=5)
+    before = files_under(str(tmp_path))
+    for path in (str(tmp_path), folder):  # the parent, or the pickles' own folder
+        refused(lambda: load_cifar(path, asked, download=True),
+                'no %s data in .*%s' % (asked, hint))
+    assert files_under(str(tmp_path)) == before
+    renamed = str(tmp_path / 'renamed')  # a folder of another name, holding the meta file
+    os.rename(folder, renamed)           # and only some of the pickles, gives it away too
+    open(os.path.join(renamed, 'meta' if stored == 'cifar100' else 'batches.meta'), 'w').close()
+    os.remove(os.path.join(renamed, 'train' if stored == 'cifar100' else 'test_batch'))
+    refused(lambda: load_cifar(renamed, asked), hint)
+
+
+def test_data_path_that_is_a_file(tmp_path, no_download):
+    (tmp_path / 'cifar').write_text('not a folder')
+    refused(lambda: load_cifar(str(tmp_path / 'cifar'), 'cifar10', download=True),
+            '--data_path .*cifar is a file')
+    assert (tmp_path / 'cifar').read_text() == 'not a folder'
+
+
+def rewrite_batch(folder, name, **fields):
+    with open(os.path.join(folder, name), 'rb') as f:
+        batch = pickle.load(f)
+    batch.update(fields)
+    with open(os.path.join(folder, name), 'wb') as f:
+        pickle.dump(batch, f)
+
+
+@pytest.mark.parametrize('fields, match', [
+    ({'labels': [0.5] * 4}, "test_batch is not a readable CIFAR batch .*'labels' is not a list "
+                            "of integer labels"),
+    ({'labels': [True] * 4}, "'labels' is not a list of integer labels"),
+    ({'data': np.zeros((0, 3072), np.uint8), 'labels': []}, 'test_batch holds no images'),
+    ({'data': np.zeros((4, 1000), np.uint8)}, 'test_batch is not a readable CIFAR batch'),
+    ({'labels': [1, 2, 3]}, 'test_batch has 4 images but 3 labels')])
+def test_batch_of_the_wrong_form(tmp_path, fields, match):
+    folder = write_fake_cifar(str(tmp_path), 'cifar10', num_train=20, num_test=4)
+    rewrite_batch(folder, 'test_batch', **fields)
+    refused(lambda: load_cifar(str(tmp_path), 'cifar10'), match)
+
+
+@pytest.mark.parametrize('label', [-1, 10])
+def test_batch_label_outside_the_classes(tmp_path, label):
+    folder = write_fake_cifar(str(tmp_path), 'cifar10', num_train=20, num_test=4)
+    rewrite_batch(folder, 'test_batch', labels=[0, 1, label, 2])
+    refused(lambda: load_cifar(str(tmp_path), 'cifar10'), 'test labels in .* reach %d' % label)
+
+
+def offline_after(make):
+    """A torchvision dataset class whose download makes what `make(root)` makes, then fails as
+    an offline machine does."""
+    import urllib.error
+
+    def download(root, train=True, download=False):
+        make(root)
+        raise urllib.error.URLError('[Errno -2] Name or service not known')
+    return download
+
+
+def partial_download(root):
+    os.makedirs(os.path.join(root, 'cifar-10-batches-py'), exist_ok=True)
+    with open(os.path.join(root, 'cifar-10-python.tar.gz'), 'wb') as f:
+        f.write(b'\x1f\x8b half an archive')
+    with open(os.path.join(root, 'cifar-10-batches-py', 'data_batch_1'), 'wb') as f:
+        f.write(b'half a pickle')
+
+
+def test_failed_download_removes_the_folders_it_made(tmp_path, monkeypatch):
+    import torchvision
+    monkeypatch.setattr(torchvision.datasets, 'CIFAR10', offline_after(partial_download))
+    data_path = tmp_path / 'new' / 'cifar-10'
+    refused(lambda: load_cifar(str(data_path), 'cifar10', download=True),
+            'could not download cifar10 into .*kriz/cifar.html')
+    assert os.listdir(tmp_path) == []  # both new/ and new/cifar-10 are gone
+
+
+def test_failed_download_keeps_what_was_there(tmp_path, monkeypatch):
+    import torchvision
+    monkeypatch.setattr(torchvision.datasets, 'CIFAR10', offline_after(partial_download))
+    (tmp_path / 'notes.txt').write_text('mine')
+    (tmp_path / 'cifar-10-batches-py').mkdir()  # empty, but the user's: kept
+    before = files_under(str(tmp_path))
+    refused(lambda: load_cifar(str(tmp_path), 'cifar10', download=True), 'could not download')
+    assert files_under(str(tmp_path)) == before  # the archive and the half pickle are gone
+
+
+# ---- noise files
+
+def noise_args(data_path, **changes):
+    args = argparse.Namespace(noise_mode='sym', dataset='cifar10', data_path=data_path,
+                              noise_file=None, r=0.5, seed=123, num_train=None, num_class=10,
+                              create_noise_file=False)
+    vars(args).update(changes)
+    return args
+
+
+def test_default_noise_file_is_generated_beside_the_pickles(cifar10_dir):
+    _, clean, _, _ = load_cifar(cifar10_dir, 'cifar10')
+    labels, path = noisy_labels_for(clean, noise_args(cifar10_dir))
+    folder = os.path.join(cifar10_dir, 'cifar-10-batches-py')
+    assert path == default_noise_file(folder, 0.5, 'sym') and os.path.isfile(path)
+    assert read_noise_file(path, 200, 10) == labels
+    assert noisy_labels_for(clean, noise_args(cifar10_dir)) == (labels, path)  # then reused
+
+
+def test_mistyped_noise_file_is_refused(cifar10_dir, tmp_path):
+    _, clean, _, _ = load_cifar(cifar10_dir, 'cifar10')
+    before = files_under(str(tmp_path))
+    typo = str(tmp_path / 'noise_0.5.jsn')
+    without_flag = noise_args(cifar10_dir, noise_file=typo)
+    del without_flag.create_noise_file  # arguments from before the flag existed
+    for args in (noise_args(cifar10_dir, noise_file=typo), without_flag):
+        refused(lambda: noisy_labels_for(clean, args),
+                'noise file %s does not exist: check the path, or add --create_noise_file to '
+                'generate labels there' % typo)
+    assert files_under(str(tmp_path)) == before
+
+
+def test_create_noise_file_generates_there(cifar10_dir, tmp_path):
+    _, clean, _, _ = load_cifar(cifar10_dir, 'cifar10')
+    path = str(tmp_path / 'noise.json')
+    labels, got = noisy_labels_for(clean, noise_args(cifar10_dir, noise_file=path,
+                                                     create_noise_file=True))
+    assert got == path and read_noise_file(path, 200, 10) == labels
+    default, _ = noisy_labels_for(clean, noise_args(cifar10_dir))
+    assert labels == default  # the same draw as at the default path
+
+
+def test_create_noise_file_in_a_missing_folder(cifar10_dir, tmp_path):
+    _, clean, _, _ = load_cifar(cifar10_dir, 'cifar10')
+    path = str(tmp_path / 'nowhere' / 'noise.json')
+    refused(lambda: noisy_labels_for(clean, noise_args(cifar10_dir, noise_file=path,
+                                                       create_noise_file=True)),
+            'the folder of noise file %s does not exist' % path)
+    assert not (tmp_path / 'nowhere').exists()
+
+
+def test_noise_file_that_is_a_folder(cifar10_dir, tmp_path):
+    _, clean, _, _ = load_cifar(cifar10_dir, 'cifar10')
+    (tmp_path / 'noise.json').mkdir()
+    refused(lambda: noisy_labels_for(clean, noise_args(cifar10_dir, create_noise_file=True,
+                                                       noise_file=str(tmp_path / 'noise.json'))),
+            'noise file .*noise.json is a folder')
+    assert os.listdir(tmp_path / 'noise.json') == []
+
+
+@pytest.mark.parametrize('content, match', [
+    ('{"0": 1, "1": 2}', 'must be a JSON list of integer labels, not a JSON object'),
+    ('"0 1"', 'not a JSON string'),
+    ('7', 'not a JSON number'),
+    ('null', 'not a JSON null'),
+    ('[0, 1.0, 2]', 'item 1 is 1.0'),
+    ('[0, 1, true]', 'item 2 is true'),
+    ('[0, 1, "2"]', 'item 2 is "2"'),
+    ('[0, 1, null]', 'item 2 is null'),
+    ('', 'not readable JSON'),
+    (b'\xff\xfe\x00garbage', 'not readable JSON'),
+    ('[0, 1, 2, 3]', 'has 4 labels but the training set has 3 images'),
+    ('[0, -1, 2]', 'label -1 outside'),
+])
+def test_noise_file_of_the_wrong_form(tmp_path, content, match):
+    path = tmp_path / 'noise.json'
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    refused(lambda: read_noise_file(str(path), 3, 10), 'noise file %s .*%s' % (path, match))
+
+
+# ---- CIFAR-N files
+
+def write_cifar_n(path, **labels):
+    torch.save(labels, path)
+
+
+@pytest.mark.parametrize('bad', [10, -1])
+def test_cifar_n_label_outside_the_classes(tmp_path, bad):
+    clean = np.arange(50000) % 10
+    worst = clean.copy()
+    worst[1234] = bad
+    path = str(tmp_path / 'CIFAR-10_human.pt')
+    write_cifar_n(path, clean_label=clean, worse_label=worst)
+    refused(lambda: read_cifar_n(path, 'worse_label', clean[:100], 10),
+            r"%s: 'worse_label' holds label %d \(image 1234\), outside \[0, 10\)" % (path, bad))
+    refused(lambda: read_cifar_n(path, 'worse_label', clean[:100]), 'outside \\[0, 10\\)')
+
+
+def test_cifar_n_label_range_follows_the_dataset(tmp_path):
+    clean = np.arange(50000) % 100
+    path = str(tmp_path / 'CIFAR-100_human.pt')
+    write_cifar_n(path, clean_label=clean, noisy_label=clean)
+    assert read_cifar_n(path, 'noisy_label', clean[:5]) == [0, 1, 2, 3, 4]  # 100 classes
+    refused(lambda: read_cifar_n(path, 'noisy_label', clean[:5], 10), 'holds label 10')
+
+
+@pytest.mark.parametrize('labels, match', [
+    ({'worse_label': np.arange(50000) % 10 + 0.5}, "'worse_label' is not a list of integer"),
+    ({'worse_label': 'all cats'}, "'worse_label' is not a list of integer"),
+    ({'worse_label': np.zeros((50000, 2), np.int64)}, "'worse_label' is not a list of integer"),
+    ({'worse_label': np.zeros(50000, np.int64), 'clean_label': 'x'}, 'do not match'),
+])
+def test_cifar_n_labels_of_the_wrong_form(tmp_path, labels, match):
+    path = str(tmp_path / 'CIFAR-10_human.pt')
+    write_cifar_n(path, **labels)
+    refused(lambda: read_cifar_n(path, 'worse_label', np.zeros(5, np.int64)), match)
+
+
+def test_cifar_n_file_missing_or_a_folder(tmp_path):
+    path = tmp_path / 'CIFAR-10_human.pt'
+    refused(lambda: read_cifar_n(str(path), 'worse_label', np.zeros(5)),
+            'CIFAR-N file .* does not exist: get CIFAR-10_human.pt')
+    path.mkdir()
+    refused(lambda: read_cifar_n(str(path), 'worse_label', np.zeros(5)), 'is a folder')
+
+
+def test_cifar_n_needs_the_official_training_set(tmp_path):
+    path = str(tmp_path / 'CIFAR-10_human.pt')
+    write_cifar_n(path, worse_label=np.zeros(50000, np.int64))
+    refused(lambda: read_cifar_n(path, 'worse_label', np.zeros(50001, np.int64)),
+            'has 50001 images, more than the 50000 CIFAR-N labels')

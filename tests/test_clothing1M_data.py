@@ -148,6 +148,52 @@ def test_empty_key_list(root):
     assert 'lists no images' in error_of(root)
 
 
+def test_root_that_is_a_file(tmp_path):
+    (tmp_path / 'clothing1m').write_text('not a folder')
+    assert 'clothing1m is a file: pass --data_path' in error_of(str(tmp_path / 'clothing1m'))
+
+
+def test_annotation_file_that_is_a_folder(root):
+    os.remove(os.path.join(root, 'clean_val_key_list.txt'))
+    os.mkdir(os.path.join(root, 'clean_val_key_list.txt'))
+    assert 'lacks clean_val_key_list.txt: unpack the official annotations.zip' in error_of(root)
+
+
+@pytest.mark.parametrize('content', [b'', b'\n  \n'])
+def test_empty_label_file(root, content):
+    with open(os.path.join(root, 'clean_label_kv.txt'), 'wb') as f:
+        f.write(content)
+    assert 'clean_label_kv.txt holds no labels: restore it' in error_of(root)
+
+
+def test_byte_order_mark_is_dropped(root):
+    path = os.path.join(root, 'noisy_label_kv.txt')
+    with open(path, 'rb') as f:
+        blob = f.read()
+    with open(path, 'wb') as f:
+        f.write(b'\xef\xbb\xbf' + blob)  # as some Windows editors save
+    assert Clothing1M(root).train_labels[0] == 1
+
+
+def test_binary_annotation_file(root):
+    with open(os.path.join(root, 'noisy_train_key_list.txt'), 'wb') as f:
+        f.write(bytes(range(128, 256)))
+    assert 'cannot read %s' % os.path.join(root, 'noisy_train_key_list.txt') in error_of(root)
+
+
+@pytest.mark.parametrize('split, name', [('train', 'noisy_train_key_list.txt'),
+                                         ('val', 'clean_val_key_list.txt'),
+                                         ('test', 'clean_test_key_list.txt')])
+def test_missing_images_are_refused_up_front(root, split, name):
+    paths = getattr(Clothing1M(root), split + '_paths')
+    for path in paths[2:4]:
+        os.remove(path)
+    message = error_of(root)
+    assert message.startswith('2 of the %d images listed in %s are missing, e.g. %s: put the '
+                              'image folders 0/ ... 9/' % (len(paths), os.path.join(root, name),
+                                                           paths[2]))
+
+
 def corrupt_first_image(data):
     with open(data.val_paths[0], 'wb') as f:
         f.write(b'not a jpeg')

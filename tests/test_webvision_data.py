@@ -228,6 +228,32 @@ def test_bad_line_in_val_list(root):
     one_line_error(root, 'val_filelist.txt:%d: expected' % (2 * NUM_LISTED + 2))
 
 
+def test_root_that_is_a_file(tmp_path):
+    (tmp_path / 'webvision').write_text('not a folder')
+    one_line_error(str(tmp_path / 'webvision'), 'webvision is a file: set --data_path')
+
+
+def test_byte_order_mark_is_dropped(root):
+    path = os.path.join(root, 'info', 'train_filelist_google.txt')
+    with open(path, 'rb') as f:
+        blob = f.read()
+    with open(path, 'wb') as f:
+        f.write(b'\xef\xbb\xbf' + blob)  # as some Windows editors save
+    assert WebVision(root, num_class=3).train_paths == WebVision(root + '/', 3).train_paths
+    assert WebVision(root, num_class=3).train_paths[0].endswith('q0001/000000.jpg')
+
+
+def test_list_that_is_binary(root):
+    with open(os.path.join(root, 'info', 'val_filelist.txt'), 'wb') as f:
+        f.write(bytes(range(128, 256)))
+    one_line_error(root, 'cannot read list file .*val_filelist.txt')
+
+
+def test_val_list_without_the_first_classes(root):
+    write_list(os.path.join(root, 'info', 'val_filelist.txt'), [('val000_0.jpg', 4)])
+    one_line_error(root, 'val_filelist.txt lists no validation image of the first 3 classes')
+
+
 def test_class_without_training_image(root):
     one_line_error(root, 'no training image of class 5 .*is --num_class right', num_class=6)
 
