@@ -22,13 +22,14 @@ from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARL
 from PreResNet import ResNet18
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
 from utils.cli import (ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
-                       check_finite, progress_bar, run_cli, show_progress)
+                       check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.runlog import RunLog
+from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features)
-from utils.speed import graphed, prepare, use_cuda_graphs
+from utils.speed import graphed, has_bf16, prepare, use_cuda_graphs
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -296,26 +297,27 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
 
 # ---------------------------------------------------------------- one epoch -------------------
 
-def warmup_epoch(net, optimizer, loader, device, confidence_penalty, cuda_graphs, label):
-    """Alg. 1 line 2: one pass over all training images (batch 2B). Returns the mean CE."""
+def warmup_epoch(net, optimizer, loader, device, confidence_penalty, cuda_graphs, label,
+                 clock=None):
+    """Alg. 1 line 2: one pass over all training images (batch 2B). Returns the mean CE.
+    `clock` (utils.progress.RunClock) adds the run's time left to the progress line."""
     net.train()
     step = functools.partial(warmup_step, net, optimizer, confidence_penalty=confidence_penalty)
     if cuda_graphs:
         step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
     total = torch.zeros((), device=device)
-    for batch_idx, (inputs, labels, _) in enumerate(loader):
+    progress = Progress(label, len(loader), clock)  # images/s and time left, now and then
+    for inputs, labels, _ in loader:
         loss = step(inputs.to(device), labels.to(device))
         total += loss
-        if batch_idx % 20 == 0:
-            show_progress('%s %s Iter[%3d/%3d]  CE-loss: %.4f', label,
-                          progress_bar(batch_idx + 1, len(loader)), batch_idx + 1, len(loader),
-                          loss)
+        progress.update(len(labels), 'CE-loss: %.4f', loss)
+    progress.close()
     check_finite(total, 'warm-up')
     return total.item() / len(loader)
 
 
 def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, device, args,
-              cuda_graphs, label):
+              cuda_graphs, label, clock=None):
     """Alg. 1 lines 9-30 for one network: a pass over its labeled set, each batch with the next
     unlabeled one. Returns the mean Lx and Lu."""
     net.train()
@@ -331,6 +333,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     sum_x = torch.zeros((), device=device)
     sum_u = torch.zeros((), device=device)
     batches = ssl_batches(labeled_loader, unlabeled_loader, device)
+    progress = Progress(label, num_iter, clock)  # images/s and time left, now and then
     for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = dm.draw_mix(rows, args.alpha, device)
@@ -340,10 +343,9 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
         loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u)
         sum_x += loss_x
         sum_u += loss_u
-        if batch_idx % 20 == 0:
-            show_progress('%s %s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
-                          label, progress_bar(batch_idx + 1, num_iter), batch_idx + 1, num_iter,
-                          loss_x, loss_u)
+        progress.update(len(x1) + (len(u1) if u1 is not None else 0),
+                        'Labeled loss: %.2f  Unlabeled loss: %.2f', loss_x, loss_u)
+    progress.close()
     check_finite(sum_x + sum_u, 'SSL')
     return sum_x.item() / len(labeled_loader), sum_u.item() / len(labeled_loader)
 
@@ -408,6 +410,8 @@ def main(argv=None):
     # networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     cuda_graphs = use_cuda_graphs(args.cuda_graphs, device, not args.plain, args.compile)
+    print0(describe_device(device, not args.plain and has_bf16(device), not args.plain,
+                           cuda_graphs, args.compile))
     networks = [('net1', net1, optimizer1), ('net2', net2, optimizer2)]
     single = args.method == 'ce' or args.no_cotraining
     if single:
@@ -418,10 +422,14 @@ def main(argv=None):
         and args.noise_mode in ('asym', 'cifar-n'))
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
+    clock = RunClock(args.num_epochs, args.num_epochs if args.method == 'ce' else args.warm_up,
+                     passes=len(networks), device=device,
+                     quick_flags='--num_train 5000 --width 16')  # the run's time left
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
         start = time.time()
+        clock.begin(epoch)
         lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
         for group in optimizer1.param_groups + optimizer2.param_groups:
             group['lr'] = lr
@@ -432,7 +440,7 @@ def main(argv=None):
             # confidence penalty for class-dependent noise only (Sec. 3.1).
             for name, net, optimizer in networks:
                 ce = warmup_epoch(net, optimizer, warmup_loader, device, confidence_penalty,
-                                  cuda_graphs, label='%s Warmup %s' % (banner, name))
+                                  cuda_graphs, '%s Warmup %s' % (banner, name), clock)
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
@@ -463,7 +471,7 @@ def main(argv=None):
                     continue
                 loss_x, loss_u = ssl_epoch(net, partner, optimizer, labeled_loader,
                                            unlabeled_loader, epoch, device, args, cuda_graphs,
-                                           label='%s Train %s' % (banner, name))
+                                           '%s Train %s' % (banner, name), clock)
                 record[name] = dict(stats, loss_x=loss_x, loss_u=loss_u)
 
         # Test: the ensemble's summed logits, or net1 alone (one network, or the ablation).
@@ -477,6 +485,7 @@ def main(argv=None):
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args),
                   'noisy_labels': labels_digest(noisy_labels), 'noise_file': noise_path})
+        clock.end()
         print0('\r%s  test acc %.2f%% (net1 %.2f, net2 %.2f)  %s  %.1f s'
                % (banner, record['test_acc'], record['net1_acc'], record['net2_acc'],
                   '  '.join(_division_summary(record, n) for n, _, _ in networks),

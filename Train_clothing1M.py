@@ -25,14 +25,15 @@ from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from utils.checkpoint import (atomic_save, load_checkpoint, restore, rng_state, seed_everything,
                               state_of)
 from utils.cli import (ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
-                       check_finite, progress_bar, run_cli, show_progress)
+                       check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
 from utils.runlog import RunLog
+from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
                              save_unlabeled_guesses)
-from utils.speed import prepare
+from utils.speed import has_bf16, prepare
 
 
 def parse_args(argv):
@@ -195,23 +196,22 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
 
 # ---------------------------------------------------------------- one epoch -------------------
 
-def warmup_epoch(net, optimizer, loader, device, label):
+def warmup_epoch(net, optimizer, loader, device, label, clock=None):
     """Alg. 1 line 2: one pass over the warm-up loader. Returns the mean CE."""
     net.train()
     total = torch.zeros((), device=device)
-    for batch_idx, (inputs, labels, _) in enumerate(loader):
+    progress = Progress(label, len(loader), clock)  # images/s and time left, now and then
+    for inputs, labels, _ in loader:
         loss = warmup_step(net, optimizer, inputs.to(device), labels.to(device))
         total += loss
-        if batch_idx % 20 == 0:
-            show_progress('%s %s Iter[%3d/%3d]  CE-loss: %.4f', label,
-                          progress_bar(batch_idx + 1, len(loader)), batch_idx + 1, len(loader),
-                          loss)
+        progress.update(len(labels), 'CE-loss: %.4f', loss)
+    progress.close()
     check_finite(total, 'warm-up')
     return total.item() / len(loader)
 
 
 def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, device, args,
-              label):
+              label, clock=None):
     """Alg. 1 lines 9-30 for one network: a pass over its labeled set, each batch with the next
     unlabeled one. Returns the mean Lx and Lu."""
     net.train()
@@ -223,6 +223,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     sum_x = torch.zeros((), device=device)
     sum_u = torch.zeros((), device=device)
     batches = ssl_batches(labeled_loader, unlabeled_loader, device)
+    progress = Progress(label, num_iter, clock)  # images/s and time left, now and then
     for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = dm.draw_mix(rows, args.alpha, device)
@@ -233,10 +234,9 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
                                   lam, perm, weight_u, args=args)
         sum_x += loss_x
         sum_u += loss_u
-        if batch_idx % 20 == 0:
-            show_progress('%s %s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
-                          label, progress_bar(batch_idx + 1, num_iter), batch_idx + 1, num_iter,
-                          loss_x, loss_u)
+        progress.update(len(x1) + (len(u1) if u1 is not None else 0),
+                        'Labeled loss: %.2f  Unlabeled loss: %.2f', loss_x, loss_u)
+    progress.close()
     check_finite(sum_x + sum_u, 'SSL')
     return sum_x.item() / len(labeled_loader), sum_u.item() / len(labeled_loader)
 
@@ -275,6 +275,8 @@ def main(argv=None):
     # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun;
     # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
+    print0(describe_device(device, not args.plain and has_bf16(device), not args.plain, False,
+                           args.compile))
     # The paper's per-epoch budgets are global: with N processes each one samples 1/N of them.
     images_per_epoch = args.num_batches * args.batch_size * distributed()[1]
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
@@ -285,10 +287,13 @@ def main(argv=None):
             if epoch == checkpoint['epoch']:
                 atomic_save(unwrap(net).state_dict(), path)
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
+    clock = RunClock(args.num_epochs, args.warm_up, device=device,
+                     quick_flags='--num_batches 20')  # the run's time left
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
         start = time.time()
+        clock.begin(epoch)
         lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
         for group in optimizer1.param_groups + optimizer2.param_groups:
             group['lr'] = lr
@@ -299,7 +304,7 @@ def main(argv=None):
             for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
                 warmup_loader = loaders.warmup(2 * images_per_epoch)
                 ce = warmup_epoch(net, optimizer, warmup_loader, device,
-                                  label='%s Warmup %s' % (banner, name))
+                                  '%s Warmup %s' % (banner, name), clock)
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide: each network's GMM on a fresh balanced subset (no loss history).
@@ -335,7 +340,7 @@ def main(argv=None):
                     continue
                 loss_x, loss_u = ssl_epoch(net, partner, optimizer, labeled_loader,
                                            unlabeled_loader, epoch, device, args,
-                                           label='%s Train %s' % (banner, name))
+                                           '%s Train %s' % (banner, name), clock)
                 record[name].update(loss_x=loss_x, loss_u=loss_u)
 
         # Validation of each network; each keeps its best weights for the final test.
@@ -352,6 +357,7 @@ def main(argv=None):
         log.epoch(record, score=record['val_acc'])
         log.save({'epoch': epoch, **state_of(parts), 'best_val': best_val,
                   'best_epoch': best_epoch, 'rng': rng_state(), 'args': vars(args)})
+        clock.end()
         for net, path, better in zip((net1, net2), best_paths, improved):
             if better and log.writer:  # after the checkpoint, which can restore it
                 atomic_save(unwrap(net).state_dict(), path)

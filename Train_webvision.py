@@ -22,16 +22,17 @@ import torch.nn.functional as F
 
 import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
-from InceptionResNetV2 import InceptionResNetV2
+from InceptionResNetV2 import INPUT_SIZE, InceptionResNetV2
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
-from utils.cli import (ArgumentParser, Range, Relation, above, at_least, check_args,
-                       check_finite, progress_bar, run_cli, show_progress)
+from utils.cli import (ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
+                       check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.runlog import RunLog
+from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
                              save_unlabeled_guesses)
-from utils.speed import prepare
+from utils.speed import has_bf16, prepare
 
 
 def parse_args(argv):
@@ -93,7 +94,7 @@ ARG_RULES = {
     'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
     'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
     'resize': at_least(1),
-    'crop': Range(299, 299, hint='Inception-ResNet-v2 takes 299-px images'),
+    'crop': at_least(1),  # create_model: 299 for Inception-ResNet-v2
     'num_workers': at_least(0), 'gpuid': at_least(0),
     'crop within resize': Relation(lambda a: a.crop <= a.resize,
                                    '--crop %(crop)d is larger than --resize %(resize)d: the crop '
@@ -109,6 +110,9 @@ ARG_RULES = {
 
 
 def create_model(args):
+    if args.crop != INPUT_SIZE:  # its final 8x8 average pool fits one input size
+        raise InputError('--crop %d: Inception-ResNet-v2 takes %d-px images' % (args.crop,
+                                                                              INPUT_SIZE))
     return InceptionResNetV2(num_classes=args.num_class)
 
 
@@ -169,23 +173,22 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
 
 # ---------------------------------------------------------------- one epoch -------------------
 
-def warmup_epoch(net, optimizer, loader, device, label):
+def warmup_epoch(net, optimizer, loader, device, label, clock=None):
     """Alg. 1 line 2: one pass over the warm-up loader. Returns the mean CE."""
     net.train()
     total = torch.zeros((), device=device)
-    for batch_idx, (inputs, labels, _) in enumerate(loader):
+    progress = Progress(label, len(loader), clock)  # images/s and time left, now and then
+    for inputs, labels, _ in loader:
         loss = warmup_step(net, optimizer, inputs.to(device), labels.to(device))
         total += loss
-        if batch_idx % 20 == 0:
-            show_progress('%s %s Iter[%3d/%3d]  CE-loss: %.4f', label,
-                          progress_bar(batch_idx + 1, len(loader)), batch_idx + 1, len(loader),
-                          loss)
+        progress.update(len(labels), 'CE-loss: %.4f', loss)
+    progress.close()
     check_finite(total, 'warm-up')
     return total.item() / len(loader)
 
 
 def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, device, args,
-              label):
+              label, clock=None):
     """Alg. 1 lines 9-30 for one network: a pass over its labeled set, each batch with the next
     unlabeled one. Returns the mean Lx and Lu."""
     net.train()
@@ -197,6 +200,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     sum_x = torch.zeros((), device=device)
     sum_u = torch.zeros((), device=device)
     batches = ssl_batches(labeled_loader, unlabeled_loader, device)
+    progress = Progress(label, num_iter, clock)  # images/s and time left, now and then
     for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = dm.draw_mix(rows, args.alpha, device)
@@ -207,10 +211,9 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
                                   lam, perm, weight_u, args=args)
         sum_x += loss_x
         sum_u += loss_u
-        if batch_idx % 20 == 0:
-            show_progress('%s %s Iter[%3d/%3d]  Labeled loss: %.2f  Unlabeled loss: %.2f',
-                          label, progress_bar(batch_idx + 1, num_iter), batch_idx + 1, num_iter,
-                          loss_x, loss_u)
+        progress.update(len(x1) + (len(u1) if u1 is not None else 0),
+                        'Labeled loss: %.2f  Unlabeled loss: %.2f', loss_x, loss_u)
+    progress.close()
     check_finite(sum_x + sum_u, 'SSL')
     return sum_x.item() / len(labeled_loader), sum_u.item() / len(labeled_loader)
 
@@ -249,13 +252,18 @@ def main(argv=None):
     # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun;
     # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
+    print0(describe_device(device, not args.plain and has_bf16(device), not args.plain, False,
+                           args.compile))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
+    clock = RunClock(args.num_epochs, args.warm_up, device=device,
+                     quick_flags='--num_class 5')  # the run's time left
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
         start = time.time()
+        clock.begin(epoch)
         lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
         for group in optimizer1.param_groups + optimizer2.param_groups:
             group['lr'] = lr
@@ -266,7 +274,7 @@ def main(argv=None):
             warmup_loader = loaders.warmup()
             for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
                 ce = warmup_epoch(net, optimizer, warmup_loader, device,
-                                  label='%s Warmup %s' % (banner, name))
+                                  '%s Warmup %s' % (banner, name), clock)
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide: each network's GMM divides all training images for the other one.
@@ -296,7 +304,7 @@ def main(argv=None):
                     continue
                 loss_x, loss_u = ssl_epoch(net, partner, optimizer, labeled_loader,
                                            unlabeled_loader, epoch, device, args,
-                                           label='%s Train %s' % (banner, name))
+                                           '%s Train %s' % (banner, name), clock)
                 record[name].update(loss_x=loss_x, loss_u=loss_u)
 
         # Test the ensemble (sum of logits) on WebVision val and ILSVRC12 val, top-1 and top-5.
@@ -311,6 +319,7 @@ def main(argv=None):
         log.epoch(record, score=record['webvision_top1'])
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
+        clock.end()
         print0('\r%s  WebVision %.2f%% (%.2f%%)  ImageNet %.2f%% (%.2f%%)  %.1f s'
                % (banner, record['webvision_top1'], record['webvision_top5'],
                   record['imagenet_top1'], record['imagenet_top5'], record['seconds']))

@@ -58,7 +58,7 @@ REFUSED = [
     ('clothing1M', ['--crop', '300'], '--crop 300 is larger than --resize 256'),
     ('clothing1M', ['--resize', '8', '--crop', '8'], '--resize 8: it must be >= 32'),
     ('clothing1M', ['--id', '../elsewhere'], 'must be a plain file name prefix'),
-    ('webvision', ['--crop', '224'], '--crop 224: it must be in [299, 299] (Inception-ResNet-v2'),
+    ('webvision', ['--crop', '0'], '--crop 0: it must be >= 1'),
     ('webvision', ['--resize', '256'], '--crop 299 is larger than --resize 256'),
     ('webvision', ['--num_class', '1001'], '--num_class 1001: it must be in [2, 1000]'),
     ('webvision', ['--loss_history', '0'], '--loss_history 0: it must be >= 1'),
@@ -77,6 +77,11 @@ def test_bad_argument_is_one_line_and_writes_nothing(script, argv, message, tmp_
     assert err.count('\n') == 1 and err.startswith('error: ') and 'Traceback' not in err
     assert message in err
     assert os.listdir(tmp_path) == []  # no output folder, no data folder, no noise file
+
+
+def test_webvision_crop_must_fit_inception_resnet_v2():
+    with pytest.raises(ValueError, match='--crop 224: Inception-ResNet-v2 takes 299-px images'):
+        Train_webvision.create_model(Train_webvision.parse_args(['--crop', '224']))
 
 
 @pytest.mark.parametrize('script', sorted(SCRIPTS))

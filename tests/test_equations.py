@@ -6,7 +6,6 @@ import torch
 import torch.nn as nn
 
 import dividemix as dm
-from utils.cli import progress_bar, show_progress
 
 
 def logits_of(probs):
@@ -187,18 +186,3 @@ def test_division_stats_by_hand():
     assert stats['precision'] == 0.5 and stats['recall'] == 0.5
     assert stats['auc'] == 0.75  # pairs (clean > noisy): .9>.6 .9>.1 .4>.1, not .4>.6
     assert math.isnan(dm.division_stats(prob, labeled, [True] * 4)['auc'])
-
-
-def test_progress_bar():
-    assert progress_bar(0, 10, width=10) == '[----------]'
-    assert progress_bar(5, 10, width=10) == '[#####-----]'
-    assert progress_bar(12, 10, width=10) == '[##########]'  # the authors' num_iter overshoots
-
-
-def test_progress_shows_on_a_terminal_only(monkeypatch, capsys):
-    monkeypatch.setattr('sys.stdout.isatty', lambda: False)
-    show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
-    assert capsys.readouterr().out == ''
-    monkeypatch.setattr('sys.stdout.isatty', lambda: True)
-    show_progress('%s loss %.2f', 'x', torch.tensor(1.5))
-    assert capsys.readouterr().out == '\rx loss 1.50'

@@ -150,7 +150,7 @@ def test_real_cifar10_small_run(real_cifar10, tmp_path):
     noise_file = str(tmp_path / 'noise.json')
     summary = Train_cifar.main(
         ['--data_path', real_cifar10, '--out_dir', out, '--noise_file', noise_file,
-         '--num_train', '2000', '--num_test', '1000', '--width', '16', '--num_epochs', '4',
+         '--create_noise_file', '--num_train', '2000', '--num_test', '1000', '--width', '16', '--num_epochs', '4',
          '--warm_up', '3', '--r', '0.2', '--num_workers', '0', '--no-figures'])
     from dataloader_cifar import load_cifar
     _, clean, _, _ = load_cifar(real_cifar10, 'cifar10')
@@ -171,7 +171,8 @@ def test_real_cifar10_fast_and_plain_paths_learn_alike(real_cifar10, tmp_path):
     for path in ('fast', 'plain'):
         summary = Train_cifar.main(
             ['--data_path', real_cifar10, '--out_dir', str(tmp_path / path),
-             '--noise_file', str(tmp_path / 'noise.json'), '--num_train', '1000',
+             '--noise_file', str(tmp_path / 'noise.json'), '--create_noise_file',
+             '--num_train', '1000',
              '--num_test', '1000', '--width', '16', '--num_epochs', '4', '--warm_up', '4',
              '--r', '0.2',
              '--num_workers', '0', '--no-figures'] + (['--plain'] if path == 'plain' else []))

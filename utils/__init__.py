@@ -1,6 +1,7 @@
 """Plumbing shared by the training scripts, one concern per module:
 
-  cli          one-line errors, signals, the progress line
+  cli          the arguments' rules and their checker, one-line errors, signals
+  progress     the device line, images/s and the time left in the epoch and the run
   distributed  processes and devices (torchrun), rank-0 printing
   speed        the speed layer the scripts apply: prepare(net), graphed(step)
   data         the data contract every loader follows (NoisyLabelDataset, make_loader)

@@ -1,6 +1,5 @@
 """The command line: the arguments' rules and their one checker, one-line errors instead of
-tracebacks, SIGTERM/SIGINT turned into a clean stop that says how to resume, and the progress
-line of an epoch."""
+tracebacks, and SIGTERM/SIGINT turned into a clean stop that says how to resume."""
 import argparse
 import math
 import os
@@ -177,19 +176,3 @@ def check_finite(total, what):
     """Stop the run with one line when an epoch's summed loss is NaN or infinite."""
     if not torch.isfinite(total):
         raise TrainingError('non-finite %s loss: lower --lr or check the data' % what)
-
-
-def show_progress(line, *values):
-    """`line % values` rewritten in place on a terminal; nothing when the output is a file, nor
-    on the other processes under torch.distributed. Tensors among the values are read only
-    then, so a GPU is not made to wait for a line nobody sees."""
-    if sys.stdout.isatty() and is_main():
-        values = tuple(v.item() if torch.is_tensor(v) else v for v in values)
-        sys.stdout.write('\r' + line % values)
-        sys.stdout.flush()
-
-
-def progress_bar(done, total, width=20):
-    """'[######--------------]' for `done` of `total` steps."""
-    filled = min(width, width * done // max(total, 1))
-    return '[' + '#' * filled + '-' * (width - filled) + ']'

@@ -1,0 +1,184 @@
+"""No state of a run folder makes a command overwrite a run: a folder with any of a run's files
+refuses a new start, --resume without a usable checkpoint is refused with what to do, a start
+that fails leaves nothing behind, and a failed write keeps the last checkpoint."""
+import errno
+import os
+import signal
+
+import pytest
+import torch
+
+import Train_cifar
+import utils.checkpoint
+from conftest import write_fake_cifar
+from utils.cli import Interrupted, run_cli
+
+PREFIX = 'cifar10_0.5_sym'
+
+
+def tiny(data, out, *extra):
+    return ['--data_path', data, '--out_dir', out, '--width', '8', '--num_epochs', '2',
+            '--warm_up', '1', '--batch_size', '16', '--num_workers', '0',
+            '--no-figures'] + list(extra)
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('data'))
+    write_fake_cifar(root, 'cifar10')
+    return root
+
+
+def contents(folder):
+    """Every file under `folder` with its bytes (folders as None)."""
+    found = {}
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(parent, name), folder)] = None
+        for name in files:
+            path = os.path.join(parent, name)
+            with open(path, 'rb') as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def refused(argv, capsys, folder):
+    """Run, expect exit 2 with one line and `folder` unchanged; return the line."""
+    before = contents(folder)
+    code = run_cli(Train_cifar.main, argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count('\n') == 1 and err.startswith('error: ') and 'Traceback' not in err
+    assert contents(folder) == before
+    return err.strip()
+
+
+@pytest.mark.parametrize('leftover', ['_acc.txt', '_stats.txt', '.jsonl', '_args.json',
+                                      '_last.pth', '_best.pth', '_last.pth.tmp', '_division/',
+                                      '_tb/', '_features.npz'])
+def test_any_file_of_a_run_refuses_a_new_start(leftover, data, tmp_path, capsys):
+    out = tmp_path / 'run'
+    out.mkdir()
+    if leftover.endswith('/'):
+        (out / (PREFIX + leftover)).mkdir()
+    else:
+        (out / (PREFIX + leftover)).write_text('kept')
+    line = refused(tiny(data, str(out)), capsys, str(out))
+    assert 'already holds a run with these settings (%s' % (PREFIX + leftover.rstrip('/')) \
+        in line and 'add --resume to continue it, or pass another --out_dir' in line
+
+
+def test_resume_without_a_checkpoint_is_refused_not_restarted(data, tmp_path, capsys):
+    # e.g. the logs of a run whose _last.pth was deleted: resuming must not start it over
+    out = tmp_path / 'run'
+    out.mkdir()
+    for suffix in ('_acc.txt', '_stats.txt', '.jsonl', '_args.json'):
+        (out / (PREFIX + suffix)).write_text('Epoch:0   Accuracy:12.00\n')
+    line = refused(tiny(data, str(out), '--resume'), capsys, str(out))
+    assert 'holds a run without its latest checkpoint' in line
+    assert 'delete its files (%s_acc.txt' % PREFIX in line and 'another --out_dir' in line
+    (out / (PREFIX + '_best.pth')).write_bytes(b'best weights')
+    line = refused(tiny(data, str(out), '--resume'), capsys, str(out))
+    assert 'copy %s to %s to continue from its best epoch' % (
+        out / (PREFIX + '_best.pth'), out / (PREFIX + '_last.pth')) in line
+
+
+@pytest.mark.parametrize('content, reason', [
+    (b'PK\x03\x04 half a checkpoint', 'it is damaged, truncated or not a PyTorch file'),
+    (b'', 'it is damaged, truncated or not a PyTorch file'),
+    ('evil', 'not loaded because loading them could run code'),
+    ('foreign', 'is not a checkpoint written by this script'),
+])
+def test_unusable_checkpoint_is_one_whole_line(content, reason, data, tmp_path, capsys):
+    out = tmp_path / 'run'
+    out.mkdir()
+    last = out / (PREFIX + '_last.pth')
+    if content == 'evil':
+        class Evil:
+            def __reduce__(self):
+                return (os.system, ('touch %s' % (tmp_path / 'pwned'),))
+        torch.save({'net1': Evil()}, last)
+    elif content == 'foreign':
+        torch.save({'state_dict': {'w': torch.ones(2)}}, last)
+    else:
+        last.write_bytes(content)
+    (out / (PREFIX + '_best.pth')).write_bytes(b'an older epoch')
+    line = refused(tiny(data, str(out), '--resume'), capsys, str(out))
+    assert reason in line and 'weights_only' not in line
+    assert line.endswith('copy %s over it to continue from its best epoch, or pass another '
+                         '--out_dir' % (out / (PREFIX + '_best.pth')))
+    assert not (tmp_path / 'pwned').exists()
+
+
+def test_checkpoint_without_its_logs_is_refused(data, tmp_path, capsys):
+    out = tmp_path / 'run'
+    out.mkdir()
+    args = Train_cifar.complete_args(Train_cifar.parse_args(tiny(data, str(out), '--resume')))
+    torch.save({'epoch': 0, 'args': vars(args), 'rng': [], 'log_sizes': [30, 0, 80],
+                'scores': [10.0], 'net1': {}}, out / (PREFIX + '_last.pth'))
+    capsys.readouterr()
+    line = refused(tiny(data, str(out), '--resume'), capsys, str(out))
+    assert 'log %s of the run in %s is missing' % (out / (PREFIX + '_acc.txt'), out) in line
+
+
+def nan_warmup_step(*args, **kwargs):
+    return torch.tensor(float('nan'))
+
+
+def interrupt(*args, **kwargs):
+    raise Interrupted(signal.SIGINT)
+
+
+@pytest.mark.parametrize('failure, code, message', [
+    (nan_warmup_step, 2, 'error: non-finite warm-up loss'),
+    (interrupt, 128 + signal.SIGINT, 'stopped by SIGINT; before the first epoch finished, so '
+                                     'nothing was kept: run it again'),
+])
+def test_a_start_that_fails_leaves_nothing_behind(failure, code, message, data, tmp_path,
+                                                  monkeypatch, capsys):
+    monkeypatch.setattr(Train_cifar, 'warmup_step' if failure is nan_warmup_step
+                        else 'warmup_epoch', failure)
+    out = tmp_path / 'new'
+    assert run_cli(Train_cifar.main, tiny(data, str(out))) == code
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # the folder it made is gone too
+    # a folder the user had keeps everything but the failed run's files
+    mine = tmp_path / 'mine'
+    mine.mkdir()
+    (mine / 'notes.txt').write_text('mine')
+    assert run_cli(Train_cifar.main, tiny(data, str(mine))) == code
+    assert contents(str(mine)) == {'notes.txt': b'mine'}
+
+
+def test_disk_full_keeps_the_last_checkpoint_and_no_temporary_file(data, tmp_path, monkeypatch,
+                                                                  capsys):
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_is_full(obj, f):
+        calls.append(1)
+        if len(calls) == 2:  # the second epoch's checkpoint
+            f.write(b'part of a checkpoint')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        real_save(obj, f)
+    monkeypatch.setattr(utils.checkpoint.torch, 'save', save_until_the_disk_is_full)
+    out = tmp_path / 'run'
+    code = run_cli(Train_cifar.main, tiny(data, str(out), '--method', 'ce'))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1
+    last = out / ('cifar10_0.5_sym_ce_last.pth')
+    assert err.startswith('error: cannot write %s (No space left on device): free some space'
+                          % last) and err.strip().endswith('then continue with --resume')
+    assert torch.load(last, weights_only=True)['epoch'] == 0
+    assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
+
+
+def test_resume_removes_leftover_temporary_files(data, tmp_path, capsys):
+    out = tmp_path / 'run'
+    argv = tiny(data, str(out), '--method', 'ce')
+    assert run_cli(Train_cifar.main, argv + ['--num_epochs', '1']) == 0
+    prefix = out / 'cifar10_0.5_sym_ce'
+    for name in ('_last.pth.tmp', '_best.pth.tmp'):
+        (out / (prefix.name + name)).write_bytes(b'half of a write')
+    assert run_cli(Train_cifar.main, argv + ['--resume', '--num_epochs', '2']) == 0
+    assert torch.load(str(prefix) + '_last.pth', weights_only=True)['epoch'] == 1
+    assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
