@@ -10,6 +10,7 @@ import torch
 
 import Train_cifar
 import utils.checkpoint
+import utils.progress
 from conftest import write_fake_cifar
 from utils.cli import Interrupted, run_cli
 
@@ -121,6 +122,17 @@ def test_checkpoint_without_its_logs_is_refused(data, tmp_path, capsys):
     assert 'log %s of the run in %s is missing' % (out / (PREFIX + '_acc.txt'), out) in line
 
 
+def test_resume_with_fewer_epochs_than_finished_is_refused(data, tmp_path, capsys):
+    out = tmp_path / 'run'
+    out.mkdir()
+    args = Train_cifar.complete_args(Train_cifar.parse_args(tiny(data, str(out), '--resume')))
+    torch.save({'epoch': 4, 'args': vars(args), 'rng': [], 'log_sizes': [0, 0, 0],
+                'scores': [10.0] * 5, 'net1': {}}, out / (PREFIX + '_last.pth'))
+    capsys.readouterr()
+    line = refused(tiny(data, str(out), '--resume'), capsys, str(out))
+    assert 'has finished 5 epochs, more than --num_epochs 2: pass --num_epochs 5 or more' in line
+
+
 def nan_warmup_step(*args, **kwargs):
     return torch.tensor(float('nan'))
 
@@ -172,13 +184,23 @@ def test_disk_full_keeps_the_last_checkpoint_and_no_temporary_file(data, tmp_pat
     assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
 
 
-def test_resume_removes_leftover_temporary_files(data, tmp_path, capsys):
+def test_resume_removes_leftover_temporary_files(data, tmp_path, monkeypatch, capsys):
     out = tmp_path / 'run'
     argv = tiny(data, str(out), '--method', 'ce')
     assert run_cli(Train_cifar.main, argv + ['--num_epochs', '1']) == 0
     prefix = out / 'cifar10_0.5_sym_ce'
     for name in ('_last.pth.tmp', '_best.pth.tmp'):
         (out / (prefix.name + name)).write_bytes(b'half of a write')
+    monkeypatch.setattr(utils.progress, 'LOG_EVERY_S', 0)  # a progress line every step
+    capsys.readouterr()
     assert run_cli(Train_cifar.main, argv + ['--resume', '--num_epochs', '2']) == 0
     assert torch.load(str(prefix) + '_last.pth', weights_only=True)['epoch'] == 1
     assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
+    # and what it printed: where it trains, then progress lines with a rate and time left
+    lines = capsys.readouterr().out.splitlines()
+    device = [k for k, line in enumerate(lines) if line.startswith(
+        'training on the CPU (%d thread' % torch.get_num_threads())]
+    steps = [line for line in lines if 'Warmup net1  step' in line]
+    assert len(device) == 1 and lines.index(steps[0]) > device[0]
+    assert len(steps) == 7  # 200 images in batches of 32: one line per step into a file
+    assert all(' img/s  ' in line and ' left  run ' in line for line in steps[1:])

@@ -19,9 +19,10 @@ def is_main():
 
 
 def print0(*args, **kwargs):
-    """print() on the main process only, so a torchrun job has one console."""
+    """print() on the main process only, so a torchrun job has one console; flushed, so a
+    log file shows each line when it happens."""
     if is_main():
-        print(*args, **kwargs)
+        print(*args, **dict({'flush': True}, **kwargs))
 
 
 def init_distributed():

@@ -122,6 +122,11 @@ class RunLog:
         current = vars(args)
         # a run saved before its arguments named their script was run by this same script
         saved = dict({'script': current.get('script')}, **checkpoint['args'])
+        if checkpoint['epoch'] + 1 > args.num_epochs:
+            raise InputError('the run in %s has finished %d epochs, more than --num_epochs %d: '
+                             'pass --num_epochs %d or more to continue it'
+                             % (self.out_dir, checkpoint['epoch'] + 1, args.num_epochs,
+                                checkpoint['epoch'] + 1))
         changed = ['--%s %s (was %s)' % (k, current.get(k), saved.get(k))
                    for k in sorted(set(saved) | set(current))
                    if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)]
@@ -149,11 +154,13 @@ class RunLog:
         if checkpoint is None:
             created_dir = not os.path.isdir(self.out_dir)
             on_failure(lambda: self._discard_unsaved(created_dir))
-            os.makedirs(self.out_dir, exist_ok=True)
+            try:
+                os.makedirs(self.out_dir, exist_ok=True)
+            except OSError as e:
+                raise write_error(self.out_dir, e) from None
             for path in self.logs:
                 self._write_text(path, '', 'w')
-            with open(self.args_path, 'w') as f:
-                json.dump(vars(args), f, indent=1)
+            self._write_text(self.args_path, json.dumps(vars(args), indent=1), 'w')
             return
         for path, size in zip(self.logs, checkpoint['log_sizes']):
             with open(path, 'r+') as f:
