@@ -21,8 +21,9 @@ from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARL
                               DeviceCIFARLoaders, load_cifar, noisy_labels_for)
 from PreResNet import ResNet18
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
-from utils.cli import (ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
-                       check_finite, run_cli)
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, WARM_UP_BEFORE_END, ArgumentParser,
+                       InputError, Range, Relation, above, at_least, check_args, check_finite,
+                       run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.runlog import RunLog
@@ -198,12 +199,9 @@ ARG_RULES = {
             or a.divide_and_mixmatch or a.test_net1_only),
         '--method ce trains one network on the noisy labels: drop the DivideMix ablation '
         'switches'),
-    'compile': Relation(lambda a: not (a.compile and a.plain),
-                        '--compile is a speed-up and --plain turns them off: drop one'),
-    'warm-up only': Relation(
-        lambda a: a.method == 'ce' or a.warm_up < a.num_epochs,
-        '--warm_up %(warm_up)d is not below --num_epochs %(num_epochs)d: the run is warm-up '
-        'only and DivideMix never starts', warn=True),
+    'compile': COMPILE_NEEDS_SPEED_UPS,
+    'warm-up only': Relation(lambda a: a.method == 'ce' or WARM_UP_BEFORE_END.holds(a),
+                             WARM_UP_BEFORE_END.message, warn=True),  # CE: warm-up throughout
 }
 
 

@@ -24,8 +24,9 @@ import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from utils.checkpoint import (atomic_save, load_checkpoint, restore, rng_state, seed_everything,
                               state_of)
-from utils.cli import (ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
-                       check_finite, run_cli)
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, PLAIN_ID,
+                       WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, above, at_least,
+                       check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
@@ -100,16 +101,8 @@ ARG_RULES = {
     'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
     'resize': at_least(32), 'crop': at_least(32),  # ResNet-50 downsamples 32 times
     'num_workers': at_least(0), 'gpuid': at_least(0),
-    'crop within resize': Relation(lambda a: a.crop <= a.resize,
-                                   '--crop %(crop)d is larger than --resize %(resize)d: the crop '
-                                   'is taken from the resized image'),
-    'id': Relation(lambda a: a.id not in ('', '.', '..') and os.sep not in a.id,
-                   '--id %(id)r must be a plain file name prefix (no folders: use --out_dir)'),
-    'compile': Relation(lambda a: not (a.compile and a.plain),
-                        '--compile is a speed-up and --plain turns them off: drop one'),
-    'warm-up only': Relation(lambda a: a.warm_up < a.num_epochs,
-                             '--warm_up %(warm_up)d is not below --num_epochs %(num_epochs)d: '
-                             'the run is warm-up only and DivideMix never starts', warn=True),
+    'crop within resize': CROP_WITHIN_RESIZE, 'id': PLAIN_ID,
+    'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
 }
 
 

@@ -54,6 +54,20 @@ def write_fake_cifar(root, dataset='cifar10', num_train=200, num_test=50, seed=0
     return folder
 
 
+def files_under(root):
+    """{relative path: bytes} of every file under root, and every folder (as None): what a
+    refusal must leave unchanged."""
+    tree = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            tree[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, 'rb') as f:
+                tree[os.path.relpath(path, root)] = f.read()
+    return tree
+
+
 @pytest.fixture
 def cifar10_dir(tmp_path):
     write_fake_cifar(str(tmp_path / 'data'), 'cifar10')

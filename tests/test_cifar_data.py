@@ -10,7 +10,7 @@ import torch
 
 from PIL import Image
 
-from conftest import write_fake_cifar
+from conftest import files_under, write_fake_cifar
 from dataloader_cifar import (CIFARLoaders, default_noise_file, load_cifar, noisy_labels_for,
                               read_cifar_n, read_noise_file)
 from utils.cli import InputError
@@ -209,20 +209,6 @@ def test_labels_out_of_range_for_dataset(tmp_path):
 
 
 # ---------------------------------------------------------------- refused input files --------
-
-def files_under(root):
-    """{relative path: bytes} of every file under root, and every folder (as None): what a
-    refusal must leave unchanged."""
-    tree = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            tree[os.path.relpath(os.path.join(folder, name), root)] = None
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, 'rb') as f:
-                tree[os.path.relpath(path, root)] = f.read()
-    return tree
-
 
 def refused(call, match):
     """The InputError `call()` raises: its message matches `match` and is one line."""

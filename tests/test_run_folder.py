@@ -11,7 +11,7 @@ import torch
 import Train_cifar
 import utils.checkpoint
 import utils.progress
-from conftest import write_fake_cifar
+from conftest import files_under, write_fake_cifar
 from utils.cli import Interrupted, run_cli
 
 PREFIX = 'cifar10_0.5_sym'
@@ -30,27 +30,14 @@ def data(tmp_path_factory):
     return root
 
 
-def contents(folder):
-    """Every file under `folder` with its bytes (folders as None)."""
-    found = {}
-    for parent, dirs, files in os.walk(folder):
-        for name in dirs:
-            found[os.path.relpath(os.path.join(parent, name), folder)] = None
-        for name in files:
-            path = os.path.join(parent, name)
-            with open(path, 'rb') as f:
-                found[os.path.relpath(path, folder)] = f.read()
-    return found
-
-
 def refused(argv, capsys, folder):
     """Run, expect exit 2 with one line and `folder` unchanged; return the line."""
-    before = contents(folder)
+    before = files_under(folder)
     code = run_cli(Train_cifar.main, argv)
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.count('\n') == 1 and err.startswith('error: ') and 'Traceback' not in err
-    assert contents(folder) == before
+    assert files_under(folder) == before
     return err.strip()
 
 
@@ -159,7 +146,7 @@ def test_a_start_that_fails_leaves_nothing_behind(failure, code, message, data, 
     mine.mkdir()
     (mine / 'notes.txt').write_text('mine')
     assert run_cli(Train_cifar.main, tiny(data, str(mine))) == code
-    assert contents(str(mine)) == {'notes.txt': b'mine'}
+    assert files_under(str(mine)) == {'notes.txt': b'mine'}
 
 
 def test_disk_full_keeps_the_last_checkpoint_and_no_temporary_file(data, tmp_path, monkeypatch,

@@ -150,8 +150,8 @@ def test_real_cifar10_small_run(real_cifar10, tmp_path):
     noise_file = str(tmp_path / 'noise.json')
     summary = Train_cifar.main(
         ['--data_path', real_cifar10, '--out_dir', out, '--noise_file', noise_file,
-         '--create_noise_file', '--num_train', '2000', '--num_test', '1000', '--width', '16', '--num_epochs', '4',
-         '--warm_up', '3', '--r', '0.2', '--num_workers', '0', '--no-figures'])
+         '--create_noise_file', '--num_train', '2000', '--num_test', '1000', '--width', '16',
+         '--num_epochs', '4', '--warm_up', '3', '--r', '0.2', '--num_workers', '0', '--no-figures'])
     from dataloader_cifar import load_cifar
     _, clean, _, _ = load_cifar(real_cifar10, 'cifar10')
     assert clean[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]  # data_batch_1's first ten

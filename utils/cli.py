@@ -74,6 +74,19 @@ class Relation:
         self.holds, self.message, self.warn = holds, message, warn
 
 
+# Relations that several scripts' tables hold
+COMPILE_NEEDS_SPEED_UPS = Relation(lambda a: not (a.compile and a.plain),
+                                   '--compile is a speed-up and --plain turns them off: drop one')
+WARM_UP_BEFORE_END = Relation(lambda a: a.warm_up < a.num_epochs,
+                              '--warm_up %(warm_up)d is not below --num_epochs %(num_epochs)d: '
+                              'the run is warm-up only and DivideMix never starts', warn=True)
+CROP_WITHIN_RESIZE = Relation(lambda a: a.crop <= a.resize,
+                              '--crop %(crop)d is larger than --resize %(resize)d: the crop is '
+                              'taken from the resized image')
+PLAIN_ID = Relation(lambda a: a.id not in ('', '.', '..') and os.sep not in a.id,
+                    '--id %(id)r must be a plain file name prefix (no folders: use --out_dir)')
+
+
 def check_args(args, rules):
     """Refuse the first argument that breaks its rule, in one line that says what to fix;
     print a warning for each relation marked warn that does not hold. Writes nothing."""
