@@ -12,7 +12,8 @@ import Train_cifar
 import utils.checkpoint
 import utils.progress
 from conftest import files_under, write_fake_cifar
-from utils.cli import Interrupted, run_cli
+from utils.cli import InputError, Interrupted, run_cli
+from utils.runlog import RunLog
 
 PREFIX = 'cifar10_0.5_sym'
 
@@ -191,3 +192,17 @@ def test_resume_removes_leftover_temporary_files(data, tmp_path, monkeypatch, ca
     assert len(device) == 1 and lines.index(steps[0]) > device[0]
     assert len(steps) == 7  # 200 images in batches of 32: one line per step into a file
     assert all(' img/s  ' in line and ' left  run ' in line for line in steps[1:])
+
+
+def test_two_starts_in_one_folder_one_goes_on(tmp_path):
+    # The same command started twice: both find the folder empty while loading their data;
+    # the second to create its files is refused and removes nothing of the first.
+    args = Train_cifar.parse_args(['--out_dir', str(tmp_path)])
+    first, second = (RunLog(str(tmp_path), PREFIX, {'acc': '_acc.txt'}) for _ in range(2))
+    assert first.check(args) is None and second.check(args) is None
+    first.begin(args)
+    first.write('acc', 'Epoch:0   Accuracy:10.00\n')
+    before = files_under(str(tmp_path))
+    with pytest.raises(InputError, match='started while this one was loading its data'):
+        second.begin(args)
+    assert files_under(str(tmp_path)) == before

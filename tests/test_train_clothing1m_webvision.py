@@ -97,6 +97,21 @@ def test_clothing1m_local_pretrained_weights(tmp_path):
     assert net.fc.out_features == 14  # a fresh 14-way classifier
 
 
+@pytest.mark.parametrize('content, reason', [
+    (b'not weights', 'it is damaged, truncated or not a PyTorch file'),
+    (None, 'No such file or directory'),
+])
+def test_clothing1m_unusable_pretrained_file(content, reason, tmp_path):
+    path = tmp_path / 'resnet50.pth'
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError) as e:
+        Train_clothing1M.create_model(Train_clothing1M.parse_args(['--pretrained', str(path)]))
+    message = str(e.value)
+    assert message == "%s cannot be loaded: %s; pass --pretrained a torchvision ResNet-50 " \
+        "weights file, 'imagenet' or 'none'" % (path, reason)
+
+
 def test_clothing1m_offline_weights_error(monkeypatch):
     def offline(weights=None):
         if weights is not None:

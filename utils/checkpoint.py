@@ -112,11 +112,11 @@ def load_checkpoint(path, fix):
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        if 'weights only' not in str(e).lower():
-            reason = 'it is damaged or not a PyTorch file'
-        else:
+        if 'global' in str(e).lower():  # a class or function to import: the pickle runs code
             reason = ('it holds objects other than tensors and plain containers, which are not '
                       'loaded because loading them could run code')
+        else:
+            reason = 'it is damaged, truncated or not a PyTorch file'
     except OSError as e:
         reason = e.strerror or type(e).__name__
     except Exception:  # a truncated zip, an empty file, another format

@@ -153,12 +153,17 @@ class RunLog:
             return
         if checkpoint is None:
             created_dir = not os.path.isdir(self.out_dir)
-            on_failure(lambda: self._discard_unsaved(created_dir))
             try:
                 os.makedirs(self.out_dir, exist_ok=True)
+                open(self.logs[0], 'x').close()  # exclusive: of two starts here, one goes on
+            except FileExistsError:
+                raise InputError('%s already holds a run with these settings, started while this '
+                                 'one was loading its data: let that one run, or pass another '
+                                 '--out_dir' % self.out_dir) from None
             except OSError as e:
                 raise write_error(self.out_dir, e) from None
-            for path in self.logs:
+            on_failure(lambda: self._discard_unsaved(created_dir))
+            for path in self.logs[1:]:
                 self._write_text(path, '', 'w')
             self._write_text(self.args_path, json.dumps(vars(args), indent=1), 'w')
             return
