@@ -6,8 +6,8 @@ POINT (the N-th time the point is reached):
   ssl_step          SIGKILL in the middle of an SSL epoch
   log_written       SIGKILL after an epoch's logs are written, before its checkpoint
   checkpoint_write  SIGKILL halfway through writing a checkpoint file
-  after_checkpoint  SIGKILL right after a checkpoint is saved (between epochs)
-  before_best       SIGKILL after a checkpoint is saved, before it is copied to the best one
+  before_best       SIGKILL after a checkpoint is saved (between epochs), before its copy to
+                    the best one
   sigterm           SIGTERM to itself in the middle of an SSL epoch
 """
 import os
@@ -62,8 +62,6 @@ elif point == 'log_written':
     patch(RunLog, 'epoch', after=kill)
 elif point == 'checkpoint_write':
     patch(utils.checkpoint, 'atomic_write', before=half_write_then_kill)
-elif point == 'after_checkpoint':
-    patch(RunLog, 'save', after=kill)
 elif point == 'before_best':
     patch(RunLog, '_copy_last_to_best', before=lambda *a: kill())
 else:

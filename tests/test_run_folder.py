@@ -2,6 +2,7 @@
 refuses a new start, --resume without a usable checkpoint is refused with what to do, a start
 that fails leaves nothing behind, and a failed write keeps the last checkpoint."""
 import errno
+import json
 import os
 import signal
 
@@ -180,6 +181,7 @@ def test_resume_removes_leftover_temporary_files(data, tmp_path, monkeypatch, ca
     for name in ('_last.pth.tmp', '_best.pth.tmp'):
         (out / (prefix.name + name)).write_bytes(b'half of a write')
     monkeypatch.setattr(utils.progress, 'LOG_EVERY_S', 0)  # a progress line every step
+    monkeypatch.setattr(utils.progress, 'SLOW_EPOCH_S', 0)  # and any CPU epoch is slow
     capsys.readouterr()
     assert run_cli(Train_cifar.main, argv + ['--resume', '--num_epochs', '2']) == 0
     assert torch.load(str(prefix) + '_last.pth', weights_only=True)['epoch'] == 1
@@ -192,6 +194,29 @@ def test_resume_removes_leftover_temporary_files(data, tmp_path, monkeypatch, ca
     assert len(device) == 1 and lines.index(steps[0]) > device[0]
     assert len(steps) == 7  # 200 images in batches of 32: one line per step into a file
     assert all(' img/s  ' in line and ' left  run ' in line for line in steps[1:])
+    warnings = [line for line in lines if line.startswith('warning: on the CPU an epoch takes')]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        'add --num_train 5000 --width 16 for a first look in minutes')
+
+
+def test_following_the_advice_for_a_lost_checkpoint_resumes(data, tmp_path, capsys):
+    # "copy _best.pth to _last.pth to continue from its best epoch"
+    out = tmp_path / 'run'
+    argv = tiny(data, str(out), '--method', 'ce')
+    assert run_cli(Train_cifar.main, argv) == 0
+    last, best = (out / ('cifar10_0.5_sym_ce' + suffix) for suffix in ('_last.pth', '_best.pth'))
+    best_epoch = torch.load(best, weights_only=True)['epoch']
+    last.unlink()
+    assert run_cli(Train_cifar.main, argv + ['--resume']) == 2
+    assert 'copy %s to %s' % (best, last) in capsys.readouterr().err
+    last.write_bytes(best.read_bytes())
+    (out / 'cifar10_0.5_sym_ce_args.json').unlink()  # written again on resume
+    assert run_cli(Train_cifar.main, argv + ['--resume']) == 0
+    assert json.loads((out / 'cifar10_0.5_sym_ce_args.json').read_text())['method'] == 'ce'
+    assert 'resuming after epoch %d' % best_epoch in capsys.readouterr().out
+    assert torch.load(last, weights_only=True)['epoch'] == 1
+    with open(out / 'cifar10_0.5_sym_ce_acc.txt') as f:
+        assert [line.split()[0] for line in f] == ['Epoch:0', 'Epoch:1']
 
 
 def test_two_starts_in_one_folder_one_goes_on(tmp_path):

@@ -173,6 +173,8 @@ class RunLog:
         for path in self.files:
             if path.endswith('.tmp'):  # half of a write that a kill interrupted
                 _remove(path)
+        if not os.path.exists(self.args_path):  # deleted: the figures and tables read it
+            self._write_text(self.args_path, json.dumps(vars(args), indent=1), 'w')
         if self.scores and self.scores[-1] >= max(self.scores):  # the latest epoch is the best
             self._copy_last_to_best()
 
