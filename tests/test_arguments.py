@@ -7,10 +7,12 @@ import pytest
 
 import Train_cifar
 import Train_clothing1M
+import Train_imagefolder
 import Train_webvision
 from utils.cli import Range, Relation, check_args, run_cli
 
-SCRIPTS = {'cifar': Train_cifar, 'clothing1M': Train_clothing1M, 'webvision': Train_webvision}
+SCRIPTS = {'cifar': Train_cifar, 'clothing1M': Train_clothing1M, 'webvision': Train_webvision,
+           'imagefolder': Train_imagefolder}
 
 REFUSED = [
     # (script, arguments, what the line says)
@@ -64,6 +66,13 @@ REFUSED = [
     ('webvision', ['--loss_history', '0'], '--loss_history 0: it must be >= 1'),
     ('webvision', ['--T', '-1'], '--T -1.0: it must be > 0'),
     ('webvision', ['--id', ''], 'must be a plain file name prefix'),
+    ('imagefolder', ['--image_size', '64'], 'preact18 takes 32-px images'),
+    ('imagefolder', ['--arch', 'resnet50', '--resize', '200'],
+     '--resize 200 is smaller than --image_size 224'),
+    ('imagefolder', ['--std', '0.2', '0', '0.2'], '--std must be three numbers above 0'),
+    ('imagefolder', ['--pretrained', 'w.pth'], '--pretrained is for --arch resnet50'),
+    ('imagefolder', ['--lambda_u', '-1'], '--lambda_u -1.0: it must be >= 0'),
+    ('imagefolder', ['--batch_size', '0'], '--batch_size 0: it must be >= 1'),
 ]
 
 
@@ -118,6 +127,9 @@ def test_warm_up_only_run_gets_a_warning(script, argv, capsys):
 
 def test_the_defaults_pass_without_a_word(capsys):
     for module in SCRIPTS.values():
+        if module is Train_imagefolder:  # its data has no default place
+            Train_imagefolder.complete_args(module.parse_args(['--data_path', 'DIR']))
+            continue
         args = module.parse_args([])
         if module is Train_cifar:
             Train_cifar.complete_args(args)

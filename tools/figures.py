@@ -43,7 +43,8 @@ MAX_EXAMPLES = 18  # Fig. 4 grid: 3 rows of 6
 
 # The kind of run each training script writes, as its saved arguments declare ('script').
 KIND_OF_SCRIPT = {'Train_cifar.py': 'cifar', 'Train_clothing1M.py': 'clothing1m',
-                  'Train_webvision.py': 'webvision'}
+                  'Train_webvision.py': 'webvision',
+                  'Train_imagefolder.py': 'cifar'}  # the same records (test_acc, ...)
 # Per kind: the accuracy curves (key, label); the first is the run's score, the one 'best'
 # and 'last10' in the final line are computed from.
 ACCURACY_CURVES = {

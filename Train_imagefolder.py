@@ -1,0 +1,467 @@
+"""DivideMix on your own image classification dataset with noisy labels.
+
+    python Train_imagefolder.py --data_path DIR            # DIR/train/<class>/<image>, test/, val/
+    python Train_imagefolder.py --data_path DIR --train_list train.csv --test_list test.csv
+    python Train_imagefolder.py --data_path DIR --arch resnet50   # ImageNet-pretrained ResNet-50
+
+The given labels are the folder names (or the lists' labels); DivideMix trains two networks
+through their noise and finds the mislabeled images (see the labels file at the end). Two
+networks to choose from, each with its own defaults (SCHEDULES, printed at start):
+  preact18   the paper's CIFAR network, trained from scratch, for small images (32 px): the
+             paper's CIFAR schedule (Sec. 4.1) and the lambda_u of its 50% cells (Table 7)
+  resnet50   torchvision's ResNet-50 from ImageNet weights, for photos (224 px): the paper's
+             Clothing1M schedule (Appendix B), lambda_u 0 (only the labeled rows are mixed)
+With a validation set (val/ or --val_list) the best checkpoint is the best validation epoch;
+otherwise the best test epoch, or the last one when there is no test set either.
+Logs: checkpoint/<id>_acc.txt, _stats.txt and <id>.jsonl.
+"""
+import argparse
+import functools
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+import dividemix as dm
+from dataloader_imagefolder import (DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, ImageFolderData,
+                                    ImageFolderLoaders, transforms_for)
+from PreResNet import ResNet18
+from utils.checkpoint import load_checkpoint, restore, rng_state, seed_everything, state_of
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, PLAIN_ID, WARM_UP_BEFORE_END, ArgumentParser,
+                       InputError, Range, Relation, above, at_least, check_args, check_finite,
+                       run_cli)
+from utils.data import ssl_batches
+from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
+from utils.progress import Progress, RunClock, describe_device
+from utils.runlog import RunLog
+from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
+                             save_division, save_features, save_unlabeled_guesses)
+from utils.speed import graphed, has_bf16, prepare, use_cuda_graphs
+
+# The defaults of each network, every one a flag. preact18: the paper's CIFAR settings (Sec. 4.1;
+# lambda_u 25 as Table 7's 50% cells, a middle noise level); resnet50: its Clothing1M settings
+# (Appendix B). The warm-up confidence penalty is on for both: real label noise depends on the
+# class, like the paper's asymmetric noise and Clothing1M, where it is used (Sec. 3.1).
+SCHEDULES = {
+    'preact18': dict(num_epochs=300, warm_up=10, lr=0.02, lr_drop_epoch=150, batch_size=64,
+                     weight_decay=5e-4, alpha=4.0, lambda_u=25.0, p_threshold=0.5),
+    'resnet50': dict(num_epochs=80, warm_up=1, lr=0.002, lr_drop_epoch=40, batch_size=32,
+                     weight_decay=1e-3, alpha=0.5, lambda_u=0.0, p_threshold=0.5),
+}
+
+
+def parse_args(argv):
+    p = ArgumentParser(description='DivideMix on an image folder or image lists with noisy '
+                                   'labels')
+    p.add_argument('--data_path', default=None,
+                   help='folder with train/<class>/<image> (and optionally test/, val/), or the '
+                        'folder the paths in the lists are relative to')
+    p.add_argument('--train_list', default=None,
+                   help='CSV of "<image path>,<label>" rows instead of train/ folders')
+    p.add_argument('--test_list', default=None, help='the same for a clean test set')
+    p.add_argument('--val_list', default=None,
+                   help='the same for a validation set (then it picks the best epoch)')
+    p.add_argument('--classes_file', default=None,
+                   help='one class name per line; integer labels index it')
+    p.add_argument('--clean_list', default=None,
+                   help='"<image path>,<label>" rows with the true labels of some or all '
+                        'training images: turns on division AUC, precision and recall')
+    p.add_argument('--seed', type=int, default=123)
+    # network and images
+    p.add_argument('--arch', default='preact18', choices=sorted(SCHEDULES),
+                   help='preact18: from scratch, small images; resnet50: ImageNet-pretrained')
+    p.add_argument('--pretrained', default='imagenet',
+                   help="resnet50's start: 'imagenet' (torchvision's weights, downloaded or "
+                        "cached), a local ResNet-50 weights file, or 'none'")
+    p.add_argument('--width', type=int, default=64, help='preact18 base width')
+    p.add_argument('--image_size', type=int, default=None, help='default 32 / 224 by --arch')
+    p.add_argument('--resize', type=int, default=None,
+                   help='shorter side before cropping; default 32 / 256 by --arch')
+    p.add_argument('--mean', type=float, nargs=3, default=list(IMAGENET_MEAN))
+    p.add_argument('--std', type=float, nargs=3, default=list(IMAGENET_STD))
+    # optimisation and DivideMix; None: the network's SCHEDULES value
+    p.add_argument('--num_epochs', type=int, default=None)
+    p.add_argument('--warm_up', type=int, default=None)
+    p.add_argument('--batch_size', type=int, default=None, help='labeled = unlabeled batch B')
+    p.add_argument('--lr', '--learning_rate', type=float, default=None)
+    p.add_argument('--lr_drop_epoch', type=int, default=None, help='lr / 10 from this epoch')
+    p.add_argument('--momentum', type=float, default=0.9)
+    p.add_argument('--weight_decay', type=float, default=None)
+    p.add_argument('--lambda_u', type=float, default=None,
+                   help='weight of Lu; 0: mix only the labeled rows (as for Clothing1M)')
+    p.add_argument('--p_threshold', type=float, default=None, help='clean probability tau')
+    p.add_argument('--T', type=float, default=0.5, help='sharpening temperature')
+    p.add_argument('--alpha', type=float, default=None, help='Beta(alpha, alpha) of mixup')
+    p.add_argument('--rampup_epochs', type=int, default=16,
+                   help='lambda_u ramps up linearly over this many epochs after warm-up')
+    p.add_argument('--loss_history', type=int, default=1,
+                   help='GMM on the mean normalised loss of this many epochs (5 helps at '
+                        'very high noise)')
+    p.add_argument('--gmm_max_iter', type=int, default=10)
+    p.add_argument('--gmm_tol', type=float, default=1e-2)
+    p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    p.add_argument('--warmup_penalty', action=argparse.BooleanOptionalAction, default=True,
+                   help='confidence penalty in warm-up (Sec. 3.1)')
+    p.add_argument('--balanced_warmup', action='store_true',
+                   help='warm up on class-balanced draws (for imbalanced classes)')
+    # machine and outputs
+    p.add_argument('--plain', action='store_true',
+                   help='turn the speed-ups off (fp32, no channels_last): the reference path')
+    p.add_argument('--cuda_graphs', action=argparse.BooleanOptionalAction, default=True,
+                   help='on one GPU, replay each training step as a CUDA graph')
+    p.add_argument('--compile', action='store_true', help='torch.compile both networks')
+    p.add_argument('--num_workers', type=int, default=4, help='image decoding workers')
+    p.add_argument('--gpuid', type=int, default=0)
+    p.add_argument('--id', default='imagefolder', help='prefix of the output files')
+    p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
+                   help='save loss snapshots and unlabeled examples, draw the figures at the end')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='also log the per-epoch numbers for TensorBoard (if installed)')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --out_dir from its latest checkpoint')
+    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    p.set_defaults(script='Train_imagefolder.py')  # saved with the run: what tools/ read it as
+    return p.parse_args(argv)
+
+
+# What each argument may be, checked by utils.cli.check_args before anything is read or
+# written; the relations between arguments come last.
+ARG_RULES = {
+    'seed': Range(0, 2**32 - 1),  # numpy's seed range
+    'width': at_least(1), 'image_size': at_least(8), 'resize': at_least(8),
+    'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
+    'lr': above(0), 'lr_drop_epoch': at_least(0), 'momentum': Range(0, 1),
+    'weight_decay': at_least(0),
+    'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
+    'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
+    'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
+    'num_workers': at_least(0), 'gpuid': at_least(0),
+    'mean': Relation(lambda a: all(np.isfinite(a.mean)), '--mean must be three numbers'),
+    'std': Relation(lambda a: all(np.isfinite(a.std)) and min(a.std) > 0,
+                    '--std must be three numbers above 0'),
+    'preact18 input': Relation(
+        lambda a: a.arch != 'preact18' or a.image_size == 32,
+        '--image_size %(image_size)d: preact18 takes 32-px images (its final pool fits a 4x4 '
+        'map); pass --image_size 32, or --arch resnet50 for larger images'),
+    'resize within image_size': Relation(
+        lambda a: a.resize >= a.image_size,
+        '--resize %(resize)d is smaller than --image_size %(image_size)d: images are resized, '
+        'then cropped'),
+    'pretrained': Relation(
+        lambda a: a.arch == 'resnet50' or a.pretrained in ('imagenet', 'none'),
+        '--pretrained is for --arch resnet50 (preact18 trains from scratch)'),
+    'lists': Relation(lambda a: a.data_path is not None or a.train_list is not None,
+                      'no data: pass --data_path DIR (DIR/train/<class>/<image>) or --train_list'),
+    'id': PLAIN_ID, 'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
+}
+
+
+def complete_args(args):
+    """Fill in the network's defaults (SCHEDULES, DEFAULTS), check every argument, print them."""
+    for name, value in dict(SCHEDULES[args.arch], **DEFAULTS[args.arch]).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    check_args(args, ARG_RULES)
+    print0('%s: epochs=%d warm_up=%d lr=%g (/10 from %d) batch=%d weight_decay=%g alpha=%g '
+           'lambda_u=%g p_threshold=%g image_size=%d resize=%d warm-up penalty %s'
+           % (args.arch, args.num_epochs, args.warm_up, args.lr, args.lr_drop_epoch,
+              args.batch_size, args.weight_decay, args.alpha, args.lambda_u, args.p_threshold,
+              args.image_size, args.resize, 'on' if args.warmup_penalty else 'off'))
+    return args
+
+
+def create_model(args, num_class):
+    """PreAct-ResNet18 from scratch, or ResNet-50 with ImageNet (or given) weights and a fresh
+    num_class-way fc layer."""
+    if args.arch == 'preact18':
+        return ResNet18(num_class, args.width)
+    if args.pretrained == 'imagenet':
+        try:
+            net = torchvision.models.resnet50(
+                weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1)
+        except Exception as e:  # offline and not cached
+            raise InputError('could not get the ImageNet ResNet-50 weights (%s): pass '
+                             '--pretrained PATH to a local resnet50 weights file'
+                             % (str(e).splitlines() or [type(e).__name__])[0]) from None
+    else:
+        net = torchvision.models.resnet50()
+        if args.pretrained != 'none':
+            state = load_checkpoint(args.pretrained, "pass --pretrained a torchvision "
+                                    "ResNet-50 weights file, 'imagenet' or 'none'")
+            try:
+                net.load_state_dict(state.get('state_dict', state))
+            except (RuntimeError, AttributeError) as e:
+                raise InputError('%s is not a torchvision ResNet-50 state_dict (%s)'
+                                 % (args.pretrained, str(e).splitlines()[0][:150])) from None
+    net.fc = nn.Linear(net.fc.in_features, num_class)
+    return net
+
+
+# ---------------------------------------------------------------- one mini-batch --------------
+
+def warmup_step(net, optimizer, inputs, labels, confidence_penalty):
+    """Alg. 1 line 2 on one mini-batch of 2B images: cross-entropy on the noisy labels, plus
+    the confidence penalty (minus Eq. 2) where asked. Returns the CE (0-dim tensor)."""
+    logits = net(inputs)
+    loss = F.cross_entropy(logits, labels)
+    penalty = dm.negative_entropy(logits) if confidence_penalty else 0.0
+    optimizer.zero_grad()
+    (loss + penalty).backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u,
+             *, args):
+    """Alg. 1 lines 12-29 on one mini-batch: x1, x2 (B, 3, S, S) two augmented views of
+    labeled images with their noisy labels (B,) and clean probabilities (B,) from the
+    partner's GMM; u1, u2 two views of unlabeled images (None when that set is empty); lam,
+    perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step (lambda_u ramped
+    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. Returns Lx and Lu
+    (0-dim tensors)."""
+    with torch.no_grad():
+        # The trained net stays in train mode for these passes (authors' code): its BatchNorm
+        # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
+        if u1 is not None:
+            pred_u = dm.mean_prediction(net(u1), net(u2))
+            # eval mode: rows are independent, so both views go through the partner at once
+            partner_pred_u = dm.mean_prediction(*partner(torch.cat([u1, u2])).chunk(2))
+            targets_u = dm.co_guess(pred_u, partner_pred_u, args.T)        # Alg. 1 lines 21-23
+        pred_x = dm.mean_prediction(net(x1), net(x2))
+        targets_x = dm.co_refine(F.one_hot(labels, args.num_class).float(), clean_prob, pred_x,
+                                 args.T)                                    # Eq. (3)-(4)
+
+    # MixMatch over the labeled rows first, then the unlabeled ones (Eq. 5-8)
+    if u1 is None:
+        inputs, targets = torch.cat([x1, x2]), torch.cat([targets_x, targets_x])
+    else:
+        inputs = torch.cat([x1, x2, u1, u2])
+        targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
+    mixed_inputs, mixed_targets = dm.mixup(inputs, targets, lam, perm)
+    if args.lambda_u == 0:
+        # As the paper for Clothing1M (Appendix B): only the 2B labeled rows are trained on,
+        # each mixed with a partner drawn from the whole batch; no Lu.
+        mixed_inputs, mixed_targets = mixed_inputs[:2 * len(x1)], mixed_targets[:2 * len(x1)]
+
+    # One forward over the mixed batch (shared BatchNorm), Eq. (12)
+    loss, loss_x, loss_u = dm.dividemix_loss(net(mixed_inputs), mixed_targets, 2 * len(x1),
+                                             weight_u)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss_x.detach(), loss_u.detach()
+
+
+# ---------------------------------------------------------------- one epoch -------------------
+
+def warmup_epoch(net, optimizer, loader, device, confidence_penalty, cuda_graphs, label,
+                 clock=None):
+    """Alg. 1 line 2: one pass over the warm-up loader (batch 2B). Returns the mean CE.
+    `clock` (utils.progress.RunClock) adds the run's time left to the progress line."""
+    net.train()
+    step = functools.partial(warmup_step, net, optimizer, confidence_penalty=confidence_penalty)
+    if cuda_graphs:
+        step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
+    total = torch.zeros((), device=device)
+    progress = Progress(label, len(loader), clock)  # images/s and time left, now and then
+    for inputs, labels, _ in loader:
+        loss = step(inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        total += loss
+        progress.update(len(labels), 'CE-loss: %.4f', loss)
+    progress.close()
+    check_finite(total, 'warm-up')
+    return total.item() / len(loader)
+
+
+def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, device, args,
+              cuda_graphs, label, clock=None):
+    """Alg. 1 lines 9-30 for one network: a pass over its labeled set, each batch with the next
+    unlabeled one. Returns the mean Lx and Lu."""
+    net.train()
+    partner.eval()
+    step = functools.partial(ssl_step, net, partner, optimizer, args=args)
+    if cuda_graphs and unlabeled_loader is not None:  # a graph's inputs are tensors, not None
+        step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
+    # Authors' iteration count (one too many when |labeled| is divisible by B); it sets the
+    # fractional epoch of the lambda_u ramp-up. Under torch.distributed each process takes
+    # 1/world_size of the steps.
+    num_iter = len(labeled_loader.dataset) // (labeled_loader.batch_size * distributed()[1]) + 1
+    sum_x = torch.zeros((), device=device)
+    sum_u = torch.zeros((), device=device)
+    batches = ssl_batches(labeled_loader, unlabeled_loader, device)
+    progress = Progress(label, num_iter, clock)  # images/s and time left, now and then
+    for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
+        rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
+        lam, perm = dm.draw_mix(rows, args.alpha, device)
+        weight_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
+                                                   args.rampup_epochs, args.lambda_u),
+                              device=device)  # a tensor, like lam: one arithmetic on all paths
+        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u)
+        sum_x += loss_x
+        sum_u += loss_u
+        progress.update(len(x1) + (len(u1) if u1 is not None else 0),
+                        'Labeled loss: %.2f  Unlabeled loss: %.2f', loss_x, loss_u)
+    progress.close()
+    check_finite(sum_x + sum_u, 'SSL')
+    return sum_x.item() / len(labeled_loader), sum_u.item() / len(labeled_loader)
+
+
+# ---------------------------------------------------------------- the run ---------------------
+
+def main(argv=None):
+    init_distributed()  # under torchrun: one process per GPU, each with both networks
+    args = complete_args(parse_args(argv))
+    # ---- data: lists and folders read and checked once, up front; images are read by the
+    # loaders' workers
+    data = ImageFolderData(args.data_path, args.train_list, args.test_list, args.val_list,
+                           args.classes_file, args.clean_list)
+    args.num_class = data.num_class  # saved with the run: a resume must see the same classes
+    log = RunLog(args.out_dir, args.id, {'acc': '_acc.txt', 'stats': '_stats.txt'})
+    checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    seed_everything(args.seed)
+    device = pick_device(args.gpuid)
+    train_transform, test_transform = transforms_for(args.arch, args.image_size, args.resize,
+                                                     args.mean, args.std)
+    loaders = ImageFolderLoaders(data, args.batch_size, args.num_workers, train_transform,
+                                 test_transform, balanced_warmup=args.balanced_warmup)
+    eval_loader, test_loader, val_loader = loaders.eval_train(), loaders.test(), loaders.val()
+    noisy_labels = data.train_labels
+    # where the true label is known (--clean_list): which given labels are right
+    known = None if data.clean_labels is None else data.clean_labels >= 0
+    is_clean = None if known is None else noisy_labels == data.clean_labels
+    print0('%d training images in %d classes%s; %s test, %s validation images'
+           % (len(noisy_labels), data.num_class,
+              '' if known is None else ', %.2f%% of the %d with a known true label noisy'
+              % (100 * (1 - is_clean[known].mean()), known.sum()),
+              len(data.test_paths) if test_loader else 'no',
+              len(data.val_paths) if val_loader else 'no'))
+
+    # ---- two networks, each with its own optimizer
+    net1, net2 = (create_model(args, data.num_class).to(device) for _ in range(2))
+    optimizer1, optimizer2 = (torch.optim.SGD(net.parameters(), lr=args.lr,
+                                              momentum=args.momentum,
+                                              weight_decay=args.weight_decay)
+                              for net in (net1, net2))
+    loss_history = ([], [])  # per network: normalised per-sample losses of the last epochs
+    gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
+    parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
+    start_epoch = restore(checkpoint, parts, log.last_path)
+    if checkpoint is not None:
+        for history, saved in zip(loss_history, checkpoint['loss_history']):
+            history.extend(saved)
+    # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun, the
+    # steps replayed as CUDA graphs on one GPU; --plain turns it off. Checkpoints hold the bare
+    # networks.
+    net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
+    cuda_graphs = use_cuda_graphs(args.cuda_graphs, device, not args.plain, args.compile)
+    print0(describe_device(device, not args.plain and has_bf16(device), not args.plain,
+                           cuda_graphs, args.compile))
+    snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
+    log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
+    clock = RunClock(args.num_epochs, args.warm_up, device=device,
+                     quick_flags='--arch preact18 --width 16 --image_size 32'
+                     if args.arch == 'resnet50' else '--width 16')  # the run's time left
+
+    # ---- Algorithm 1
+    for epoch in range(start_epoch, args.num_epochs):
+        start = time.time()
+        clock.begin(epoch)
+        lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
+        for group in optimizer1.param_groups + optimizer2.param_groups:
+            group['lr'] = lr
+        record = {'epoch': epoch, 'lr': lr}
+        banner = '%s | Epoch [%3d/%3d]' % (args.id, epoch, args.num_epochs)
+        if epoch < args.warm_up:
+            # Warm-up on all data with the noisy labels (optionally class-balanced draws).
+            warmup_loader = loaders.warmup()
+            for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
+                ce = warmup_epoch(net, optimizer, warmup_loader, device, args.warmup_penalty,
+                                  cuda_graphs, '%s Warmup %s' % (banner, name), clock)
+                record[name] = {'warmup_ce': ce}
+        else:
+            # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
+            divisions = [dm.co_divide(net, eval_loader, history, args.loss_history, device,
+                                      **gmm_kwargs)
+                         for net, history in zip((net1, net2), loss_history)]
+            clean_prob1, clean_prob2 = (division.clean_prob for division in divisions)
+            if args.figures and log.writer and epoch in snapshot_epochs:
+                # Fig. 2 (with the truth where --clean_list gives all of it), and Fig. 4:
+                # images of net1's unlabeled set (from net2's division) with the guesses
+                save_division(args.out_dir, args.id, epoch, args.p_threshold, noisy_labels,
+                              {'net1': divisions[0]._asdict(), 'net2': divisions[1]._asdict()},
+                              is_clean if known is not None and known.all() else None)
+                noisy = np.flatnonzero(clean_prob2 <= args.p_threshold)
+                save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
+                                       data.train_paths, noisy_labels, noisy, clean_prob2[noisy],
+                                       test_transform, device, args.seed)
+            # Lines 6-30: net1 trains on net2's division with net2 co-guessing, then vice versa.
+            for name, net, partner, optimizer, clean_prob in (
+                    ('net1', net1, net2, optimizer1, clean_prob2),
+                    ('net2', net2, net1, optimizer2, clean_prob1)):
+                labeled = clean_prob > args.p_threshold  # authors' strict '>' (paper: >=)
+                record[name] = {'labeled': int(labeled.sum())}
+                if known is not None and known.any():  # the division against the truth known
+                    record[name] = dm.division_stats(clean_prob[known], labeled[known],
+                                                     is_clean[known])
+                    record[name]['labeled'] = int(labeled.sum())
+                log.write('stats', 'Numer of labeled samples:%d   AUC:%.3f\n'
+                          % (labeled.sum(), record[name].get('auc', float('nan'))))
+                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob)
+                if labeled_loader is None:
+                    print0('\n%s: no sample has clean probability > %g; %s skips this epoch'
+                           % (banner, args.p_threshold, name))
+                    continue
+                loss_x, loss_u = ssl_epoch(net, partner, optimizer, labeled_loader,
+                                           unlabeled_loader, epoch, device, args, cuda_graphs,
+                                           '%s Train %s' % (banner, name), clock)
+                record[name].update(loss_x=loss_x, loss_u=loss_u)
+
+        # Test and validation: the ensemble's summed logits (and each network alone).
+        for key, loader in (('test', test_loader), ('val', val_loader)):
+            if loader is not None:
+                keys = (('test_acc', 'net1_acc', 'net2_acc') if key == 'test' else
+                        ('val_acc', 'net1_val_acc', 'net2_val_acc'))  # as CIFAR and Clothing1M
+                record.update(zip(keys, dm.test_ensemble(net1, net2, loader, device)))
+        # The best checkpoint: best validation, else best test, else the last epoch.
+        score = record.get('val_acc', record.get('test_acc', 0.0))
+        record['seconds'] = time.time() - start
+        log.write('acc', 'Epoch:%d   Accuracy:%.2f\n' % (epoch, record.get('test_acc', score)))
+        log.epoch(record, score=score)
+        tensorboard.epoch(record)
+        log.save({'epoch': epoch, **state_of(parts),
+                  'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
+        clock.end()
+        print0('\r%s  %s  %.1f s' % (banner, '  '.join(
+            '%s acc %.2f%%' % (key, record[key + '_acc']) for key in ('test', 'val')
+            if key + '_acc' in record) or 'no test or validation set', record['seconds']))
+
+    summary = log.summary()
+    tensorboard.close()
+    if test_loader is not None or val_loader is not None:
+        print0('best %s %.2f%%  last-10 mean %.2f%%  (%s)'
+               % ('validation' if val_loader is not None else 'test', summary['best'],
+                  summary['last10'], log.jsonl_path))
+    if args.figures and log.writer:
+        if distributed()[1] == 1:  # (under torchrun the loader would see one shard only)
+            # Fig. 5: net1's penultimate features of up to 2,000 training images, chosen with
+            # their own RNG so the run's random streams stay untouched.
+            chosen = np.random.RandomState(args.seed).choice(
+                len(noisy_labels), min(len(noisy_labels), 2000), replace=False)
+            features = penultimate_features(unwrap(net1), loaders.eval_train(chosen), device)
+            truth = data.clean_labels if known is not None and known.all() else None
+            save_features(args.out_dir, args.id, features, noisy_labels[chosen],
+                          None if truth is None else truth[chosen], chosen)
+        from tools.figures import write_figures_after_run  # matplotlib only when drawing
+        write_figures_after_run(args.out_dir, args.id)
+    return summary
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))

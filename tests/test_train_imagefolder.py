@@ -1,0 +1,120 @@
+"""Train_imagefolder.py end to end on small generated image folders: both layouts give the same
+run, a resumed run equals an uninterrupted one, known true labels give the division's AUC,
+imbalanced classes train with a balanced warm-up, and bad input writes nothing."""
+import json
+import os
+
+import pytest
+
+import Train_imagefolder
+from conftest import files_under
+from test_imagefolder_data import make_image_folder, write_list
+from utils.cli import run_cli
+
+pytestmark = pytest.mark.slow  # trains end to end (seconds each)
+
+TINY = ['--width', '8', '--batch_size', '8', '--num_workers', '0', '--no-figures',
+        '--warm_up', '1']
+
+
+def records(out, prefix='imagefolder'):
+    with open(os.path.join(out, prefix + '.jsonl')) as f:
+        return [{k: v for k, v in json.loads(line).items() if k != 'seconds'} for line in f]
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    """data/{train,test,val}/<cat|dog|fox>/...: 12 training images per class (the folder is
+    the given label), 4 test and 3 validation images per class."""
+    root = tmp_path_factory.mktemp('images')
+    made = {}
+    for split, count in (('train', 12), ('test', 4), ('val', 3)):
+        made[split] = make_image_folder(root / 'data' / split, per_class=count, size=16)
+    return root, made
+
+
+@pytest.fixture(scope='module')
+def folder_run(dataset):
+    root, _ = dataset
+    out = str(root / 'folders')
+    summary = Train_imagefolder.main(['--data_path', str(root / 'data'), '--out_dir', out,
+                                      '--num_epochs', '3'] + TINY)
+    return out, summary
+
+
+def test_folder_layout_trains_tests_and_validates(folder_run):
+    out, summary = folder_run
+    got = records(out)
+    assert [r['epoch'] for r in got[:3]] == [0, 1, 2]
+    for r in got[:3]:
+        assert 0 <= r['test_acc'] <= 100 and 0 <= r['val_acc'] <= 100
+        assert {'net1_acc', 'net2_acc', 'net1_val_acc', 'net2_val_acc'} <= set(r)
+    assert 0 <= got[1]['net1']['labeled'] <= 36 and 'loss_x' in got[1]['net1']
+    # the best checkpoint is the best validation epoch (ties: the later one)
+    assert summary['best'] == max(r['val_acc'] for r in got[:3])
+    with open(os.path.join(out, 'imagefolder_args.json')) as f:
+        args = json.load(f)
+    assert args['num_class'] == 3 and args['arch'] == 'preact18' and args['lambda_u'] == 25
+
+
+def test_lists_give_the_same_run_and_resume_exactly(dataset, folder_run, tmp_path):
+    # The same images as label lists, in the same order: the same run. Stopped after two
+    # epochs and resumed, it ends as the uninterrupted one.
+    root, made = dataset
+    lists = {split: write_list(tmp_path / (split + '.csv'),
+                               [(os.path.join(split, path), label) for path, label in rows])
+             for split, rows in made.items()}
+    out = str(tmp_path / 'lists')
+    argv = ['--data_path', str(root / 'data'), '--train_list', lists['train'], '--test_list',
+            lists['test'], '--val_list', lists['val'], '--out_dir', out] + TINY
+    assert run_cli(Train_imagefolder.main, argv + ['--num_epochs', '2']) == 0
+    assert run_cli(Train_imagefolder.main, argv + ['--num_epochs', '3', '--resume']) == 0
+    assert records(out) == records(folder_run[0])
+
+
+def test_known_true_labels_give_the_division_auc(dataset, tmp_path):
+    # Flip the given labels of a third of the cats to dog in a list; the clean list knows them.
+    root, made = dataset
+    rows = [(os.path.join('train', path), label) for path, label in made['train']]
+    noisy = [(path, 'dog' if label == 'cat' and k % 3 == 0 else label)
+             for k, (path, label) in enumerate(rows)]
+    argv = ['--data_path', str(root / 'data'),
+            '--train_list', write_list(tmp_path / 'noisy.csv', noisy),
+            '--clean_list', write_list(tmp_path / 'clean.csv', rows),
+            '--out_dir', str(tmp_path / 'out'), '--num_epochs', '2'] + TINY
+    assert run_cli(Train_imagefolder.main, argv) == 0
+    division = records(str(tmp_path / 'out'))[1]['net1']
+    assert 0 <= division['auc'] <= 1 and 0 <= division['precision'] <= 1
+    assert 'test_acc' not in records(str(tmp_path / 'out'))[1]  # lists: no test set given
+
+
+def test_imbalanced_classes_train_with_a_balanced_warm_up(tmp_path):
+    data = tmp_path / 'data'
+    make_image_folder(data / 'train', classes=('many',), per_class=20, size=16)
+    make_image_folder(data / 'train', classes=('few', 'rare'), per_class=3, size=16)
+    out = str(tmp_path / 'out')
+    argv = ['--data_path', str(data), '--out_dir', out, '--num_epochs', '2',
+            '--balanced_warmup'] + TINY
+    assert run_cli(Train_imagefolder.main, argv) == 0
+    second = records(out)[1]
+    assert 0 <= second['net1']['labeled'] <= 26 and 0 <= second['net2']['labeled'] <= 26
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda d: make_image_folder(d / 'train', classes=('only',), per_class=8, size=8),
+     'DivideMix needs at least 2 classes'),
+    (lambda d: make_image_folder(d / 'train', per_class=2, size=8),
+     'fewer than one batch (--batch_size 8): lower --batch_size'),
+    (lambda d: (make_image_folder(d / 'train', per_class=4, size=8),
+                make_image_folder(d / 'test', classes=('wolf',), per_class=1, size=8)),
+     "class folder 'wolf', a class the training set lacks"),
+])
+def test_bad_dataset_is_one_line_and_writes_nothing(make, message, tmp_path, capsys):
+    data = tmp_path / 'data'
+    make(data)
+    before = files_under(str(tmp_path))
+    code = run_cli(Train_imagefolder.main, ['--data_path', str(data), '--out_dir',
+                                            str(tmp_path / 'out')] + TINY)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1 and message in err, err
+    assert files_under(str(tmp_path)) == before
