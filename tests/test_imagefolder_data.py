@@ -18,7 +18,7 @@ from conftest import files_under
 from dataloader_imagefolder import (DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, ImageFolderData,
                                     ImageFolderLoaders, transforms_for)
 from utils.cli import InputError
-from utils.data import ShardSampler
+from utils.data import ShardSampler, open_rgb
 
 CLASSES = ('cat', 'dog', 'fox')
 # Every mode an image file may come in; each must reach the network as 3 channels.
@@ -621,3 +621,15 @@ def test_balanced_warmup_is_ignored_under_torch_distributed(imbalanced, monkeypa
     train, test = transforms_for('preact18', 8, 8, IMAGENET_MEAN, IMAGENET_STD)
     loader = ImageFolderLoaders(imbalanced, 4, 0, train, test, balanced_warmup=True).warmup()
     assert isinstance(loader.sampler, ShardSampler) and len(loader.sampler) == 17
+
+
+@pytest.mark.parametrize('array, mode', [
+    (np.full((8, 8), 32896, np.uint16), 'I;16'),   # 16-bit grey: 32896 / 257 = 128
+    (np.full((8, 8), 0.5, np.float32), 'F'),        # float grey in [0, 1]
+    (np.full((8, 8), 128, np.int32), 'I'),          # 32-bit holding 8-bit values
+])
+def test_deep_grey_images_are_scaled_not_clipped(array, mode, tmp_path):
+    path = str(tmp_path / ('grey.png' if mode == 'I;16' else 'grey.tiff'))
+    Image.fromarray(array).save(path)
+    assert Image.open(path).mode == mode
+    assert np.asarray(open_rgb(path)).tolist() == [[[128] * 3] * 8] * 8

@@ -62,14 +62,28 @@ def ssl_batches(labeled_loader, unlabeled_loader, device):
 
 
 def open_rgb(path):
-    """The image at `path` as RGB; a file PIL cannot decode is one InputError naming it."""
+    """The image at `path` as RGB; a file PIL cannot decode is one InputError naming it.
+    16-bit and 32-bit grey images are scaled to 8 bits first (PIL's convert would clip every
+    value above 255 to white)."""
     try:
         with Image.open(path) as img:
+            if img.mode.startswith('I') or img.mode == 'F':
+                return Image.fromarray(_eight_bits(np.asarray(img)), 'L').convert('RGB')
             return img.convert('RGB')
     except Exception as e:  # missing, unidentified, truncated, decompression bomb: all "bad file"
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise InputError('cannot read image %s (%s): replace it with a good copy from the '
                          'dataset archive' % (path, reason[:200])) from None
+
+
+def _eight_bits(grey):
+    """A grey image of any integer or float type as uint8: 16-bit (and 'I' images holding
+    16-bit values) divided by 257, floats in [0, 1] times 255, anything else clipped."""
+    if grey.dtype == np.uint16 or (grey.dtype.kind in 'iu' and grey.max(initial=0) > 255):
+        grey = grey / 257.0
+    elif grey.dtype.kind == 'f' and grey.max(initial=0) <= 1:
+        grey = grey * 255.0
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
 
 def check_files_exist(paths, what, fix):
