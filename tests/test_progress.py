@@ -129,7 +129,24 @@ def test_live_line_fits_the_terminal(monkeypatch):
     clock, term = FakeClock(), Terminal()
     bar = Progress('a long label ' * 5, 100, stream=term, clock=clock)
     steps(bar, clock, 10, 0.5, 64)
-    assert max(len(line) for line in term.getvalue().split('\r')) == 39
+    lines = term.getvalue().split('\r')
+    assert max(len(line) for line in lines) <= 39
+    assert lines[-1].rstrip() == '10/100  128 img/s  45 s left'  # the numbers, not the label
+
+
+def test_a_narrow_terminal_keeps_the_rate_and_time_left(monkeypatch):
+    # 90 columns, a long label: the bar and then the losses make way for the numbers
+    monkeypatch.setenv('COLUMNS', '91')
+    clock, term = FakeClock(), Terminal()
+    label = 'imagefolder | Epoch [  0/  2] Warmup net1'
+    bar = Progress(label, 100, stream=term, clock=clock)
+    steps(bar, clock, 10, 0.5, 64, 'CE-loss: %.4f', torch.tensor(2.0))
+    last = term.getvalue().split('\r')[-1].rstrip()
+    assert last == label + ' 10/100  128 img/s  45 s left  CE-loss: 2.0000'
+    bar = Progress(label + ' and more words', 100, stream=term, clock=clock)
+    steps(bar, clock, 10, 0.5, 64, 'Labeled loss: %.2f  Unlabeled loss: %.2f', 1.0, 2.0)
+    assert term.getvalue().split('\r')[-1].rstrip() == label + ' and more words 10/100  ' \
+        '128 img/s  45 s left'
 
 
 # ---------------------------------------------------------------- the line in a log file ------

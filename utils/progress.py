@@ -222,24 +222,30 @@ class Progress:
 
     def _line(self, now, fmt, values):
         elapsed, left = self._pass_times(now)
-        if self.live:
-            filled = min(20, 20 * self.done // max(self.steps, 1))
-            parts = ['%s [%s%s] %d/%d' % (self.label, '#' * filled, '-' * (20 - filled),
-                                          self.done, self.steps)]
-        else:
-            parts = ['%s  step %d/%d' % (self.label, self.done, self.steps)]
+        count = '%d/%d' % (self.done, self.steps)
+        stats = []
         if left is not None:
             rate = self.world * (self.images - self.first[1]) / (now - self.first[0])
-            parts.append(('%d img/s' if rate >= 100 else '%.1f img/s') % rate)
-            parts.append('%s left' % format_duration(left))
+            stats.append(('%d img/s' if rate >= 100 else '%.1f img/s') % rate)
+            stats.append('%s left' % format_duration(left))
             if self.run is not None:
                 run_left, guessed = self.run.left(elapsed, left)
                 if run_left is not None:
-                    parts.append('run %s%s left' % ('~' if guessed else '',
+                    stats.append('run %s%s left' % ('~' if guessed else '',
                                                     format_duration(run_left)))
-        if fmt:
-            parts.append(fmt % tuple(v.item() if hasattr(v, 'item') else v for v in values))
-        return '  '.join(parts)
+        extra = [fmt % tuple(v.item() if hasattr(v, 'item') else v for v in values)] if fmt \
+            else []
+        if not self.live:
+            return '  '.join(['%s  step %s' % (self.label, count)] + stats + extra)
+        filled = min(20, 20 * self.done // max(self.steps, 1))
+        bar = '%s [%s%s] %s' % (self.label, '#' * filled, '-' * (20 - filled), count)
+        # on a narrow terminal the rate and the times left stay: the bar and the losses go first
+        for parts in ([bar] + stats + extra, ['%s %s' % (self.label, count)] + stats + extra,
+                      ['%s %s' % (self.label, count)] + stats, [count] + stats):
+            line = '  '.join(parts)
+            if len(line) <= self.columns:
+                break
+        return line
 
     def _show(self, line):
         if self.live:
