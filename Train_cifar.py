@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import dividemix as dm
 from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
-                              DeviceCIFARLoaders, load_cifar, noisy_labels_for)
+                              DeviceCIFARLoaders, class_names, load_cifar, noisy_labels_for)
 from PreResNet import ResNet18
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, WARM_UP_BEFORE_END, ArgumentParser,
@@ -26,6 +26,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, WARM_UP_BEFORE_END, ArgumentPars
                        run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
+from utils.label_export import export_labels
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
@@ -489,7 +490,19 @@ def main(argv=None):
                   '  '.join(_division_summary(record, n) for n, _, _ in networks),
                   record['seconds']))
 
-    summary = log.summary()
+    # The label errors, as a file: every training image's given label, each network's
+    # co-divide on the final weights (on copies of the loss histories: the next epoch's
+    # division), the test's prediction and the flag; the truth is known here.
+    labels = export_labels(os.path.join(args.out_dir, run_name + '_labels.csv'),
+                           [net for _, net, _ in networks], eval_loader, device,
+                           epoch=args.num_epochs - 1, p_threshold=args.p_threshold,
+                           gmm_kwargs=gmm_kwargs, loss_histories=loss_history,
+                           history_len=args.loss_history,
+                           predict_with=1 if args.test_net1_only else None,
+                           true=clean_labels, class_names=class_names(args.data_path,
+                                                                      args.dataset))
+    print0(labels.line)
+    summary = log.summary(**labels.record)
     tensorboard.close()
     print0('best %.2f%%  last-10 mean %.2f%%  (%s)'
            % (summary['best'], summary['last10'], log.jsonl_path))

@@ -30,6 +30,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, PLAIN_ID,
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
+from utils.label_export import export_labels, relative_to
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
@@ -358,6 +359,17 @@ def main(argv=None):
                % (banner, record['val_acc'], record['net1_val_acc'], record['net2_val_acc'],
                   record['seconds']))
 
+    # The label errors, as a file: the whole noisy pool (not an epoch's subset) in one more
+    # pass of each network with the last epoch's weights, co-divided as an epoch would do it
+    # (no loss history); the truth is known where clean_label_kv covers an image.
+    labels = export_labels(os.path.join(args.out_dir, args.id + '_labels.csv'), [net1, net2],
+                           loaders.eval_train(), device, epoch=args.num_epochs - 1,
+                           p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
+                           true=data.train_clean_labels,
+                           paths=relative_to(data.root, data.train_paths),
+                           class_names=data.class_names)
+    print0(labels.line)
+
     # ---- Test: the ensemble of each network's best-validation weights.
     barrier()  # under torch.distributed: wait until rank 0 has written the best weights
     for net, path in zip((net1, net2), best_paths):
@@ -366,7 +378,7 @@ def main(argv=None):
     test_acc, test_acc1, test_acc2 = dm.test_ensemble(net1, net2, loaders.test(), device)
     log.write('log', 'Test Accuracy:%.2f\n' % test_acc)
     summary = log.summary(test_acc=test_acc, net1_test_acc=test_acc1, net2_test_acc=test_acc2,
-                          best_val=best_val)
+                          best_val=best_val, **labels.record)
     tensorboard.close()
     print0('test accuracy %.2f%% (best-validation weights of each network; %s)'
            % (test_acc, log.jsonl_path))

@@ -29,6 +29,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, PLAIN_ID,
                        check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
+from utils.label_export import export_labels, relative_to
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
@@ -317,7 +318,16 @@ def main(argv=None):
                % (banner, record['webvision_top1'], record['webvision_top5'],
                   record['imagenet_top1'], record['imagenet_top5'], record['seconds']))
 
-    summary = log.summary()
+    # The label errors, as a file: each network's co-divide on the final weights (on copies
+    # of the loss histories: the next epoch's division), the ensemble's prediction, the flag.
+    labels = export_labels(os.path.join(args.out_dir, args.id + '_labels.csv'), [net1, net2],
+                           eval_loader, device, epoch=args.num_epochs - 1,
+                           p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
+                           loss_histories=loss_history, history_len=args.loss_history,
+                           paths=relative_to(data.root, data.train_paths),
+                           class_names=data.class_names)
+    print0(labels.line)
+    summary = log.summary(**labels.record)
     tensorboard.close()
     print0('WebVision top-1 best %.2f%%, last-10 mean %.2f%% (%s)'
            % (summary['best'], summary['last10'], log.jsonl_path))

@@ -38,7 +38,10 @@ LAYOUT = {
                 'test_batch', 'labels'),
     'cifar100': ('cifar-100-python', ['train'], 'test', 'fine_labels'),
 }
-META_FILE = {'cifar10': 'batches.meta', 'cifar100': 'meta'}  # in the archive; not read here
+META_FILE = {'cifar10': 'batches.meta', 'cifar100': 'meta'}  # in the archive
+# CIFAR-10's class names in label order (the archive's batches.meta holds the same ten)
+CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
+                   'ship', 'truck')
 PRETTY_NAME = {'cifar10': 'CIFAR-10', 'cifar100': 'CIFAR-100'}
 
 # CIFAR-10 asymmetric noise (authors' map): truck->automobile, bird->airplane, deer->horse,
@@ -196,6 +199,24 @@ def _read_batch(path, label_key):
         raise DataError('%s has %d images but %d labels: re-extract the official archive'
                         % (path, len(data), len(labels)))
     return data.transpose(0, 2, 3, 1), labels  # N x 32 x 32 x 3 (HWC, as PIL wants)
+
+
+def class_names(data_path, dataset):
+    """The class names in label order: CIFAR-10's ten; CIFAR-100's fine label names from the
+    `meta` pickle beside the data (read through the same allow-list as the batches), or None
+    when it is absent or unreadable (the labels then stay integers)."""
+    if dataset == 'cifar10':
+        return list(CIFAR10_CLASSES)
+    folder = find_cifar_folder(data_path, dataset)
+    path = os.path.join(folder or data_path, META_FILE[dataset])
+    try:
+        with open(path, 'rb') as f:
+            names = _CIFARUnpickler(f, encoding='latin1').load()['fine_label_names']
+    except Exception:  # missing, foreign or damaged: the integers will do
+        return None
+    if len(names) != NUM_CLASSES[dataset] or not all(isinstance(n, str) for n in names):
+        return None
+    return list(names)
 
 
 def find_cifar_folder(data_path, dataset):

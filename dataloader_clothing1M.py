@@ -19,6 +19,10 @@ import torchvision.transforms as T
 from utils.cli import InputError
 from utils.data import ImageFiles, NoisyLabelDataset, check_files_exist, make_loader
 
+# The 14 classes in label order (the release's category names)
+CLASS_NAMES = ('T-Shirt', 'Shirt', 'Knitwear', 'Chiffon', 'Sweater', 'Hoodie', 'Windbreaker',
+               'Jacket', 'Downcoat', 'Suit', 'Shawl', 'Dress', 'Vest', 'Underwear')
+
 MEAN = (0.6959, 0.6537, 0.6371)
 STD = (0.3113, 0.3192, 0.3214)
 
@@ -97,6 +101,9 @@ class Clothing1M:
       train_paths, train_labels   the noisy training pool (noisy_train_key_list, noisy labels)
       val_paths, val_labels       clean_val_key_list with clean labels
       test_paths, test_labels     clean_test_key_list with clean labels
+      train_clean_labels          the clean label of each training image that clean_label_kv
+                                  covers, -1 for the others (most of them)
+      class_names                 the 14 names in label order (None with another --num_class)
     Paths are absolute; labels are int64 arrays aligned with the paths.
     """
 
@@ -119,6 +126,10 @@ class Clothing1M:
         self.val_paths, self.val_labels = _read_keys(path[VAL_KEYS], clean, CLEAN_KV, self.root)
         self.test_paths, self.test_labels = _read_keys(path[TEST_KEYS], clean, CLEAN_KV,
                                                        self.root)
+        start = len(os.path.join(self.root, ''))  # a path's key: what follows root/
+        self.train_clean_labels = np.asarray([clean.get(p[start:], -1) for p in self.train_paths],
+                                             dtype=np.int64)
+        self.class_names = list(CLASS_NAMES) if num_class == len(CLASS_NAMES) else None
         # Every listed image is checked now, so a missing one stops the run before it starts,
         # not hours in (a decodable file is checked when read: utils.data.open_rgb).
         for name, paths in ((TRAIN_KEYS, self.train_paths), (VAL_KEYS, self.val_paths),
@@ -158,7 +169,8 @@ class Clothing1MLoaders:
     """Builds the authors' loaders from a Clothing1M read once:
       warmup(N)       fresh balanced subset of N, train transform, batch 2B, shuffled
       eval_train(N)   fresh balanced subset of N, test transform, not shuffled;
-                      loader.dataset.indices are its pool indices, in position order
+                      loader.dataset.indices are its pool indices, in position order;
+                      eval_train() the whole pool in file order (draws nothing)
       train(pred, prob, pool_indices) -> (labeled, unlabeled), batch B, shuffled
       val(), test()   clean labels, test transform, not shuffled
     Batch sizes: B = batch_size. `eval_batch_size`, when given, is used by eval_train, val and
@@ -191,8 +203,9 @@ class Clothing1MLoaders:
         return self._loader(self._pool(self.train_transform, 'all', indices),
                             2 * self.batch_size, shuffle=True)
 
-    def eval_train(self, num_samples):
-        indices = balanced_subset(self.data.train_labels, num_samples, self.data.num_class)
+    def eval_train(self, num_samples=None):
+        indices = None if num_samples is None else balanced_subset(
+            self.data.train_labels, num_samples, self.data.num_class)
         return self._loader(self._pool(self.test_transform, 'all', indices),
                             self.eval_train_batch, shuffle=False)
 

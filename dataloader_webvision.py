@@ -7,6 +7,7 @@ Layout under the root folder (the official one, as the authors use it):
   info/val_filelist.txt            lines '<file name in val_images_256/> <label>'
   val_images_256/                  WebVision validation images
   imagenet/val/<c>/                ILSVRC12 val images of WebVision class c (built by the user)
+  info/synsets.txt                 (optional) '<wnid> <names>' per class, in class order
 The lists are read and checked once, up front; images are opened when a batch needs them.
 """
 import os
@@ -19,6 +20,7 @@ from utils.data import ImageFiles, NoisyLabelDataset, check_files_exist, make_lo
 
 TRAIN_LIST = os.path.join('info', 'train_filelist_google.txt')  # Google subset only, no Flickr
 VAL_LIST = os.path.join('info', 'val_filelist.txt')
+SYNSETS = os.path.join('info', 'synsets.txt')  # 'n01440764 tench, Tinca tinca' per class
 VAL_FOLDER = 'val_images_256'
 IMAGENET_FOLDER = os.path.join('imagenet', 'val')
 
@@ -57,6 +59,20 @@ def read_list(path, num_class):
     return names, np.asarray(labels, dtype=np.int64)
 
 
+def read_class_names(path, num_class):
+    """The first name of each of the first num_class synsets ('tench' from 'n01440764 tench,
+    Tinca tinca'), or None when the file is absent or does not name them all: the labels then
+    stay integers."""
+    try:
+        with open(path, encoding='utf-8-sig') as f:
+            lines = [line.split(None, 1) for line in f if line.strip()][:num_class]
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(lines) < num_class or any(len(fields) < 2 for fields in lines):
+        return None
+    return [fields[1].split(',')[0].strip() for fields in lines]
+
+
 def read_imagenet_folder(folder, num_class):
     """(paths, labels) of folder/<c>/* for c < num_class, label c; hidden files are skipped and
     names sorted, so the order does not depend on the file system."""
@@ -82,7 +98,8 @@ def read_imagenet_folder(folder, num_class):
 class WebVision:
     """The image paths and labels of the three sets, read and checked once:
     train_* (Google training images, noisy labels), val_* (WebVision val), imagenet_* (ILSVRC12
-    val). Paths are built with os.path.join, so `root` may or may not end with '/'."""
+    val). Paths are built with os.path.join, so `root` may or may not end with '/'.
+    class_names: from info/synsets.txt when it is there, else None (integer labels)."""
 
     def __init__(self, root, num_class=50):
         if not isinstance(num_class, (int, np.integer)) or num_class < 1:
@@ -115,6 +132,7 @@ class WebVision:
 
         self.imagenet_paths, self.imagenet_labels = read_imagenet_folder(
             os.path.join(root, IMAGENET_FOLDER), num_class)
+        self.class_names = read_class_names(os.path.join(root, SYNSETS), num_class)
 
 
 def transforms_for(resize, crop):

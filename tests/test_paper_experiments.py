@@ -41,6 +41,9 @@ def run(cifar10_dir, tmp_path, monkeypatch, *extra):
     train, warm = (Spy(monkeypatch, Train_cifar, n) for n in ('ssl_epoch', 'warmup_epoch'))
     out = str(tmp_path / 'out')
     Train_cifar.main(['--data_path', cifar10_dir, '--out_dir', out] + TINY + list(extra))
+    # the training's divisions only: the labels file at the end co-divides the networks'
+    # logits once more (utils/label_export.py, through an identity network)
+    divide.calls = [c for c in divide.calls if not isinstance(c[0][0], nn.Identity)]
     jsonl = [p for p in os.listdir(out) if p.endswith('.jsonl')][0]
     with open(os.path.join(out, jsonl)) as f:
         records = [json.loads(line) for line in f][:-1]
