@@ -13,7 +13,7 @@ networks to choose from, each with its own defaults (SCHEDULES, printed at start
              Clothing1M schedule (Appendix B), lambda_u 0 (only the labeled rows are mixed)
 With a validation set (val/ or --val_list) the best checkpoint is the best validation epoch;
 otherwise the best test epoch, or the last one when there is no test set either.
-Logs: checkpoint/<id>_acc.txt, _stats.txt and <id>.jsonl.
+Logs: checkpoint/<id>_acc.txt, _stats.txt and <id>.jsonl; the label errors: <id>_labels.csv.
 """
 import argparse
 import functools
@@ -37,6 +37,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, PLAIN_ID, WARM_UP_BEFORE_END, Ar
                        run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
+from utils.label_export import export_labels
 from utils.progress import Progress, RunClock, describe_device
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
@@ -442,7 +443,17 @@ def main(argv=None):
             '%s acc %.2f%%' % (key, record[key + '_acc']) for key in ('test', 'val')
             if key + '_acc' in record) or 'no test or validation set', record['seconds']))
 
-    summary = log.summary()
+    # The label errors, as a file: every training image's given label, each network's
+    # co-divide on the final weights (on copies of the loss histories: the next epoch's
+    # division), the test's prediction and the flag; the truth where --clean_list gives it.
+    labels = export_labels(os.path.join(args.out_dir, args.id + '_labels.csv'), [net1, net2],
+                           eval_loader, device, epoch=args.num_epochs - 1,
+                           p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
+                           loss_histories=loss_history, history_len=args.loss_history,
+                           true=data.clean_labels, paths=data.train_relpaths,
+                           class_names=data.classes)
+    print0(labels.line)
+    summary = log.summary(**labels.record)
     tensorboard.close()
     if test_loader is not None or val_loader is not None:
         print0('best %s %.2f%%  last-10 mean %.2f%%  (%s)'

@@ -1,6 +1,7 @@
 """Train_imagefolder.py end to end on small generated image folders: both layouts give the same
 run, a resumed run equals an uninterrupted one, known true labels give the division's AUC,
 imbalanced classes train with a balanced warm-up, and bad input writes nothing."""
+import csv
 import json
 import os
 
@@ -72,7 +73,8 @@ def test_lists_give_the_same_run_and_resume_exactly(dataset, folder_run, tmp_pat
     assert records(out) == records(folder_run[0])
 
 
-def test_known_true_labels_give_the_division_auc(dataset, tmp_path):
+def test_known_true_labels_give_the_division_auc_and_the_labels_file(dataset, tmp_path,
+                                                                     capsys):
     # Flip the given labels of a third of the cats to dog in a list; the clean list knows them.
     root, made = dataset
     rows = [(os.path.join('train', path), label) for path, label in made['train']]
@@ -86,6 +88,14 @@ def test_known_true_labels_give_the_division_auc(dataset, tmp_path):
     division = records(str(tmp_path / 'out'))[1]['net1']
     assert 0 <= division['auc'] <= 1 and 0 <= division['precision'] <= 1
     assert 'test_acc' not in records(str(tmp_path / 'out'))[1]  # lists: no test set given
+    # the label errors, as a file: paths as listed, given and true labels as class names
+    labels = tmp_path / 'out' / 'imagefolder_labels.csv'
+    with open(labels) as f:
+        table = list(csv.DictReader(f))
+    assert [(r['path'], r['given_label'], r['true_label']) for r in table] == [
+        (path, given, true) for (path, given), (_, true) in zip(noisy, rows)]
+    assert records(str(tmp_path / 'out'))[-1]['labels_file'] == labels.name
+    assert 'precision' in capsys.readouterr().out
 
 
 def test_imbalanced_classes_train_with_a_balanced_warm_up(tmp_path):

@@ -2,7 +2,8 @@
 
     python tools/export_labels.py CHECKPOINT [--out FILE] [--data_path FOLDER]
 
-For a checkpoint that Train_cifar.py, Train_clothing1M.py or Train_webvision.py saved
+For a checkpoint that Train_cifar.py, Train_clothing1M.py, Train_webvision.py or
+Train_imagefolder.py saved
 (<run>_last.pth, or <run>_best.pth), rebuilds that run's training data and networks from the
 arguments the checkpoint holds, on the GPU when there is one (else the CPU), and writes
 <run>_labels_epoch<E>.csv beside it (E: the checkpoint's epoch): the file every run writes at
@@ -18,11 +19,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import Train_cifar  # noqa: E402 (after the path line above)
 import Train_clothing1M  # noqa: E402
+import Train_imagefolder  # noqa: E402
 import Train_webvision  # noqa: E402
 from dataloader_cifar import (CIFAR_N_FILES, CIFARLoaders, DeviceCIFARLoaders,  # noqa: E402
                               class_names, default_noise_file, find_cifar_folder, load_cifar,
                               read_cifar_n, read_noise_file)
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders  # noqa: E402
+from dataloader_imagefolder import (ImageFolderData, ImageFolderLoaders,  # noqa: E402
+                                    transforms_for)
 from dataloader_webvision import WebVision, WebVisionLoaders  # noqa: E402
 from PreResNet import ResNet18  # noqa: E402
 from utils.checkpoint import labels_digest, load_checkpoint, set_rng_state  # noqa: E402
@@ -33,7 +37,7 @@ from utils.speed import prepare  # noqa: E402
 from tools.figures import script_of  # noqa: E402
 
 SCRIPTS = {'Train_cifar.py': Train_cifar, 'Train_clothing1M.py': Train_clothing1M,
-           'Train_webvision.py': Train_webvision}
+           'Train_webvision.py': Train_webvision, 'Train_imagefolder.py': Train_imagefolder}
 GIVE = 'give the <run>_last.pth or <run>_best.pth that a Train_*.py run saved'
 
 
@@ -90,8 +94,21 @@ def webvision_run(args, checkpoint, device):
                 paths=relative_to(data.root, data.train_paths), class_names=data.class_names)
 
 
+def imagefolder_run(args, checkpoint, device):
+    data = ImageFolderData(args.data_path, args.train_list, args.test_list, args.val_list,
+                           args.classes_file, args.clean_list)
+    train_transform, test_transform = transforms_for(args.arch, args.image_size, args.resize,
+                                                     args.mean, args.std)
+    loaders = ImageFolderLoaders(data, args.batch_size, args.num_workers, train_transform,
+                                 test_transform)
+    bare = argparse.Namespace(**dict(vars(args), pretrained='none'))  # the weights are loaded
+    return dict(nets=[Train_imagefolder.create_model(bare, data.num_class) for _ in range(2)],
+                eval_loader=loaders.eval_train(), true=data.clean_labels,
+                paths=data.train_relpaths, class_names=data.classes)
+
+
 RUNS = {'Train_cifar.py': cifar_run, 'Train_clothing1M.py': clothing1m_run,
-        'Train_webvision.py': webvision_run}
+        'Train_webvision.py': webvision_run, 'Train_imagefolder.py': imagefolder_run}
 
 
 # ---------------------------------------------------------------- the command ----------------
@@ -145,7 +162,7 @@ def main(argv=None):
                 args.data_path, CIFAR_N_FILES[args.dataset]):  # the default follows the data
             args.cifar_n_file = os.path.join(options.data_path, CIFAR_N_FILES[args.dataset])
         args.data_path = options.data_path
-    if not os.path.isdir(args.data_path):
+    if args.data_path is not None and not os.path.isdir(args.data_path):  # (lists: may be None)
         raise InputError('--data_path %s is not a folder' % args.data_path if options.data_path
                          else 'the run\'s data folder %s is not there (moved, or relative to '
                          'another folder): pass --data_path' % args.data_path)
