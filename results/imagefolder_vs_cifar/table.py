@@ -1,0 +1,67 @@
+"""The table of results/imagefolder_vs_cifar/README.md from the run folders beside this file:
+per run the best and final test accuracy and the last co-divide (labeled count, AUC of net1's
+division); per script the mean and spread over seeds; and, from each run's labels file, the
+flags as noise detection against the true labels.
+
+    python results/imagefolder_vs_cifar/table.py
+"""
+import csv
+import glob
+import json
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNS = {'cifar': 'cifar10_0.5_sym', 'imagefolder': 'imagefolder'}
+
+
+def read_run(folder, prefix):
+    with open(os.path.join(folder, prefix + '.jsonl')) as f:
+        lines = [json.loads(line) for line in f]
+    epochs = [r for r in lines if 'epoch' in r and 'final' not in r]
+    final = lines[-1] if lines and lines[-1].get('final') else None
+    return epochs, final
+
+
+def detection(folder, prefix):
+    """(flagged, precision, recall) of the labels file's flags against its true labels."""
+    files = sorted(glob.glob(os.path.join(folder, prefix + '_labels*.csv')))
+    if not files:
+        return None
+    with open(files[0]) as f:
+        rows = list(csv.DictReader(f))
+    flagged = np.array([r['flagged_noisy'] == '1' for r in rows])
+    noisy = np.array([r['given_label'] != r['true_label'] for r in rows])
+    hits = (flagged & noisy).sum()
+    return int(flagged.sum()), hits / max(flagged.sum(), 1), hits / max(noisy.sum(), 1)
+
+
+def main():
+    print('| script | seed | best | final epoch | net1 labeled | net1 AUC | flagged | '
+          'precision | recall |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    summary = {}
+    for script, prefix in RUNS.items():
+        for folder in sorted(glob.glob(os.path.join(HERE, script + '_seed*'))):
+            if not os.path.isdir(folder):
+                continue
+            epochs, final = read_run(folder, prefix)
+            if final is None:
+                continue
+            last = epochs[-1]
+            found = detection(folder, prefix)
+            row = (final['best'], last['test_acc'], last['net1']['labeled'], last['net1']['auc'])
+            summary.setdefault(script, []).append(row + (found or (np.nan,) * 3))
+            print('| %s | %s | %.2f | %.2f | %d | %.3f | %s |'
+                  % ((script, folder.rsplit('seed', 1)[1]) + row
+                     + ('%d | %.3f | %.3f' % found if found else ' | | ',)))
+    for script, rows in summary.items():
+        r = np.array(rows, dtype=float)
+        print('| %s | mean (spread) of %d | %s |' % (script, len(r), ' | '.join(
+            '%.3g (%.3g)' % (r[:, k].mean(), r[:, k].max() - r[:, k].min())
+            for k in range(r.shape[1]))))
+
+
+if __name__ == '__main__':
+    main()
