@@ -185,7 +185,8 @@ ARG_RULES = {
     'width': at_least(1), 'num_train': at_least(2),  # the mixture needs two samples
     'num_test': at_least(1), 'num_workers': at_least(0), 'gpuid': at_least(0),
     'CIFAR-N switches': Relation(
-        lambda a: a.noise_mode == 'cifar-n' or a.cifar_n_label is a.cifar_n_file is None,
+        lambda a: a.noise_mode == 'cifar-n' or (a.cifar_n_label is None
+                                                 and a.cifar_n_file is None),
         '--cifar_n_label and --cifar_n_file are for --noise_mode cifar-n: add it or drop them'),
     'noise file': Relation(
         lambda a: a.noise_mode != 'cifar-n' or a.noise_file is None,
