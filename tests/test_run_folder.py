@@ -45,7 +45,7 @@ def refused(argv, capsys, folder):
 
 @pytest.mark.parametrize('leftover', ['_acc.txt', '_stats.txt', '.jsonl', '_args.json',
                                       '_last.pth', '_best.pth', '_last.pth.tmp', '_division/',
-                                      '_tb/', '_features.npz'])
+                                      '_tb/', '_features.npz', '_labels.csv'])
 def test_any_file_of_a_run_refuses_a_new_start(leftover, data, tmp_path, capsys):
     out = tmp_path / 'run'
     out.mkdir()

@@ -56,6 +56,7 @@ class RunLog:
       .jsonl      one JSON object per epoch, then {"final": true, "best", "last10", ...}
       _args.json  the run's arguments
       _last.pth   checkpoint after the latest finished epoch;  _best.pth  at the best score
+      _labels.csv the label errors, written at the end (utils.label_export)
       other_files further suffixes the script writes (e.g. Clothing1M's per-network weights),
                   and the snapshots (utils.snapshots)
     The folder holds a run when any of these files is there: a new start is then refused, and
@@ -76,7 +77,7 @@ class RunLog:
         self.last_path, self.best_path = base + '_last.pth', base + '_best.pth'
         self.logs = tuple(self.text.values()) + (self.jsonl_path,)
         written = self.logs + (self.args_path, self.last_path, self.best_path) + tuple(
-            base + suffix for suffix in tuple(other_files) + SNAPSHOT_SUFFIXES)
+            base + suffix for suffix in tuple(other_files) + ('_labels.csv',) + SNAPSHOT_SUFFIXES)
         self.files = written + tuple(path + '.tmp' for path in written)
         self.scores = []
         self.saved = False  # whether this process has written a checkpoint
