@@ -151,6 +151,7 @@ def test_a_start_that_fails_leaves_nothing_behind(failure, code, message, data, 
     assert files_under(str(mine)) == {'notes.txt': b'mine'}
 
 
+@pytest.mark.slow  # trains
 def test_disk_full_keeps_the_last_checkpoint_and_no_temporary_file(data, tmp_path, monkeypatch,
                                                                   capsys):
     real_save, calls = torch.save, []
@@ -173,6 +174,7 @@ def test_disk_full_keeps_the_last_checkpoint_and_no_temporary_file(data, tmp_pat
     assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
 
 
+@pytest.mark.slow  # trains
 def test_resume_removes_leftover_temporary_files(data, tmp_path, monkeypatch, capsys):
     out = tmp_path / 'run'
     argv = tiny(data, str(out), '--method', 'ce')
@@ -199,6 +201,7 @@ def test_resume_removes_leftover_temporary_files(data, tmp_path, monkeypatch, ca
         'add --num_train 5000 --width 16 for a first look in minutes')
 
 
+@pytest.mark.slow  # trains
 def test_following_the_advice_for_a_lost_checkpoint_resumes(data, tmp_path, capsys):
     # "copy _best.pth to _last.pth to continue from its best epoch"
     out = tmp_path / 'run'
