@@ -31,7 +31,7 @@ from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features)
-from utils.speed import graphed, has_bf16, prepare, use_cuda_graphs
+from utils.speed import graphed, prepare, speed_ups, use_cuda_graphs
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -410,8 +410,7 @@ def main(argv=None):
     # networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     cuda_graphs = use_cuda_graphs(args.cuda_graphs, device, not args.plain, args.compile)
-    print0(describe_device(device, not args.plain and has_bf16(device), not args.plain,
-                           cuda_graphs, args.compile))
+    print0(describe_device(device, *speed_ups(net1), cuda_graphs, args.compile))
     networks = [('net1', net1, optimizer1), ('net2', net2, optimizer2)]
     single = args.method == 'ce' or args.no_cotraining
     if single:

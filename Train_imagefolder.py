@@ -42,7 +42,7 @@ from utils.progress import Progress, RunClock, describe_device
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features, save_unlabeled_guesses)
-from utils.speed import graphed, has_bf16, prepare, use_cuda_graphs
+from utils.speed import graphed, prepare, speed_ups, use_cuda_graphs
 
 # The defaults of each network, every one a flag. preact18: the paper's CIFAR settings (Sec. 4.1;
 # lambda_u 25 as Table 7's 50% cells, a middle noise level); resnet50: its Clothing1M settings
@@ -150,7 +150,7 @@ ARG_RULES = {
         lambda a: a.arch != 'preact18' or a.image_size == 32,
         '--image_size %(image_size)d: preact18 takes 32-px images (its final pool fits a 4x4 '
         'map); pass --image_size 32, or --arch resnet50 for larger images'),
-    'resize within image_size': Relation(
+    'resize at least image_size': Relation(
         lambda a: a.resize >= a.image_size,
         '--resize %(resize)d is smaller than --image_size %(image_size)d: images are resized, '
         'then cropped'),
@@ -361,8 +361,7 @@ def main(argv=None):
     # networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     cuda_graphs = use_cuda_graphs(args.cuda_graphs, device, not args.plain, args.compile)
-    print0(describe_device(device, not args.plain and has_bf16(device), not args.plain,
-                           cuda_graphs, args.compile))
+    print0(describe_device(device, *speed_ups(net1), cuda_graphs, args.compile))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)

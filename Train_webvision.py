@@ -34,7 +34,7 @@ from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
                              save_unlabeled_guesses)
-from utils.speed import has_bf16, prepare
+from utils.speed import prepare, speed_ups
 
 
 def parse_args(argv):
@@ -246,8 +246,7 @@ def main(argv=None):
     # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun;
     # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
-    print0(describe_device(device, not args.plain and has_bf16(device), not args.plain, False,
-                           args.compile))
+    print0(describe_device(device, *speed_ups(net1), False, args.compile))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)

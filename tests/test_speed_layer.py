@@ -205,3 +205,11 @@ def test_cuda_graph_step_trains_like_eager_steps():
         results.append((losses, torch.cat([p.flatten() for p in net.parameters()])))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-4)
     assert torch.allclose(results[0][1], results[1][1], rtol=1e-3, atol=1e-5)
+
+
+def test_speed_ups_say_what_prepare_set():
+    from PreResNet import ResNet18
+    from utils.speed import has_bf16, prepare, speed_ups
+    cpu = torch.device('cpu')
+    assert speed_ups(prepare(ResNet18(10, 8), cpu, fast=True)) == (has_bf16(cpu), True)
+    assert speed_ups(prepare(ResNet18(10, 8), cpu, fast=False)) == (False, False)

@@ -166,7 +166,7 @@ class RunLog:
             on_failure(lambda: self._discard_unsaved(created_dir))
             for path in self.logs[1:]:
                 self._write_text(path, '', 'w')
-            self._write_text(self.args_path, json.dumps(vars(args), indent=1), 'w')
+            self._write_args(args)
             return
         for path, size in zip(self.logs, checkpoint['log_sizes']):
             with open(path, 'r+') as f:
@@ -175,7 +175,7 @@ class RunLog:
             if path.endswith('.tmp'):  # half of a write that a kill interrupted
                 _remove(path)
         if not os.path.exists(self.args_path):  # deleted: the figures and tables read it
-            self._write_text(self.args_path, json.dumps(vars(args), indent=1), 'w')
+            self._write_args(args)
         if self.scores and self.scores[-1] >= max(self.scores):  # the latest epoch is the best
             self._copy_last_to_best()
 
@@ -189,6 +189,9 @@ class RunLog:
             with contextlib.suppress(OSError):
                 os.rmdir(self.out_dir)  # only if empty
         return True
+
+    def _write_args(self, args):
+        self._write_text(self.args_path, json.dumps(vars(args), indent=1), 'w')
 
     def _write_text(self, path, text, mode='a'):
         try:

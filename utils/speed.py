@@ -59,6 +59,12 @@ def prepare(net, device, fast=True, compile_net=False):
     return FastForward(net, device, has_bf16(device)) if fast else net
 
 
+def speed_ups(net):
+    """(bf16 autocast, channels_last) as prepare() set them for `net`: what the run says at
+    start (utils.progress.describe_device)."""
+    return (net.bf16, True) if isinstance(net, FastForward) else (False, False)
+
+
 def use_cuda_graphs(wanted, device, fast, compile_net):
     """Whether the epoch loops replay their steps as CUDA graphs: asked for, on the fast path,
     on one GPU (not under torch.distributed), and not with torch.compile."""
