@@ -16,21 +16,20 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from utils.checkpoint import (atomic_save, load_checkpoint, restore, rng_state, seed_everything,
                               state_of)
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, PLAIN_ID,
-                       WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, above, at_least,
-                       check_args, check_finite, run_cli)
+                       WARM_UP_BEFORE_END, ArgumentParser, Range, above, at_least, check_args,
+                       check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
 from utils.label_export import export_labels, relative_to
+from utils.models import resnet50
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
@@ -105,31 +104,6 @@ ARG_RULES = {
     'crop within resize': CROP_WITHIN_RESIZE, 'id': PLAIN_ID,
     'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
 }
-
-
-def create_model(args):
-    """ResNet-50 with ImageNet weights and a fresh num_class-way fc layer."""
-    if args.pretrained == 'none':
-        net = torchvision.models.resnet50()
-    elif args.pretrained == 'imagenet':
-        try:
-            net = torchvision.models.resnet50(
-                weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1)
-        except Exception as e:  # offline and not cached
-            raise InputError('could not get the ImageNet ResNet-50 weights (%s): pass '
-                             '--pretrained PATH to a local resnet50 weights file'
-                             % (str(e).splitlines() or [type(e).__name__])[0]) from None
-    else:
-        net = torchvision.models.resnet50()
-        state = load_checkpoint(args.pretrained, "pass --pretrained a torchvision ResNet-50 "
-                                "weights file, 'imagenet' or 'none'")
-        try:
-            net.load_state_dict(state.get('state_dict', state))
-        except (RuntimeError, AttributeError) as e:
-            raise InputError('%s is not a torchvision ResNet-50 state_dict (%s)'
-                             % (args.pretrained, str(e).splitlines()[0][:150])) from None
-    net.fc = nn.Linear(net.fc.in_features, args.num_class)
-    return net
 
 
 # ---------------------------------------------------------------- one mini-batch --------------
@@ -254,7 +228,7 @@ def main(argv=None):
            % (len(data.train_paths), len(data.val_paths), len(data.test_paths)))
 
     # ---- two networks from the same pretrained backbone, each with its own optimizer
-    net1, net2 = create_model(args).to(device), create_model(args).to(device)
+    net1, net2 = (resnet50(args.num_class, args.pretrained).to(device) for _ in range(2))
     optimizer1, optimizer2 = (torch.optim.SGD(net.parameters(), lr=args.lr,
                                               momentum=args.momentum,
                                               weight_decay=args.weight_decay)

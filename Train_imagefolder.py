@@ -23,21 +23,19 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 import dividemix as dm
 from dataloader_imagefolder import (DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, ImageFolderData,
                                     ImageFolderLoaders, transforms_for)
 from PreResNet import ResNet18
-from utils.checkpoint import load_checkpoint, restore, rng_state, seed_everything, state_of
+from utils.checkpoint import restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, PLAIN_ID, WARM_UP_BEFORE_END, ArgumentParser,
-                       InputError, Range, Relation, above, at_least, check_args, check_finite,
-                       run_cli)
+                       Range, Relation, above, at_least, check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
+from utils.models import resnet50
 from utils.progress import Progress, RunClock, describe_device
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
@@ -182,26 +180,7 @@ def create_model(args, num_class):
     num_class-way fc layer."""
     if args.arch == 'preact18':
         return ResNet18(num_class, args.width)
-    if args.pretrained == 'imagenet':
-        try:
-            net = torchvision.models.resnet50(
-                weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1)
-        except Exception as e:  # offline and not cached
-            raise InputError('could not get the ImageNet ResNet-50 weights (%s): pass '
-                             '--pretrained PATH to a local resnet50 weights file'
-                             % (str(e).splitlines() or [type(e).__name__])[0]) from None
-    else:
-        net = torchvision.models.resnet50()
-        if args.pretrained != 'none':
-            state = load_checkpoint(args.pretrained, "pass --pretrained a torchvision "
-                                    "ResNet-50 weights file, 'imagenet' or 'none'")
-            try:
-                net.load_state_dict(state.get('state_dict', state))
-            except (RuntimeError, AttributeError) as e:
-                raise InputError('%s is not a torchvision ResNet-50 state_dict (%s)'
-                                 % (args.pretrained, str(e).splitlines()[0][:150])) from None
-    net.fc = nn.Linear(net.fc.in_features, num_class)
-    return net
+    return resnet50(num_class, args.pretrained)
 
 
 # ---------------------------------------------------------------- one mini-batch --------------

@@ -33,6 +33,7 @@ from utils.checkpoint import labels_digest, load_checkpoint, set_rng_state  # no
 from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
 from utils.distributed import pick_device  # noqa: E402
 from utils.label_export import export_labels, relative_to  # noqa: E402
+from utils.models import resnet50  # noqa: E402
 from utils.speed import prepare  # noqa: E402
 from tools.figures import script_of  # noqa: E402
 
@@ -80,8 +81,8 @@ def cifar_run(args, checkpoint, device):
 def clothing1m_run(args, checkpoint, device):
     data = Clothing1M(args.data_path, args.num_class)
     loaders = Clothing1MLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
-    bare = argparse.Namespace(**dict(vars(args), pretrained='none'))  # the weights are loaded
-    return dict(nets=[Train_clothing1M.create_model(bare) for _ in range(2)],
+    # the weights are loaded from the checkpoint
+    return dict(nets=[resnet50(args.num_class, 'none') for _ in range(2)],
                 eval_loader=loaders.eval_train(), true=data.train_clean_labels,
                 paths=relative_to(data.root, data.train_paths), class_names=data.class_names)
 

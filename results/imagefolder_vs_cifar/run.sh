@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Train_imagefolder.py against Train_cifar.py on the same 4,000 CIFAR-10 training images with the
 # same 50% symmetric noise (45% of labels wrong), tested on the 10,000 CIFAR-10 test images;
-# width 16, 5 warm-up + 10 DivideMix epochs, seeds 1 and 2, on the CPU, two runs at a time (one
-# thread each). Data: python results/imagefolder_vs_cifar/prepare.py "$W" first.
-#   W=/tmp/ifc bash results/imagefolder_vs_cifar/run.sh
+# width 16, 5 warm-up + 10 DivideMix epochs, on the CPU, two runs at a time (one thread each).
+# Data: python results/imagefolder_vs_cifar/prepare.py "$W" first. Each argument is one run,
+# SCRIPT:SEED; the runs are shared out between two lanes in order.
+#   W=/tmp/ifc bash results/imagefolder_vs_cifar/run.sh cifar:1 imagefolder:1 cifar:2 ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${W:-/tmp/ifc}
@@ -22,6 +23,8 @@ imagefolder() {
     --out_dir "$OUT/imagefolder_seed$1" > "$OUT/imagefolder_seed$1.log" 2>&1
 }
 export OMP_NUM_THREADS=1
-(cifar 1; imagefolder 2) &
-(imagefolder 1; cifar 2) &
+lane() { for job in "$@"; do "${job%%:*}" "${job##*:}"; done; }
+runs=("$@")
+(lane $(for i in "${!runs[@]}"; do (( i % 2 == 0 )) && echo "${runs[i]}"; done)) &
+(lane $(for i in "${!runs[@]}"; do (( i % 2 == 1 )) && echo "${runs[i]}"; done)) &
 wait
