@@ -1,5 +1,6 @@
-"""torch.distributed on the CPU (gloo): every rank divides like one process would, and a
-2-process torchrun run trains and writes its logs once."""
+"""torch.distributed on the CPU (gloo): every rank divides like one process would, and
+2-process torchrun runs of Train_cifar.py and Train_imagefolder.py train and write their logs and
+labels file once."""
 import json
 import os
 import socket
@@ -75,3 +76,26 @@ def test_torchrun_two_processes_end_to_end(tmp_path):
     assert 0 < records[1]['net1']['labeled'] <= 200  # the division covers the whole data set
     ckpt = torch.load(out / 'cifar10_0.5_sym_last.pth', weights_only=True)
     assert len(ckpt['rng']) == 2 and not any(k.startswith('module.') for k in ckpt['net1'])
+
+
+def test_torchrun_image_folder_end_to_end(tmp_path):
+    from test_imagefolder_data import make_image_folder
+    for split, count in (('train', 12), ('test', 4)):
+        make_image_folder(tmp_path / 'data' / split, per_class=count, size=16)
+    out = tmp_path / 'ckpt'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_port', str(free_port()), 'Train_imagefolder.py', '--data_path',
+           str(tmp_path / 'data'), '--out_dir', str(out), '--width', '8', '--num_epochs', '2',
+           '--warm_up', '1', '--batch_size', '8', '--num_workers', '0', '--no-figures']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count('best ') == 1 and proc.stdout.count('labels: ') == 1
+    with open(out / 'imagefolder.jsonl') as f:
+        records = [json.loads(line) for line in f]
+    assert [r.get('epoch') for r in records] == [0, 1, None]
+    assert 0 < records[1]['net1']['labeled'] <= 36  # the division covers the whole folder
+    with open(out / 'imagefolder_labels.csv') as f:
+        rows = f.read().splitlines()[1:]
+    # one row per training image, each once, in index order (rank 0 writes the whole pool)
+    assert [int(r.split(',')[0]) for r in rows] == list(range(36))
