@@ -65,7 +65,7 @@ def parse_args(argv):
     p.add_argument('--test_list', default=None, help='the same for a clean test set')
     p.add_argument('--val_list', default=None,
                    help='the same for a validation set (then it picks the best epoch)')
-    p.add_argument('--classes_file', default=None,
+    p.add_argument('--classes', '--classes_file', dest='classes_file', default=None,
                    help='one class name per line; integer labels index it')
     p.add_argument('--clean_list', default=None,
                    help='"<image path>,<label>" rows with the true labels of some or all '

@@ -166,3 +166,8 @@ def test_argparse_type_errors_are_one_line(capsys):
 def test_noise_ratios_that_round_alike_get_their_own_run_name(r, name):
     args = Train_cifar.parse_args(['--r', str(r)])
     assert Train_cifar.run_name_of(args) == name
+
+
+def test_imagefolder_classes_flag_and_its_long_name():
+    for flag in ('--classes', '--classes_file'):
+        assert Train_imagefolder.parse_args([flag, 'names.txt']).classes_file == 'names.txt'
