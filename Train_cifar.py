@@ -31,7 +31,7 @@ from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features)
-from utils.speed import graphed, prepare, speed_ups, use_cuda_graphs
+from utils.speed import graphed, per_view, prepare, speed_ups, use_cuda_graphs
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -264,18 +264,22 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
     is empty); lam, perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step
     (lambda_u ramped up by dm.linear_rampup). `partner` (frozen, eval mode) co-guesses; None
     for the ablations without co-training. Returns Lx and Lu (0-dim tensors)."""
+    refine = not args.no_label_refinement
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
         # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
+        # per_view: one call per view (on a GPU, one call with BatchNorm per view: the same)
+        logits_u1, logits_u2, logits_x1, logits_x2 = per_view(
+            net, u1, u2, *((x1, x2) if refine else (None, None)))
         if u1 is not None:
-            pred_u = dm.mean_prediction(net(u1), net(u2))
+            pred_u = dm.mean_prediction(logits_u1, logits_u2)
             partner_pred_u = None
             if partner is not None:  # eval mode: rows are independent, both views in one call
                 partner_pred_u = dm.mean_prediction(*partner(torch.cat([u1, u2])).chunk(2))
             targets_u = dm.co_guess(pred_u, partner_pred_u, args.T)        # Alg. 1 lines 21-23
         targets_x = F.one_hot(labels, args.num_class).float()
-        if not args.no_label_refinement:
-            pred_x = dm.mean_prediction(net(x1), net(x2))
+        if refine:
+            pred_x = dm.mean_prediction(logits_x1, logits_x2)
             targets_x = dm.co_refine(targets_x, clean_prob, pred_x, args.T)  # Eq. (3)-(4)
 
     # MixMatch over the labeled rows first, then the unlabeled ones (Eq. 5-8)

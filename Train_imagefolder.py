@@ -40,7 +40,7 @@ from utils.progress import Progress, RunClock, describe_device
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features, save_unlabeled_guesses)
-from utils.speed import graphed, prepare, speed_ups, use_cuda_graphs
+from utils.speed import graphed, per_view, prepare, speed_ups, use_cuda_graphs
 
 # The defaults of each network, every one a flag. preact18: the paper's CIFAR settings (Sec. 4.1;
 # lambda_u 25 as Table 7's 50% cells, a middle noise level); resnet50: its Clothing1M settings
@@ -208,12 +208,14 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
         # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
+        # per_view: one call per view (on a GPU, one call with BatchNorm per view: the same)
+        logits_u1, logits_u2, logits_x1, logits_x2 = per_view(net, u1, u2, x1, x2)
         if u1 is not None:
-            pred_u = dm.mean_prediction(net(u1), net(u2))
+            pred_u = dm.mean_prediction(logits_u1, logits_u2)
             # eval mode: rows are independent, so both views go through the partner at once
             partner_pred_u = dm.mean_prediction(*partner(torch.cat([u1, u2])).chunk(2))
             targets_u = dm.co_guess(pred_u, partner_pred_u, args.T)        # Alg. 1 lines 21-23
-        pred_x = dm.mean_prediction(net(x1), net(x2))
+        pred_x = dm.mean_prediction(logits_x1, logits_x2)
         targets_x = dm.co_refine(F.one_hot(labels, args.num_class).float(), clean_prob, pred_x,
                                  args.T)                                    # Eq. (3)-(4)
 

@@ -213,3 +213,89 @@ def test_speed_ups_say_what_prepare_set():
     cpu = torch.device('cpu')
     assert speed_ups(prepare(ResNet18(10, 8), cpu, fast=True)) == (has_bf16(cpu), True)
     assert speed_ups(prepare(ResNet18(10, 8), cpu, fast=False)) == (False, False)
+
+
+def views_and_nets(bf16=False):
+    """Four views unlike each other (each its own BatchNorm statistics), and the same
+    PreAct-ResNet18 in train mode behind FastForward twice: one call per view, and one call."""
+    from PreResNet import ResNet18
+    torch.manual_seed(0)
+    start = ResNet18(10, 8)
+    views = [torch.randn(16, 3, 32, 32) * (1 + k) + k for k in range(4)]
+    separate = FastForward(copy.deepcopy(start), CPU, bf16, views_in_one_call=False).train()
+    batched = FastForward(copy.deepcopy(start).to(memory_format=torch.channels_last), CPU, bf16,
+                          views_in_one_call=True).train()
+    return views, separate, batched
+
+
+def test_views_in_one_call_compute_what_one_call_per_view_computes():
+    from utils.speed import per_view
+    views, separate, batched = views_and_nets()
+    with torch.no_grad():
+        merged = copy.deepcopy(separate)(torch.cat(views)).chunk(4)  # no BatchNorm per view
+        expected, got = per_view(separate, *views), per_view(batched, *views)
+    for e, g, m in zip(expected, got, merged):
+        assert torch.allclose(g, e, atol=1e-4) and not torch.allclose(m, e, atol=0.1)
+    # the running statistics took the four updates in order, as four calls make them
+    want, have = separate.module.state_dict(), batched.module.state_dict()
+    assert want['bn1.num_batches_tracked'] == have['bn1.num_batches_tracked'] == 4
+    for key in want:
+        assert torch.allclose(have[key].float(), want[key].float(), rtol=1e-5, atol=1e-5), key
+    assert not any('forward' in vars(m) for m in batched.modules())  # the class's forward again
+
+
+def test_views_in_one_call_in_bf16_and_in_eval_mode():
+    from utils.speed import per_view
+    views, separate, batched = views_and_nets(bf16=True)
+    with torch.no_grad():
+        for e, g in zip(per_view(separate, *views), per_view(batched, *views)):
+            assert g.dtype == torch.float32 and torch.allclose(g, e, atol=0.1, rtol=0.05)
+        separate.eval(), batched.eval()
+        for e, g in zip(per_view(separate, *views), per_view(batched, *views)):
+            assert torch.allclose(g, e, atol=0.1, rtol=0.05)
+
+
+def test_per_view_skips_missing_views_and_calls_unequal_ones_apart(monkeypatch):
+    from utils.speed import per_view
+    views, separate, batched = views_and_nets()
+    shapes = []
+    monkeypatch.setattr(batched.module, 'forward',
+                        lambda x, _f=batched.module.forward: shapes.append(len(x)) or _f(x))
+    with torch.no_grad():
+        out = per_view(batched, None, views[0], None, views[1])
+        assert out[0] is None and out[2] is None and shapes == [32]  # one call of two views
+        uneven = per_view(batched, views[0], views[1][:5])  # a last, partial batch
+        assert shapes == [32, 16, 5]
+        expected = per_view(separate, views[0], views[1], views[0], views[1][:5])
+    assert torch.allclose(out[1], expected[0], atol=1e-4)
+    assert torch.allclose(out[3], expected[1], atol=1e-4)
+    assert torch.allclose(uneven[1], expected[3], atol=1e-4)
+
+
+def test_ssl_step_with_views_in_one_call_trains_like_one_call_per_view():
+    views, separate, batched = views_and_nets()
+    partner = FastForward(copy.deepcopy(separate.module), CPU, False).eval()
+    args = Train_cifar.parse_args(['--width', '8'])
+    args.num_class, args.no_label_refinement = 10, False
+    labels = torch.arange(16) % 10
+    clean_prob = torch.linspace(0, 1, 16)
+    lam, perm = torch.tensor(0.7), torch.randperm(64)
+    results = []
+    for net in (separate, batched):
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
+        losses = Train_cifar.ssl_step(net, partner, optimizer, views[2], views[3], labels,
+                                      clean_prob, views[0], views[1], lam, perm,
+                                      torch.tensor(25.0), args=args)
+        results.append((torch.stack(losses), torch.cat([p.flatten() for p in
+                                                        net.module.parameters()])))
+    assert torch.allclose(results[0][0], results[1][0], rtol=1e-4)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-5)
+
+
+def test_views_in_one_call_only_on_one_gpu():
+    from PreResNet import ResNet18
+    assert not prepare(ResNet18(10, 8), CPU, fast=True).views_in_one_call  # CPU: as it was
+    if torch.cuda.is_available():
+        gpu = torch.device('cuda')
+        assert prepare(ResNet18(10, 8).to(gpu), gpu, fast=True).views_in_one_call
+        assert not prepare(ResNet18(10, 8).to(gpu), gpu, True, True).views_in_one_call

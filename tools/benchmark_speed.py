@@ -15,7 +15,9 @@ images per second and the ratio to the first path, and the machine.
 Paths: plain (--plain: PIL transforms in DataLoader workers, fp32), fast (the default of
 Train_cifar.py: the dataset on the device, batched augmentation, channels_last, bf16 autocast
 where the device has bf16 units, on one GPU the training steps replayed as CUDA graphs), eager
-(fast without the CUDA graphs), compile (fast with --compile instead of the graphs).
+(fast without the CUDA graphs), compile (fast with --compile instead of the graphs),
+views_apart (fast with the trained network's four no-grad passes of a step as four calls, as
+before utils.speed.per_view made them one on a GPU).
 On a GPU each stage runs once untimed first on a subset (cuDNN autotuning; compile: on all
 images, since compiled code recompiles for every new batch shape), and the breakdown is timed
 in a further pass, since the waits it needs around every step slow the GPU down (the parts are
@@ -102,7 +104,11 @@ def run_path(path, args, train_args, data, device):
     clean_prob = np.where(is_clean, np.random.uniform(0.5, 1, len(noisy)), 0.1)
     nets = [prepare(ResNet18(10, args.width).to(device), device, path != 'plain',
                     path == 'compile') for _ in range(2)]
-    graphs = use_cuda_graphs(path == 'fast', device, path != 'plain', path == 'compile')
+    if path == 'views_apart':
+        for net in nets:
+            net.views_in_one_call = False
+    graphs = use_cuda_graphs(path in ('fast', 'views_apart'), device, path != 'plain',
+                             path == 'compile')
     optimizers = [torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
                   for net in nets]
 
@@ -175,7 +181,7 @@ def main(argv=None):
     p.add_argument('--batch_size', type=int, default=64)
     p.add_argument('--r', type=float, default=0.5, help='sym noise ratio')
     p.add_argument('--paths', nargs='+', default=['plain', 'fast'],
-                   choices=['plain', 'eager', 'fast', 'compile'])
+                   choices=['plain', 'eager', 'fast', 'compile', 'views_apart'])
     p.add_argument('--no_breakdown', action='store_true',
                    help='on a GPU, skip the extra pass that breaks the SSL training time down')
     p.add_argument('--num_workers', type=int, default=4, help="the plain path's workers")

@@ -3,7 +3,10 @@ faster. Nothing here changes the method; `--plain` turns all of it off.
 
   net = prepare(net, device, fast, compile_net)   channels_last, bf16 autocast, DDP
   step = graphed(step)                            replay a whole training step as a CUDA graph
+  outputs = per_view(net, *views)                 net(view) for each view (one call on a GPU)
 """
+import functools
+
 import torch
 
 from utils.cli import InputError
@@ -29,9 +32,10 @@ class FastForward(torch.nn.Module):
     returned in float32 so every loss, softmax target and the GMM's input stay fp32.
     The wrapped network's state_dict is unchanged (checkpoints hold `unwrap(net)`)."""
 
-    def __init__(self, net, device, bf16):
+    def __init__(self, net, device, bf16, views_in_one_call=False):
         super().__init__()
         self.module, self.device_type, self.bf16 = net, device.type, bf16
+        self.views_in_one_call = views_in_one_call  # per_view: one call with BatchNorm per view
 
     def forward(self, x):
         if x.dim() == 4:
@@ -40,6 +44,20 @@ class FastForward(torch.nn.Module):
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16,
                             cache_enabled=False):
             return self.module(x).float()
+
+    def forward_views(self, views):
+        """self(v) for each of the equal-sized views, in one call (per_view)."""
+        norms = [m for m in self.module.modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if any(m.momentum is None for m in norms):  # a cumulative average: one call per view
+            return [self(v) for v in views]
+        for m in norms:  # an instance attribute, removed below: the class's forward returns
+            m.forward = functools.partial(batch_norm_per_view, m, len(views))
+        try:
+            return self(torch.cat(views)).chunk(len(views))
+        finally:
+            for m in norms:
+                del m.forward
 
 
 def prepare(net, device, fast=True, compile_net=False):
@@ -56,13 +74,55 @@ def prepare(net, device, fast=True, compile_net=False):
                                  % torch.__version__)
             net.compile()  # in place: parameter names and checkpoints stay the same
     net = wrap_ddp(net, device)
-    return FastForward(net, device, has_bf16(device)) if fast else net
+    if not fast:
+        return net
+    # per_view in one call where the launches cost more than the arithmetic: one GPU, eager
+    one_call = device.type == 'cuda' and distributed()[1] == 1 and not compile_net
+    return FastForward(net, device, has_bf16(device), one_call)
 
 
 def speed_ups(net):
     """(bf16 autocast, channels_last) as prepare() set them for `net`: what the run says at
     start (utils.progress.describe_device)."""
     return (net.bf16, True) if isinstance(net, FastForward) else (False, False)
+
+
+def per_view(net, *views):
+    """[net(view) for each view] (None for a None view), exactly as those consecutive calls
+    compute it: in train mode each view is normalised by its own BatchNorm statistics and the
+    running statistics are updated once per view, in order. A network prepared for one GPU
+    (FastForward.views_in_one_call) takes views of one size in a single call, with BatchNorm
+    per view (batch_norm_per_view): one launch of each layer instead of one per view."""
+    given = [v for v in views if v is not None]
+    if (isinstance(net, FastForward) and net.views_in_one_call and len(given) > 1
+            and len({tuple(v.shape) for v in given}) == 1):
+        outputs = iter(net.forward_views(given))
+    else:
+        outputs = iter([net(v) for v in given])
+    return [None if v is None else next(outputs) for v in views]
+
+
+def batch_norm_per_view(bn, views, x):
+    """bn(x) for x made of `views` equal slices along the batch, as `views` consecutive calls
+    of bn on the slices would compute it: in train mode each slice is normalised by its own
+    mean and (biased) variance, and the running mean and (unbiased) variance take one
+    momentum update per slice, in order; in eval mode rows are independent anyway."""
+    if not bn.training:
+        return type(bn).forward(bn, x)
+    n, channels = x.shape[:2]
+    by_view = x.view(views, n // views, channels, -1)  # also a view for channels_last
+    var, mean = torch.var_mean(by_view.float(), dim=(1, 3), unbiased=False)  # (views, C)
+    scale = torch.rsqrt(var + bn.eps) * bn.weight  # fp32 statistics, as cuDNN keeps them
+    shift = bn.bias - mean * scale
+    out = by_view * scale[:, None, :, None] + shift[:, None, :, None]
+    if bn.track_running_stats:
+        with torch.no_grad():
+            count = by_view.shape[1] * by_view.shape[3]
+            for view_mean, view_var in zip(mean, var * (count / (count - 1))):
+                bn.running_mean.lerp_(view_mean, bn.momentum)  # (1 - m) r + m x
+                bn.running_var.lerp_(view_var, bn.momentum)
+            bn.num_batches_tracked.add_(views)
+    return out.to(x.dtype).reshape(x.shape)
 
 
 def use_cuda_graphs(wanted, device, fast, compile_net):

@@ -1,0 +1,34 @@
+#!/bin/bash
+# The GPU measurements of the trained network's four views in one call (utils.speed.per_view),
+# in one call of at most 6 minutes on a GPU machine:
+#   bash results/speed/gpu3.sh OUT_DIR
+# Needs the shared data copied to .gpu/ (tools/make_cifar10.py, data/cifar10-jpeg.tar.gz).
+# Writes logs and JSON to OUT_DIR:
+#   bench_views.*   views_apart (the fast path as before: four calls) against fast (one call),
+#                   full width, all 50,000 images, 50% sym: warm-up epoch and SSL epoch
+#   bench_eager.*   the eager path's stage breakdown (no CUDA graphs)
+#   train_fast.*, train_eager.*   Train_cifar.py, 10 warm-up + 5 SSL epochs, seed 1, on the fast
+#                   path and with --no-cuda_graphs: per-epoch seconds, accuracy, labeled-set
+#                   sizes and AUC (the same-accuracy check: epochs 10-14 within 3 points, 3%, 0.01)
+out=${1:-/tmp/speed}; mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu3.txt"
+python3 -c "import torch; print(torch.__version__)" | tee -a "$out/gpu3.txt"
+python3 .gpu/tools/make_cifar10.py /tmp/c10 > /dev/null || exit 1
+bench() {  # NAME PATHS...
+  local name=$1; shift
+  timeout 100 python3 tools/benchmark_speed.py --data_path /tmp/c10 --num_train 50000 \
+    --num_test 10000 --paths "$@" --json "$out/bench_$name.json" 2>&1 | grep -v Warning \
+    | tee "$out/bench_$name.log"
+}
+bench views views_apart fast --no_breakdown
+bench eager eager
+train() {  # NAME SECONDS EXTRA...
+  local name=$1 limit=$2; shift 2
+  timeout "$limit" python3 Train_cifar.py --data_path /tmp/c10 --no-download --num_epochs 15 \
+    --seed 1 --no-figures --out_dir "/tmp/run_$name" "$@" 2>&1 | grep -v Warning \
+    | tee "$out/train_$name.log"
+  cp "/tmp/run_$name"/*.jsonl "$out/train_$name.jsonl" 2>/dev/null
+}
+train fast 100
+train eager 130 --no-cuda_graphs
