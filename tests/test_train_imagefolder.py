@@ -1,6 +1,7 @@
 """Train_imagefolder.py end to end on small generated image folders: both layouts give the same
 run, a resumed run equals an uninterrupted one, known true labels give the division's AUC,
-imbalanced classes train with a balanced warm-up, and bad input writes nothing."""
+imbalanced classes train with a balanced warm-up, bad input writes nothing, and with --plain a run
+equals Train_cifar.py --plain on the same images to the bit."""
 import csv
 import json
 import os
@@ -128,3 +129,61 @@ def test_bad_dataset_is_one_line_and_writes_nothing(make, message, tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and err.count('\n') == 1 and message in err, err
     assert files_under(str(tmp_path)) == before
+
+
+def test_plain_run_is_train_cifar_plain_bit_for_bit(tmp_path):
+    """The same CIFAR-format images (lossless PNG files here), the same noisy labels and the
+    same settings: Train_imagefolder.py --plain and Train_cifar.py --plain take the same random
+    draws in the same order and compute the same numbers, to the bit; so the default paths
+    differ only where Train_cifar.py augments batches as tensors (other random draws)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    import Train_cifar
+    from conftest import write_fake_cifar
+    from dataloader_cifar import CIFAR10_CLASSES, MEAN_STD, load_cifar
+    folder = write_fake_cifar(str(tmp_path / 'cifar'), num_train=96, num_test=32)
+    train, clean, test, test_labels = load_cifar(folder, 'cifar10')
+    noisy = [int(c) if k % 3 else (int(c) + 1 + k % 9) % 10 for k, c in enumerate(clean)]
+    with open(tmp_path / 'noise.json', 'w') as f:
+        json.dump(noisy, f)
+    lists = {}
+    for split, images, labels in (('train', train, noisy), ('clean', train, clean),
+                                  ('test', test, test_labels)):
+        rows = []
+        for k, (image, label) in enumerate(zip(images, labels)):
+            path = '%s/%04d.png' % ('test' if split == 'test' else 'train', k)
+            if split != 'clean':
+                os.makedirs(tmp_path / 'images' / os.path.dirname(path), exist_ok=True)
+                Image.fromarray(image).save(tmp_path / 'images' / path)
+            rows.append((path, int(label)))
+        lists[split] = write_list(tmp_path / (split + '.csv'), rows)
+    (tmp_path / 'classes.txt').write_text('\n'.join(CIFAR10_CLASSES) + '\n')
+    mean, std = MEAN_STD['cifar10']
+    same = ['--plain', '--width', '8', '--batch_size', '16', '--num_workers', '0',
+            '--no-figures', '--num_epochs', '3', '--warm_up', '1', '--seed', '1']
+    Train_cifar.main(['--data_path', folder, '--noise_file', str(tmp_path / 'noise.json'),
+                      '--out_dir', str(tmp_path / 'cifar_run')] + same)
+    Train_imagefolder.main(
+        ['--data_path', str(tmp_path / 'images'), '--train_list', lists['train'],
+         '--clean_list', lists['clean'], '--test_list', lists['test'], '--classes',
+         str(tmp_path / 'classes.txt'), '--no-warmup_penalty', '--mean', *map(str, mean),
+         '--std', *map(str, std), '--out_dir', str(tmp_path / 'folder_run')] + same)
+
+    cifar = records(str(tmp_path / 'cifar_run'), 'cifar10_0.5_sym')
+    folder_records = records(str(tmp_path / 'folder_run'))
+    for a, b in zip(cifar[:3], folder_records[:3]):
+        a.pop('noise_rate')  # CIFAR's own record of the injected noise
+        assert a == b  # CE, division sizes, AUC, precision, recall, Lx, Lu, test accuracy
+    assert folder_records[1]['net1']['labeled'] > 0 and 'auc' in folder_records[2]['net2']
+    last = [torch.load(tmp_path / run, weights_only=True) for run in
+            ('cifar_run/cifar10_0.5_sym_last.pth', 'folder_run/imagefolder_last.pth')]
+    for net in ('net1', 'net2'):
+        assert all(torch.equal(last[0][net][k], last[1][net][k]) for k in last[0][net])
+    labels = []
+    for name in ('cifar_run/cifar10_0.5_sym_labels.csv', 'folder_run/imagefolder_labels.csv'):
+        with open(tmp_path / name) as f:
+            labels.append([{k: v for k, v in row.items() if k != 'path'}
+                           for row in csv.DictReader(f)])
+    assert labels[0] == labels[1] and len(labels[0]) == 96
+    assert np.mean([r['given_label'] != r['true_label'] for r in labels[0]]) > 0.3

@@ -1,7 +1,9 @@
 """The table of results/imagefolder_vs_cifar/README.md from the run folders beside this file:
-per run the best and final test accuracy and the last co-divide (labeled count, AUC of net1's
-division); per script the mean and spread over seeds; and, from each run's labels file, the
-flags as noise detection against the true labels.
+per run the best and final test accuracy, the mean test accuracy of the last 5 epochs and the
+last co-divide (labeled count, AUC of net1's division); per script the mean and the standard
+deviation over seeds; and, from each run's labels file, the flags as noise detection against the
+true labels. Last, the difference of each script's mean from Train_cifar.py's, with its standard
+error (Welch's, from the two standard deviations).
 
     python results/imagefolder_vs_cifar/table.py
 """
@@ -13,7 +15,11 @@ import os
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNS = {'cifar': 'cifar10_0.5_sym', 'imagefolder': 'imagefolder'}
+RUNS = {'cifar': 'cifar10_0.5_sym', 'imagefolder': 'imagefolder',
+        'cifar_plain': 'cifar10_0.5_sym'}  # the last: Train_cifar.py --plain
+COLUMNS = ['best', 'final epoch', 'last 5', 'net1 labeled', 'net1 AUC', 'flagged', 'precision',
+           'recall']
+FORMATS = ['%.2f', '%.2f', '%.2f', '%.0f', '%.3f', '%.0f', '%.3f', '%.3f']
 
 
 def read_run(folder, prefix):
@@ -38,9 +44,8 @@ def detection(folder, prefix):
 
 
 def main():
-    print('| script | seed | best | final epoch | net1 labeled | net1 AUC | flagged | '
-          'precision | recall |')
-    print('|---|---|---|---|---|---|---|---|---|')
+    print('| script | seed | ' + ' | '.join(COLUMNS) + ' |')
+    print('|---' * (len(COLUMNS) + 2) + '|')
     summary = {}
     for script, prefix in RUNS.items():
         for folder in sorted(glob.glob(os.path.join(HERE, script + '_seed*'))):
@@ -50,17 +55,29 @@ def main():
             if final is None:
                 continue
             last = epochs[-1]
+            last5 = np.mean([r['test_acc'] for r in epochs[-5:]])
             found = detection(folder, prefix)
-            row = (final['best'], last['test_acc'], last['net1']['labeled'], last['net1']['auc'])
+            row = (final['best'], last['test_acc'], last5, last['net1']['labeled'],
+                   last['net1']['auc'])
             summary.setdefault(script, []).append(row + (found or (np.nan,) * 3))
-            print('| %s | %s | %.2f | %.2f | %d | %.3f | %s |'
+            print('| %s | %s | %.2f | %.2f | %.2f | %d | %.3f | %s |'
                   % ((script, folder.rsplit('seed', 1)[1]) + row
                      + ('%d | %.3f | %.3f' % found if found else ' | | ',)))
     for script, rows in summary.items():
         r = np.array(rows, dtype=float)
-        print('| %s | mean (spread) of %d | %s |' % (script, len(r), ' | '.join(
-            '%.3g (%.3g)' % (r[:, k].mean(), r[:, k].max() - r[:, k].min())
-            for k in range(r.shape[1]))))
+        sd = r.std(0, ddof=1) if len(r) > 1 else np.full(r.shape[1], np.nan)
+        print('| %s | mean (sd) of %d | %s |' % (script, len(r), ' | '.join(
+            (f + ' (' + f + ')') % (m, d) for f, m, d in zip(FORMATS, r.mean(0), sd))))
+    base = np.array(summary.get('cifar', []), dtype=float)
+    for script, rows in summary.items():
+        r = np.array(rows, dtype=float)
+        if script == 'cifar' or len(r) < 2 or len(base) < 2:
+            continue
+        diff = r.mean(0) - base.mean(0)
+        se = np.sqrt(r.var(0, ddof=1) / len(r) + base.var(0, ddof=1) / len(base))
+        print('| %s - cifar | difference (se) | %s |' % (script, ' | '.join(
+            (f.replace('%', '%+') + ' (' + f + ')') % (d, e)
+            for f, d, e in zip(FORMATS, diff, se))))
 
 
 if __name__ == '__main__':
