@@ -31,7 +31,8 @@ from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features)
-from utils.speed import graphed, per_view, prepare, speed_ups, use_cuda_graphs
+from utils.speed import (graphed, per_view, prepare, saves_in_background, speed_ups,
+                         use_cuda_graphs)
 
 # Table 7 (Appendix B): lambda_u per cell; tau is 0.5 except 0.6 at 90% noise.
 PAPER_LAMBDA_U = {
@@ -410,10 +411,11 @@ def main(argv=None):
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
     # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun, the
-    # steps replayed as CUDA graphs on one GPU; --plain turns it off. Checkpoints hold the bare
-    # networks.
+    # steps replayed as CUDA graphs on one GPU, checkpoints written by a thread on a GPU;
+    # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     cuda_graphs = use_cuda_graphs(args.cuda_graphs, device, not args.plain, args.compile)
+    log.save_in_background = saves_in_background(device, not args.plain)
     print0(describe_device(device, *speed_ups(net1), cuda_graphs, args.compile))
     networks = [('net1', net1, optimizer1), ('net2', net2, optimizer2)]
     single = args.method == 'ce' or args.no_cotraining

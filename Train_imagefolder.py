@@ -40,7 +40,8 @@ from utils.progress import Progress, RunClock, describe_device
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features, save_unlabeled_guesses)
-from utils.speed import graphed, per_view, prepare, speed_ups, use_cuda_graphs
+from utils.speed import (graphed, per_view, prepare, saves_in_background, speed_ups,
+                         use_cuda_graphs)
 
 # The defaults of each network, every one a flag. preact18: the paper's CIFAR settings (Sec. 4.1;
 # lambda_u 25 as Table 7's 50% cells, a middle noise level); resnet50: its Clothing1M settings
@@ -338,10 +339,11 @@ def main(argv=None):
         for history, saved in zip(loss_history, checkpoint['loss_history']):
             history.extend(saved)
     # The speed layer (docs/speed.md): channels_last and bf16 autocast, DDP under torchrun, the
-    # steps replayed as CUDA graphs on one GPU; --plain turns it off. Checkpoints hold the bare
-    # networks.
+    # steps replayed as CUDA graphs on one GPU, checkpoints written by a thread on a GPU;
+    # --plain turns it off. Checkpoints hold the bare networks.
     net1, net2 = (prepare(net, device, not args.plain, args.compile) for net in (net1, net2))
     cuda_graphs = use_cuda_graphs(args.cuda_graphs, device, not args.plain, args.compile)
+    log.save_in_background = saves_in_background(device, not args.plain)
     print0(describe_device(device, *speed_ups(net1), cuda_graphs, args.compile))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here

@@ -234,3 +234,80 @@ def test_two_starts_in_one_folder_one_goes_on(tmp_path):
     with pytest.raises(InputError, match='started while this one was loading its data'):
         second.begin(args)
     assert files_under(str(tmp_path)) == before
+
+
+def test_background_save_writes_the_state_as_it_was_at_save(tmp_path, monkeypatch):
+    import argparse
+    import threading
+    import utils.runlog
+    trained_on = threading.Event()
+    real_save = utils.runlog.atomic_save
+
+    def save_after_training_went_on(state, path):
+        assert trained_on.wait(10)
+        real_save(state, path)
+    monkeypatch.setattr(utils.runlog, 'atomic_save', save_after_training_went_on)
+    log = RunLog(str(tmp_path / 'run'), 'r', {'acc': '_acc.txt'})
+    log.begin(argparse.Namespace(lr=0.1))
+    log.save_in_background = True
+    weights = torch.zeros(1000)
+    history = [[1.0]]
+    log.epoch({'epoch': 0}, score=1.0)
+    log.save({'epoch': 0, 'w': weights, 'history': history})
+    weights += 1  # the next epoch trains on while the thread writes
+    history[0].append(2.0)
+    trained_on.set()
+    log.wait()
+    saved = torch.load(log.last_path, weights_only=True)
+    assert torch.equal(saved['w'], torch.zeros(1000)) and saved['history'] == [[1.0]]
+    assert log.saved and os.path.exists(log.best_path)
+    log.epoch({'epoch': 1}, score=0.5)  # not the best: _best.pth keeps epoch 0
+    log.save({'epoch': 1, 'w': weights, 'history': history})
+    log.summary()  # waits for the write in flight
+    assert torch.load(log.last_path, weights_only=True)['epoch'] == 1
+    assert torch.load(log.best_path, weights_only=True)['epoch'] == 0
+
+
+@pytest.mark.slow  # trains
+def test_background_saves_give_the_same_run_and_resume(data, tmp_path, monkeypatch):
+    def run(out, epochs, *extra):
+        argv = tiny(data, str(tmp_path / out), *extra)
+        argv[argv.index('--num_epochs') + 1] = str(epochs)
+        Train_cifar.main(argv)
+
+    def outputs(out):
+        with open(tmp_path / out / (PREFIX + '.jsonl')) as f:
+            records = [{k: v for k, v in json.loads(line).items() if k != 'seconds'}
+                       for line in f]
+        last = torch.load(tmp_path / out / (PREFIX + '_last.pth'), weights_only=True)
+        return records, last['net1'], last['epoch']
+    run('foreground', 3)
+    monkeypatch.setattr(Train_cifar, 'saves_in_background', lambda device, fast: True)
+    run('background', 2)
+    run('background', 3, '--resume')
+    want, have = outputs('foreground'), outputs('background')
+    assert want[0] == have[0] and want[2] == have[2] == 2
+    assert all(torch.equal(want[1][k], have[1][k]) for k in want[1])
+
+
+@pytest.mark.slow  # trains
+def test_background_write_failure_is_one_line_and_keeps_the_last_checkpoint(
+        data, tmp_path, monkeypatch, capsys):
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_is_full(obj, f):
+        calls.append(1)
+        if len(calls) == 2:  # the second epoch's checkpoint, in the writer thread
+            f.write(b'part of a checkpoint')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        real_save(obj, f)
+    monkeypatch.setattr(utils.checkpoint.torch, 'save', save_until_the_disk_is_full)
+    monkeypatch.setattr(Train_cifar, 'saves_in_background', lambda device, fast: True)
+    out = tmp_path / 'run'
+    code = run_cli(Train_cifar.main, tiny(data, str(out), '--method', 'ce'))
+    err = capsys.readouterr().err
+    last = out / 'cifar10_0.5_sym_ce_last.pth'
+    assert code == 2 and err.count('\n') == 1
+    assert err.startswith('error: cannot write %s (No space left on device)' % last)
+    assert torch.load(last, weights_only=True)['epoch'] == 0
+    assert not [name for name in os.listdir(out) if name.endswith('.tmp')]

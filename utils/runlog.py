@@ -5,8 +5,10 @@ import json
 import math
 import os
 import shutil
+import threading
 
 import numpy as np
+import torch
 
 from utils.checkpoint import atomic_save, atomic_write, load_checkpoint, write_error
 from utils.cli import InputError, on_failure
@@ -23,6 +25,42 @@ RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 
                      'compile', 'figures', 'tensorboard', 'cuda_graphs'}
 # What a checkpoint of ours holds besides the networks and optimizers.
 CHECKPOINT_KEYS = {'epoch', 'args', 'rng', 'log_sizes', 'scores'}
+
+
+def cpu_copy(obj):
+    """A copy of a checkpoint's state that later training cannot change: tensors copied to CPU
+    memory, arrays copied, containers rebuilt."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to('cpu', copy=True)
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+class BackgroundWrite:
+    """work(*args) in a thread; join() waits for it and raises what it raised. Not a daemon:
+    a run that stops still finishes the write in flight (atomic either way)."""
+
+    def __init__(self, work, *args):
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(work, args),
+                                       name='checkpoint writer')
+        self.thread.start()
+
+    def _run(self, work, args):
+        try:
+            work(*args)
+        except BaseException as e:  # raised in the main thread by join()
+            self.error = e
+
+    def join(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _writable_or_creatable(folder):
@@ -62,7 +100,10 @@ class RunLog:
     The folder holds a run when any of these files is there: a new start is then refused, and
     --resume continues it from _last.pth or is refused with what to do; nothing is overwritten.
     Use: check() before touching anything; begin() when the run really starts (every input
-    checked), then epoch() and save() every epoch. A new run that fails or is stopped before
+    checked), then epoch() and save() every epoch. With save_in_background set, save() copies
+    the state to CPU memory and a thread writes it while training goes on (a kill then loses
+    at most the epoch being written and the one after it); the next save(), summary() and a
+    failure wait for it. A new run that fails or is stopped before
     its first checkpoint removes its files again, so the same command can simply be rerun.
     A checkpoint records the log files' sizes, so resuming cuts them back to that point and
     the logs of a resumed run equal an uninterrupted one's. Under torch.distributed only rank 0
@@ -82,6 +123,8 @@ class RunLog:
         self.scores = []
         self.saved = False  # whether this process has written a checkpoint
         self.writer = distributed()[0] == 0
+        self.save_in_background = False
+        self._pending = None  # the background write in flight (BackgroundWrite)
 
     def _present(self):
         return [p for p in self.files if os.path.lexists(p)]
@@ -181,6 +224,8 @@ class RunLog:
 
     def _discard_unsaved(self, created_dir):
         """After a failure: remove a new run's files if it never wrote a checkpoint."""
+        with contextlib.suppress(Exception):  # its failure is not this one
+            self.wait()
         if self.saved:
             return False
         for path in self._present():
@@ -216,15 +261,30 @@ class RunLog:
 
     def save(self, state):
         """Write the latest checkpoint atomically (plus the logs' sizes and the scores so far);
-        copy it to the best one when this epoch has the best score."""
+        copy it to the best one when this epoch has the best score. In the background (see
+        the class) once the previous write has finished."""
         if not self.writer:
             return
         state = dict(state, log_sizes=[os.path.getsize(p) for p in self.logs],
                      scores=list(self.scores))
+        best = self.scores[-1] >= max(self.scores)
+        self.wait()
+        if self.save_in_background:  # a copy: training goes on with the live tensors
+            self._pending = BackgroundWrite(self._write_checkpoint, cpu_copy(state), best)
+        else:
+            self._write_checkpoint(state, best)
+
+    def _write_checkpoint(self, state, best):
         atomic_save(state, self.last_path)
         self.saved = True
-        if self.scores[-1] >= max(self.scores):
+        if best:
             self._copy_last_to_best()
+
+    def wait(self):
+        """Until the background write in flight (if any) is on disk; raises its failure."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.join()
 
     def _copy_last_to_best(self):
         with open(self.last_path, 'rb') as src:
@@ -233,6 +293,7 @@ class RunLog:
     def summary(self, **extra):
         """Best score over all epochs and the mean of the last 10, as the paper reports them,
         plus whatever else the script adds; appended to the JSONL and returned."""
+        self.wait()
         result = dict({'final': True, 'best': max(self.scores),
                        'last10': float(np.mean(self.scores[-10:])),
                        'epochs': len(self.scores)}, **extra)

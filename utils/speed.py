@@ -4,6 +4,7 @@ faster. Nothing here changes the method; `--plain` turns all of it off.
   net = prepare(net, device, fast, compile_net)   channels_last, bf16 autocast, DDP
   step = graphed(step)                            replay a whole training step as a CUDA graph
   outputs = per_view(net, *views)                 net(view) for each view (one call on a GPU)
+  log.save_in_background = saves_in_background(device, fast)   checkpoints written by a thread
 """
 import functools
 
@@ -123,6 +124,13 @@ def batch_norm_per_view(bn, views, x):
                 bn.running_var.lerp_(view_var, bn.momentum)
             bn.num_batches_tracked.add_(views)
     return out.to(x.dtype).reshape(x.shape)
+
+
+def saves_in_background(device, fast):
+    """Whether a run's checkpoints are written by a thread while the next epoch trains
+    (utils.runlog.RunLog): on the fast path on a GPU, where writing a full-width CIFAR
+    checkpoint (about 180 MB, twice when it is the best) would take a tenth of an epoch."""
+    return fast and device.type == 'cuda'
 
 
 def use_cuda_graphs(wanted, device, fast, compile_net):

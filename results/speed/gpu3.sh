@@ -1,6 +1,7 @@
 #!/bin/bash
 # The GPU measurements of the trained network's four views in one call (utils.speed.per_view),
-# in one call of about 6.5 minutes on a GPU machine:
+# of background checkpoints and of Clothing1M's labels-file pass, in one call of about 6.5
+# minutes on a GPU machine:
 #   bash results/speed/gpu3.sh OUT_DIR
 # Needs the shared data copied to .gpu/ (tools/make_cifar10.py, data/cifar10-jpeg.tar.gz).
 # Writes logs and JSON to OUT_DIR:
@@ -10,6 +11,7 @@
 #   train_fast.*, train_eager.*   Train_cifar.py, 10 warm-up + 5 SSL epochs, seed 1, on the fast
 #                   path and with --no-cuda_graphs: per-epoch seconds, accuracy, labeled-set
 #                   sizes and AUC (the same-accuracy check: epochs 10-14 within 3 points, 3%, 0.01)
+#   checkpoint_cost.log   writing a full-width checkpoint (and the copy to CPU memory)
 #   clothing1m_export.log   the labels-file pass of Train_clothing1M.py on 10,000 generated
 #                   300x400 JPEGs, projected to the 1M-image noisy pool
 out=${1:-/tmp/speed}; mkdir -p "$out"
@@ -34,5 +36,6 @@ train() {  # NAME SECONDS EXTRA...
 }
 train fast 100
 train eager 130 --no-cuda_graphs
+timeout 30 python3 results/speed/checkpoint_cost.py 2>&1 | tee "$out/checkpoint_cost.log"
 timeout 60 python3 results/speed/clothing1m_export.py --images 10000 2>&1 | grep -v Warning \
   | tee "$out/clothing1m_export.log"
