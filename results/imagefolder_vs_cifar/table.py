@@ -1,6 +1,7 @@
 """The table of results/imagefolder_vs_cifar/README.md from the run folders beside this file:
-per run the best and final test accuracy, the mean test accuracy of the last 5 epochs and the
-last co-divide (labeled count, AUC of net1's division); per script the mean and the standard
+per run the best and final test accuracy, the mean test accuracy of the last 5 epochs, the
+last co-divide (labeled count, AUC of net1's division) and the mean AUC of both networks'
+divisions over the last 5 epochs; per script the mean and the standard
 deviation over seeds; and, from each run's labels file, the flags as noise detection against the
 true labels. Last, the difference of each script's mean from Train_cifar.py's, with its standard
 error (Welch's, from the two standard deviations).
@@ -17,9 +18,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = {'cifar': 'cifar10_0.5_sym', 'imagefolder': 'imagefolder',
         'cifar_plain': 'cifar10_0.5_sym'}  # the last: Train_cifar.py --plain
-COLUMNS = ['best', 'final epoch', 'last 5', 'net1 labeled', 'net1 AUC', 'flagged', 'precision',
-           'recall']
-FORMATS = ['%.2f', '%.2f', '%.2f', '%.0f', '%.3f', '%.0f', '%.3f', '%.3f']
+COLUMNS = ['best', 'final epoch', 'last 5', 'net1 labeled', 'net1 AUC', 'AUC last 5', 'flagged',
+           'precision', 'recall']
+FORMATS = ['%.2f', '%.2f', '%.2f', '%.0f', '%.3f', '%.3f', '%.0f', '%.3f', '%.3f']
 
 
 def read_run(folder, prefix):
@@ -56,11 +57,12 @@ def main():
                 continue
             last = epochs[-1]
             last5 = np.mean([r['test_acc'] for r in epochs[-5:]])
+            auc5 = np.mean([r[net]['auc'] for r in epochs[-5:] for net in ('net1', 'net2')])
             found = detection(folder, prefix)
             row = (final['best'], last['test_acc'], last5, last['net1']['labeled'],
-                   last['net1']['auc'])
+                   last['net1']['auc'], auc5)
             summary.setdefault(script, []).append(row + (found or (np.nan,) * 3))
-            print('| %s | %s | %.2f | %.2f | %.2f | %d | %.3f | %s |'
+            print('| %s | %s | %.2f | %.2f | %.2f | %d | %.3f | %.3f | %s |'
                   % ((script, folder.rsplit('seed', 1)[1]) + row
                      + ('%d | %.3f | %.3f' % found if found else ' | | ',)))
     for script, rows in summary.items():
