@@ -2,8 +2,8 @@
 # With --plain (PIL transforms in loader workers, fp32), Train_imagefolder.py and Train_cifar.py
 # compute the same run to the bit on the same images and noisy labels: the first 256 training
 # images of the data made by prepare.py, every 50th test image of the list (200, both scripts in
-# the same order), width 8, 2 warm-up + 2 DivideMix epochs, batch 32, seed 1. Prints both runs' per-epoch records without the
-# seconds, and "identical" or the differences.
+# the same order), width 8, 2 warm-up + 2 DivideMix epochs, batch 32, seed 1. Prints both runs'
+# per-epoch records without the seconds, and "identical" or the differences.
 #   W=/tmp/ifc bash results/imagefolder_vs_cifar/plain_identity.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +13,8 @@ trap 'rm -rf "$T"' EXIT
 head -256 "$W/train.csv" > "$T/train.csv"
 head -256 "$W/clean.csv" > "$T/clean.csv"
 awk 'NR % 50 == 1' "$W/test.csv" > "$T/test.csv"
-python3 -c "import json, sys; json.dump(json.load(open(sys.argv[1]))[:256], open(sys.argv[2], 'w'))" \
+python3 -c "import json, sys
+json.dump(json.load(open(sys.argv[1]))[:256], open(sys.argv[2], 'w'))" \
   "$W/noise.json" "$T/noise.json"  # the noisy labels of those 256
 # the same test images as CIFAR pickles for Train_cifar.py, beside a copy of the training batches
 python3 - "$W" "$T" <<'PY'
