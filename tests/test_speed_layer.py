@@ -299,3 +299,21 @@ def test_views_in_one_call_only_on_one_gpu():
         gpu = torch.device('cuda')
         assert prepare(ResNet18(10, 8).to(gpu), gpu, fast=True).views_in_one_call
         assert not prepare(ResNet18(10, 8).to(gpu), gpu, True, True).views_in_one_call
+
+
+@pytest.mark.parametrize('affine', [True, False])
+def test_batch_norm_per_view_keeps_memory_format_and_takes_any_batch_norm(affine):
+    from utils.speed import batch_norm_per_view
+    torch.manual_seed(0)
+    x = torch.randn(16, 8, 6, 6).contiguous(memory_format=torch.channels_last) * 3 + 1
+    bn, separate = nn.BatchNorm2d(8, affine=affine), nn.BatchNorm2d(8, affine=affine)
+    if affine:
+        with torch.no_grad():
+            for m in (bn, separate):
+                m.weight.copy_(torch.linspace(0.5, 2, 8))
+                m.bias.copy_(torch.linspace(-1, 1, 8))
+    out = batch_norm_per_view(bn, 4, x)
+    expected = torch.cat([separate(view) for view in x.chunk(4)])
+    assert out.is_contiguous(memory_format=torch.channels_last)  # the next conv's layout
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(bn.running_var, separate.running_var, atol=1e-6)

@@ -113,8 +113,10 @@ def batch_norm_per_view(bn, views, x):
     n, channels = x.shape[:2]
     by_view = x.view(views, n // views, channels, -1)  # also a view for channels_last
     var, mean = torch.var_mean(by_view.float(), dim=(1, 3), unbiased=False)  # (views, C)
-    scale = torch.rsqrt(var + bn.eps) * bn.weight  # fp32 statistics, as cuDNN keeps them
-    shift = bn.bias - mean * scale
+    scale = torch.rsqrt(var + bn.eps)  # fp32 statistics, as cuDNN keeps them
+    if bn.affine:
+        scale = scale * bn.weight
+    shift = -mean * scale + (bn.bias if bn.affine else 0)
     out = by_view * scale[:, None, :, None] + shift[:, None, :, None]
     if bn.track_running_stats:
         with torch.no_grad():
