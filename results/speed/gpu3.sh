@@ -3,7 +3,10 @@
 # of background checkpoints and of Clothing1M's labels-file pass, in one call of about 6.5
 # minutes on a GPU machine:
 #   bash results/speed/gpu3.sh OUT_DIR
-# Needs the shared data copied to .gpu/ (tools/make_cifar10.py, data/cifar10-jpeg.tar.gz).
+# Needs the shared data copied to .gpu/ (tools/make_cifar10.py, data/cifar10-jpeg.tar.gz), an
+# ignored folder that travels with the working tree:
+#   mkdir -p .gpu/tools .gpu/data && cp ../shared/tools/make_cifar10.py .gpu/tools/ \
+#     && cp ../shared/data/cifar10-jpeg.tar.gz .gpu/data/
 # Writes logs and JSON to OUT_DIR:
 #   bench_views.*   views_apart (the fast path as before: four calls) against fast (one call),
 #                   full width, all 50,000 images, 50% sym: warm-up epoch and SSL epoch
