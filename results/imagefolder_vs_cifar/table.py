@@ -14,13 +14,14 @@ import json
 import os
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = {'cifar': 'cifar10_0.5_sym', 'imagefolder': 'imagefolder',
         'cifar_plain': 'cifar10_0.5_sym'}  # the last: Train_cifar.py --plain
 COLUMNS = ['best', 'final epoch', 'last 5', 'net1 labeled', 'net1 AUC', 'AUC last 5', 'flagged',
-           'precision', 'recall']
-FORMATS = ['%.2f', '%.2f', '%.2f', '%.0f', '%.3f', '%.3f', '%.0f', '%.3f', '%.3f']
+           'precision', 'recall', 'file AUC']
+FORMATS = ['%.2f', '%.2f', '%.2f', '%.0f', '%.3f', '%.3f', '%.0f', '%.3f', '%.3f', '%.3f']
 
 
 def read_run(folder, prefix):
@@ -32,7 +33,8 @@ def read_run(folder, prefix):
 
 
 def detection(folder, prefix):
-    """(flagged, precision, recall) of the labels file's flags against its true labels."""
+    """(flagged, precision, recall) of the labels file's flags against its true labels, and
+    the AUC of its mean clean probability as a noise score (the ranking, free of tau)."""
     files = sorted(glob.glob(os.path.join(folder, prefix + '_labels*.csv')))
     if not files:
         return None
@@ -40,8 +42,11 @@ def detection(folder, prefix):
         rows = list(csv.DictReader(f))
     flagged = np.array([r['flagged_noisy'] == '1' for r in rows])
     noisy = np.array([r['given_label'] != r['true_label'] for r in rows])
+    clean = np.array([(float(r['clean_prob_net1']) + float(r['clean_prob_net2'])) / 2
+                      for r in rows])
     hits = (flagged & noisy).sum()
-    return int(flagged.sum()), hits / max(flagged.sum(), 1), hits / max(noisy.sum(), 1)
+    return (int(flagged.sum()), hits / max(flagged.sum(), 1), hits / max(noisy.sum(), 1),
+            roc_auc_score(noisy, -clean))
 
 
 def main():
@@ -61,10 +66,10 @@ def main():
             found = detection(folder, prefix)
             row = (final['best'], last['test_acc'], last5, last['net1']['labeled'],
                    last['net1']['auc'], auc5)
-            summary.setdefault(script, []).append(row + (found or (np.nan,) * 3))
+            summary.setdefault(script, []).append(row + (found or (np.nan,) * 4))
             print('| %s | %s | %.2f | %.2f | %.2f | %d | %.3f | %.3f | %s |'
                   % ((script, folder.rsplit('seed', 1)[1]) + row
-                     + ('%d | %.3f | %.3f' % found if found else ' | | ',)))
+                     + ('%d | %.3f | %.3f | %.3f' % found if found else ' | | | ',)))
     for script, rows in summary.items():
         r = np.array(rows, dtype=float)
         sd = r.std(0, ddof=1) if len(r) > 1 else np.full(r.shape[1], np.nan)
