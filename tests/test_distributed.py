@@ -59,20 +59,28 @@ def test_two_process_division_matches_one_process(tmp_path):
         assert ((prob > 0.5) == (single > 0.5)).all()
 
 
-def test_torchrun_two_processes_end_to_end(tmp_path):
-    write_fake_cifar(str(tmp_path / 'data'), 'cifar10')
-    out = tmp_path / 'ckpt'
+def torchrun(script, data, out, batch_size):
+    """`script` under a 2-process torchrun on the CPU for 2 epochs (1 warm-up); returns its
+    stdout and the records of its JSONL log (`out`/<name>.jsonl, the one log file there)."""
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_port', str(free_port()), 'Train_cifar.py', '--data_path',
-           str(tmp_path / 'data'), '--out_dir', str(out), '--width', '8', '--num_epochs', '2',
-           '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--no-figures']
+           '--master_port', str(free_port()), script, '--data_path', str(data), '--out_dir',
+           str(out), '--width', '8', '--num_epochs', '2', '--warm_up', '1', '--batch_size',
+           str(batch_size), '--num_workers', '0', '--no-figures']
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count('best ') == 1  # only rank 0 prints
-    with open(out / 'cifar10_0.5_sym.jsonl') as f:
+    assert proc.stdout.count('best ') == proc.stdout.count('flagged as noisy') == 1  # rank 0
+    (log,) = out.glob('*.jsonl')
+    with open(log) as f:
         records = [json.loads(line) for line in f]
     assert [r.get('epoch') for r in records] == [0, 1, None]  # written once, not per rank
+    return records
+
+
+def test_torchrun_two_processes_end_to_end(tmp_path):
+    write_fake_cifar(str(tmp_path / 'data'), 'cifar10')
+    out = tmp_path / 'ckpt'
+    records = torchrun('Train_cifar.py', tmp_path / 'data', out, batch_size=16)
     assert 0 < records[1]['net1']['labeled'] <= 200  # the division covers the whole data set
     ckpt = torch.load(out / 'cifar10_0.5_sym_last.pth', weights_only=True)
     assert len(ckpt['rng']) == 2 and not any(k.startswith('module.') for k in ckpt['net1'])
@@ -83,17 +91,7 @@ def test_torchrun_image_folder_end_to_end(tmp_path):
     for split, count in (('train', 12), ('test', 4)):
         make_image_folder(tmp_path / 'data' / split, per_class=count, size=16)
     out = tmp_path / 'ckpt'
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_port', str(free_port()), 'Train_imagefolder.py', '--data_path',
-           str(tmp_path / 'data'), '--out_dir', str(out), '--width', '8', '--num_epochs', '2',
-           '--warm_up', '1', '--batch_size', '8', '--num_workers', '0', '--no-figures']
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count('best ') == 1 and proc.stdout.count('labels: ') == 1
-    with open(out / 'imagefolder.jsonl') as f:
-        records = [json.loads(line) for line in f]
-    assert [r.get('epoch') for r in records] == [0, 1, None]
+    records = torchrun('Train_imagefolder.py', tmp_path / 'data', out, batch_size=8)
     assert 0 < records[1]['net1']['labeled'] <= 36  # the division covers the whole folder
     with open(out / 'imagefolder_labels.csv') as f:
         rows = f.read().splitlines()[1:]
