@@ -308,3 +308,18 @@ def test_a_one_network_run_leaves_net2_empty(finished, tmp_path):
     assert len(rows) == 200 and all(r['clean_prob_net2'] == '' for r in rows)
     assert all(r['flagged_noisy'] == ('1' if float(r['clean_prob_net1']) <= 0.5 else '0')
                for r in rows if abs(float(r['clean_prob_net1']) - 0.5) > 1e-6)  # (rounding)
+
+
+@pytest.mark.slow
+def test_the_command_on_a_clothing1m_checkpoint_writes_the_runs_file(tmp_path):
+    import Train_clothing1M
+    root = make_clothing1m(tmp_path / 'clothing1m', size=72)
+    out = tmp_path / 'run'
+    Train_clothing1M.main(['--data_path', root, '--out_dir', str(out), '--pretrained', 'none',
+                           '--resize', '72', '--crop', '64', '--num_batches', '2',
+                           '--batch_size', '4', '--num_workers', '0', '--num_epochs', '1',
+                           '--no-figures'])
+    assert run_cli(command.main, [str(out / 'clothing1m_last.pth')]) == 0
+    written = (out / 'clothing1m_labels_epoch0.csv').read_bytes()
+    assert written == (out / 'clothing1m_labels.csv').read_bytes()  # the whole pool, as the run
+    assert written.count(b'\n') == 1 + len(Clothing1M(root).train_paths)
