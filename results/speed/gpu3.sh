@@ -8,6 +8,7 @@
 #   mkdir -p .gpu/tools .gpu/data && cp ../shared/tools/make_cifar10.py .gpu/tools/ \
 #     && cp ../shared/data/cifar10-jpeg.tar.gz .gpu/data/
 # Writes logs and JSON to OUT_DIR:
+#   gpu_tests.log   the GPU tests of the suite (pytest -m gpu)
 #   bench_views.*   views_apart (the fast path as before: four calls) against fast (one call),
 #                   full width, all 50,000 images, 50% sym: warm-up epoch and SSL epoch
 #   bench_eager.*   the eager path's stage breakdown (no CUDA graphs)
@@ -21,6 +22,7 @@ out=${1:-/tmp/speed}; mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu3.txt"
 python3 -c "import torch; print(torch.__version__)" | tee -a "$out/gpu3.txt"
+timeout 60 python3 -m pytest -q tests -m gpu 2>&1 | tail -5 | tee "$out/gpu_tests.log"
 python3 .gpu/tools/make_cifar10.py /tmp/c10 > /dev/null || exit 1
 bench() {  # NAME PATHS...
   local name=$1; shift
