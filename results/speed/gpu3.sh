@@ -33,11 +33,13 @@ bench() {  # NAME PATHS...
 bench views views_apart fast --no_breakdown
 bench eager eager
 train() {  # NAME SECONDS EXTRA...
-  local name=$1 limit=$2; shift 2
+  local name=$1 limit=$2 start=$SECONDS; shift 2
   timeout "$limit" python3 Train_cifar.py --data_path /tmp/c10 --no-download --num_epochs 15 \
     --seed 1 --no-figures --out_dir "/tmp/run_$name" "$@" 2>&1 | grep -v Warning \
     | tee "$out/train_$name.log"
   cp "/tmp/run_$name"/*.jsonl "$out/train_$name.jsonl" 2>/dev/null
+  # wall time of the whole command: start-up, 15 epochs, their checkpoints, the labels file
+  echo "train_$name: $((SECONDS - start)) s wall" | tee -a "$out/train_$name.log"
 }
 train fast 100
 train eager 130 --no-cuda_graphs
