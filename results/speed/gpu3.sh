@@ -3,10 +3,11 @@
 # of background checkpoints and of Clothing1M's labels-file pass, in one call of about 6.5
 # minutes on a GPU machine:
 #   bash results/speed/gpu3.sh OUT_DIR
-# Needs the shared data copied to .gpu/ (tools/make_cifar10.py, data/cifar10-jpeg.tar.gz), an
-# ignored folder that travels with the working tree:
-#   mkdir -p .gpu/tools .gpu/data && cp ../shared/tools/make_cifar10.py .gpu/tools/ \
-#     && cp ../shared/data/cifar10-jpeg.tar.gz .gpu/data/
+# Needs the shared data copied to .gpu/ (tools/make_cifar10.py, data/cifar10-jpeg.tar.gz,
+# data/cifar-n/CIFAR-10_human.pt), an ignored folder that travels with the working tree:
+#   mkdir -p .gpu/tools .gpu/data/cifar-n && cp ../shared/tools/make_cifar10.py .gpu/tools/ \
+#     && cp ../shared/data/cifar10-jpeg.tar.gz .gpu/data/ \
+#     && cp ../shared/data/cifar-n/CIFAR-10_human.pt .gpu/data/cifar-n/
 # Writes logs and JSON to OUT_DIR:
 #   gpu_tests.log   the GPU tests of the suite (pytest -m gpu)
 #   bench_views.*   views_apart (the fast path as before: four calls) against fast (one call),
