@@ -499,7 +499,7 @@ def main(argv=None):
     # The label errors, as a file: every training image's given label, each network's
     # co-divide on the final weights (on copies of the loss histories: the next epoch's
     # division), the test's prediction and the flag; the truth is known here.
-    labels = export_labels(os.path.join(args.out_dir, run_name + '_labels.csv'),
+    labels = export_labels(log.labels_path,
                            [net for _, net, _ in networks], eval_loader, device,
                            epoch=args.num_epochs - 1, p_threshold=args.p_threshold,
                            gmm_kwargs=gmm_kwargs, loss_histories=loss_history,

@@ -335,7 +335,7 @@ def main(argv=None):
     # The label errors, as a file: the whole noisy pool (not an epoch's subset) in one more
     # pass of each network with the last epoch's weights, co-divided as an epoch would do it
     # (no loss history); the truth is known where clean_label_kv covers an image.
-    labels = export_labels(os.path.join(args.out_dir, args.id + '_labels.csv'), [net1, net2],
+    labels = export_labels(log.labels_path, [net1, net2],
                            loaders.eval_train(), device, epoch=args.num_epochs - 1,
                            p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
                            true=data.train_clean_labels,

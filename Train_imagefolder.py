@@ -428,7 +428,7 @@ def main(argv=None):
     # The label errors, as a file: every training image's given label, each network's
     # co-divide on the final weights (on copies of the loss histories: the next epoch's
     # division), the test's prediction and the flag; the truth where --clean_list gives it.
-    labels = export_labels(os.path.join(args.out_dir, args.id + '_labels.csv'), [net1, net2],
+    labels = export_labels(log.labels_path, [net1, net2],
                            eval_loader, device, epoch=args.num_epochs - 1,
                            p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
                            loss_histories=loss_history, history_len=args.loss_history,

@@ -319,7 +319,7 @@ def main(argv=None):
 
     # The label errors, as a file: each network's co-divide on the final weights (on copies
     # of the loss histories: the next epoch's division), the ensemble's prediction, the flag.
-    labels = export_labels(os.path.join(args.out_dir, args.id + '_labels.csv'), [net1, net2],
+    labels = export_labels(log.labels_path, [net1, net2],
                            eval_loader, device, epoch=args.num_epochs - 1,
                            p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
                            loss_histories=loss_history, history_len=args.loss_history,

@@ -103,8 +103,8 @@ class RunLog:
     checked), then epoch() and save() every epoch. With save_in_background set, save() copies
     the state to CPU memory and a thread writes it while training goes on (a kill then loses
     at most the epoch being written and the one after it); the next save(), summary() and a
-    failure wait for it. A new run that fails or is stopped before
-    its first checkpoint removes its files again, so the same command can simply be rerun.
+    failure wait for it. A new run that fails or is stopped before its first checkpoint
+    removes its files again, so the same command can simply be rerun.
     A checkpoint records the log files' sizes, so resuming cuts them back to that point and
     the logs of a resumed run equal an uninterrupted one's. Under torch.distributed only rank 0
     writes; every rank reads the checkpoint.
@@ -116,9 +116,11 @@ class RunLog:
         self.text = {name: base + suffix for name, suffix in text_logs.items()}
         self.jsonl_path, self.args_path = base + '.jsonl', base + '_args.json'
         self.last_path, self.best_path = base + '_last.pth', base + '_best.pth'
+        self.labels_path = base + '_labels.csv'  # written by the script at its end
         self.logs = tuple(self.text.values()) + (self.jsonl_path,)
-        written = self.logs + (self.args_path, self.last_path, self.best_path) + tuple(
-            base + suffix for suffix in tuple(other_files) + ('_labels.csv',) + SNAPSHOT_SUFFIXES)
+        written = (self.logs + (self.args_path, self.last_path, self.best_path)
+                   + tuple(base + suffix for suffix in other_files) + (self.labels_path,)
+                   + tuple(base + suffix for suffix in SNAPSHOT_SUFFIXES))
         self.files = written + tuple(path + '.tmp' for path in written)
         self.scores = []
         self.saved = False  # whether this process has written a checkpoint
