@@ -28,7 +28,8 @@ from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
 from utils.runlog import RunLog
-from utils.progress import Progress, RunClock, describe_device
+from utils.progress import (Progress, RunClock, command_with, describe_device,
+                            preact_quick_look, unused_folder)
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features)
 from utils.speed import (graphed, per_view, prepare, saves_in_background, speed_ups,
@@ -359,6 +360,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 
 def main(argv=None):
     init_distributed()  # under torchrun: one process per GPU, each with both networks
+    argv = sys.argv[1:] if argv is None else argv
     args = complete_args(parse_args(argv))
     run_name = run_name_of(args)
     log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
@@ -428,8 +430,10 @@ def main(argv=None):
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
     clock = RunClock(args.num_epochs, args.num_epochs if args.method == 'ce' else args.warm_up,
-                     passes=len(networks), device=device,
-                     quick_flags='--num_train 5000 --width 16')  # the run's time left
+                     passes=len(networks), device=device,  # the run's time left
+                     quick_look=lambda epoch_seconds: quick_look(
+                         args, argv, len(clean_labels), len(test_labels), len(networks),
+                         epoch_seconds))
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -491,10 +495,10 @@ def main(argv=None):
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args),
                   'noisy_labels': labels_digest(noisy_labels), 'noise_file': noise_path})
         clock.end()
-        print0('\r%s  test acc %.2f%% (net1 %.2f, net2 %.2f)  %s  %.1f s'
+        print0('\r%s  test acc %.2f%% (net1 %.2f, net2 %.2f)  %s  %.1f s  %s'
                % (banner, record['test_acc'], record['net1_acc'], record['net2_acc'],
                   '  '.join(_division_summary(record, n) for n, _, _ in networks),
-                  record['seconds']))
+                  record['seconds'], clock.outlook()))
 
     # The label errors, as a file: every training image's given label, each network's
     # co-divide on the final weights (on copies of the loss histories: the next epoch's
@@ -524,6 +528,19 @@ def main(argv=None):
         from tools.figures import write_figures_after_run  # matplotlib only when drawing
         write_figures_after_run(args.out_dir, run_name)
     return summary
+
+
+def quick_look(args, argv, num_train, num_test, passes, epoch_seconds):
+    """What a slow CPU run advises: the same command on 5,000 images at width 16 with 10
+    warm-up and 5 SSL epochs (co-divide and co-training are seen), in a folder of its own,
+    and its time here projected from this run's epochs. Returns (command, seconds)."""
+    images, width, warm_up, ssl_epochs = min(5000, num_train), 16, 10, 5
+    flags = {'--num_train': images, '--width': width, '--warm_up': warm_up,
+             '--num_epochs': warm_up + ssl_epochs,
+             '--out_dir': unused_folder(os.path.join(args.out_dir, 'quick_look'))}
+    seconds = preact_quick_look(epoch_seconds, num_train, args.width, images, width, warm_up,
+                                ssl_epochs, num_test, passes)
+    return command_with(__file__, argv, flags), seconds
 
 
 def run_name_of(args):

@@ -254,8 +254,7 @@ def main(argv=None):
             if epoch == checkpoint['epoch']:
                 atomic_save(unwrap(net).state_dict(), path)
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
-    clock = RunClock(args.num_epochs, args.warm_up, device=device,
-                     quick_flags='--num_batches 20')  # the run's time left
+    clock = RunClock(args.num_epochs, args.warm_up, device=device)  # the run's time left
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -328,9 +327,9 @@ def main(argv=None):
         for net, path, better in zip((net1, net2), best_paths, improved):
             if better and log.writer:  # after the checkpoint, which can restore it
                 atomic_save(unwrap(net).state_dict(), path)
-        print0('\r%s  val acc %.2f%% (net1 %.2f, net2 %.2f)  %.1f s'
+        print0('\r%s  val acc %.2f%% (net1 %.2f, net2 %.2f)  %.1f s  %s'
                % (banner, record['val_acc'], record['net1_val_acc'], record['net2_val_acc'],
-                  record['seconds']))
+                  record['seconds'], clock.outlook()))
 
     # The label errors, as a file: the whole noisy pool (not an epoch's subset) in one more
     # pass of each network with the last epoch's weights, co-divided as an epoch would do it

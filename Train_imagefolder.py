@@ -36,7 +36,8 @@ from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
 from utils.models import resnet50
-from utils.progress import Progress, RunClock, describe_device
+from utils.progress import (QUICK_LOOK_S, Progress, RunClock, command_with, describe_device,
+                            preact_quick_look, unused_folder)
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features, save_unlabeled_guesses)
@@ -299,6 +300,7 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 
 def main(argv=None):
     init_distributed()  # under torchrun: one process per GPU, each with both networks
+    argv = sys.argv[1:] if argv is None else argv
     args = complete_args(parse_args(argv))
     # ---- data: lists and folders read and checked once, up front; images are read by the
     # loaders' workers
@@ -348,9 +350,10 @@ def main(argv=None):
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
-    clock = RunClock(args.num_epochs, args.warm_up, device=device,
-                     quick_flags='--arch preact18 --width 16 --image_size 32'
-                     if args.arch == 'resnet50' else '--width 16')  # the run's time left
+    clock = RunClock(args.num_epochs, args.warm_up, device=device,  # the run's time left
+                     quick_look=lambda epoch_seconds: quick_look(
+                         args, argv, len(noisy_labels),
+                         len(data.test_paths or []) + len(data.val_paths or []), epoch_seconds))
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -421,9 +424,10 @@ def main(argv=None):
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
         clock.end()
-        print0('\r%s  %s  %.1f s' % (banner, '  '.join(
+        print0('\r%s  %s  %.1f s  %s' % (banner, '  '.join(
             '%s acc %.2f%%' % (key, record[key + '_acc']) for key in ('test', 'val')
-            if key + '_acc' in record) or 'no test or validation set', record['seconds']))
+            if key + '_acc' in record) or 'no test or validation set', record['seconds'],
+            clock.outlook()))
 
     # The label errors, as a file: every training image's given label, each network's
     # co-divide on the final weights (on copies of the loss histories: the next epoch's
@@ -457,4 +461,24 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+def quick_look(args, argv, num_train, num_eval, epoch_seconds):
+    """What a slow CPU run advises: the same run (preact18 at width 16) with 5 SSL epochs after
+    as many warm-up epochs, up to its own, as fit in QUICK_LOOK_S here, in a folder of its
+    own. Returns (command, seconds projected from this run's epochs), or None where one
+    warm-up epoch does not fit (a shorter --train_list would)."""
+    ssl_epochs = 5
+    for warm_up in range(max(1, min(args.warm_up, 10)), 0, -1):
+        if args.arch == 'preact18':
+            seconds = preact_quick_look(epoch_seconds, num_train, args.width, num_train, 16,
+                                        warm_up, ssl_epochs, num_eval)
+        else:  # the same network: this run's own epochs
+            seconds = warm_up * epoch_seconds['warmup'] + ssl_epochs * epoch_seconds['ssl']
+        if seconds <= QUICK_LOOK_S:
+            flags = {'--width': 16} if args.arch == 'preact18' else {}
+            flags.update({'--warm_up': warm_up, '--num_epochs': warm_up + ssl_epochs,
+                          '--out_dir': unused_folder(os.path.join(args.out_dir, 'quick_look'))})
+            return command_with(__file__, argv, flags), seconds
+    return None
+
+
     sys.exit(run_cli(main))

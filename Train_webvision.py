@@ -250,8 +250,7 @@ def main(argv=None):
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
     tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
-    clock = RunClock(args.num_epochs, args.warm_up, device=device,
-                     quick_flags='--num_class 5')  # the run's time left
+    clock = RunClock(args.num_epochs, args.warm_up, device=device)  # the run's time left
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -313,9 +312,10 @@ def main(argv=None):
         log.save({'epoch': epoch, **state_of(parts),
                   'loss_history': loss_history, 'rng': rng_state(), 'args': vars(args)})
         clock.end()
-        print0('\r%s  WebVision %.2f%% (%.2f%%)  ImageNet %.2f%% (%.2f%%)  %.1f s'
+        print0('\r%s  WebVision %.2f%% (%.2f%%)  ImageNet %.2f%% (%.2f%%)  %.1f s  %s'
                % (banner, record['webvision_top1'], record['webvision_top5'],
-                  record['imagenet_top1'], record['imagenet_top5'], record['seconds']))
+                  record['imagenet_top1'], record['imagenet_top5'], record['seconds'],
+                  clock.outlook()))
 
     # The label errors, as a file: each network's co-divide on the final weights (on copies
     # of the loss histories: the next epoch's division), the ensemble's prediction, the flag.

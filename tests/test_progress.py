@@ -2,15 +2,18 @@
 run's time left, and the warning for a long CPU run. A fake clock stands in for time; expected
 numbers are worked out by hand in the comments."""
 import io
+import os
+import time
 
 import pytest
 import torch
 
 import utils.progress as progress
-from utils.progress import (Progress, RunClock, assumed_ssl_ratio, cpu_full_scale_warning,
-                            describe_device, format_duration)
+from utils.progress import (Progress, RunClock, assumed_ssl_ratio, command_with,
+                            cpu_full_scale_warning, describe_device, format_duration,
+                            preact_quick_look, unused_folder, width_cost)
 
-QUICK = '--num_train 5000 --width 16'
+QUICK = ('python Train_cifar.py --num_train 5000 --width 16', 600)
 
 
 class FakeClock:
@@ -269,14 +272,58 @@ def test_an_epoch_kind_lasts_the_mean_of_its_recent_epochs():
 def test_cpu_warning_above_the_threshold_only_and_only_on_the_cpu():
     assert progress.SLOW_EPOCH_S == 600
     line = cpu_full_scale_warning(torch.device('cpu'), 601, 5 * 3600, QUICK)
-    assert '~10 min' in line and '~5 h' in line and QUICK in line
+    assert line == ('warning: on the CPU an epoch takes ~10 min and the rest of the run ~5 h; '
+                    'a first look takes ~10 min here: %s' % QUICK[0])
     assert cpu_full_scale_warning(torch.device('cpu'), 599, 5 * 3600, QUICK) is None
     assert cpu_full_scale_warning(torch.device('cuda', 0), 6000, 50 * 3600, QUICK) is None
+    # a script without a quick look (Clothing1M, WebVision) gives the times only
+    assert cpu_full_scale_warning(torch.device('cpu'), 3600, 80 * 3600, None) == (
+        'warning: on the CPU an epoch takes ~1 h and the rest of the run ~3.3 days')
+
+
+def test_the_advised_command_sets_its_flags_last_and_drops_resume():
+    argv = ['--r', '0.5', '--width=32', '--resume', '--num_epochs', '300', '--out_dir', 'a b']
+    command = command_with(os.path.abspath('Train_cifar.py'), argv,
+                           {'--width': 16, '--num_epochs': 15, '--out_dir': 'runs/quick_look'})
+    assert command == ('python Train_cifar.py --r 0.5 --width 16 --num_epochs 15 '
+                       '--out_dir runs/quick_look')
+    # a value with a space stays one argument; an abbreviated flag is overruled by the last
+    assert command_with('x.py', ['--data_path', 'my data', '--num_ep', '300'],
+                        {'--num_epochs': 15}) == (
+        "python x.py --data_path 'my data' --num_ep 300 --num_epochs 15")
+
+
+def test_the_quick_look_gets_a_folder_of_its_own(tmp_path):
+    path = str(tmp_path / 'quick_look')
+    assert unused_folder(path) == path
+    os.mkdir(path)
+    os.mkdir(path + '2')
+    assert unused_folder(path) == path + '3'
+
+
+def test_width_cost_fits_the_measured_rates():
+    # training images/s measured at widths 16, 32, 64 (the comment of WIDTH_FIXED_COST)
+    assert width_cost(64) / width_cost(16) == pytest.approx(770 / 143, rel=0.01)
+    assert width_cost(32) / width_cost(16) == pytest.approx(770 / 403, rel=0.03)
+
+
+def test_a_quick_look_is_this_runs_epochs_scaled_by_images_and_width():
+    # 50,000 images at width 64: 1,000 s warm-up, 4,000 s SSL epochs, so 0.01 s a training
+    # image. 5,000 images at width 16: a factor 0.1 x 880 / 4720; the test pass of 10,000
+    # images, each network, 1/7 of a training image at width 16.
+    scale = 0.1 * (624 + 256) / (624 + 4096)
+    test = 2 * 10000 * 0.01 / 7 * (624 + 256) / (624 + 4096)
+    seconds = preact_quick_look({'warmup': 1000, 'ssl': 4000}, 50000, 64, 5000, 16, 10, 5,
+                                10000)
+    assert seconds == pytest.approx(10 * (1000 * scale + test) + 5 * (4000 * scale + test)
+                                    + progress.QUICK_START_S)
 
 
 def slow_first_pass(device, stream):
     clock = FakeClock()
-    run = RunClock(num_epochs=300, warm_up=10, device=device, quick_flags=QUICK, clock=clock)
+    run = RunClock(num_epochs=300, warm_up=10, device=device, clock=clock,
+                   quick_look=lambda epoch_seconds: (
+                       'python Train_cifar.py --num_epochs %d' % epoch_seconds['ssl'], 60))
     run.begin(0)
     bar = Progress('Warmup net1', 782, run, stream=stream, clock=clock)
     return clock, bar, run
@@ -291,8 +338,10 @@ def test_progress_warns_once_after_its_first_timed_steps_of_a_slow_cpu_run():
     # At 12 s, step 6: 2 s a step, 776 steps left = 1552 s; the epoch two passes of 1564 s,
     # 3128 s; the rest: 3116 + 9 x 3128 + 290 x 3128 x 10/3 = 3,055,001 s = 35.4 days, over
     # 300 epochs with the 12 s done, 10,183 s = 2 h 50 min an epoch.
+    # The quick look is given both kinds' epochs: 3,128 s warm-up, 10,427 s SSL.
     assert log.getvalue() == ('warning: on the CPU an epoch takes ~2 h 50 min and the rest of '
-                              'the run ~35.4 days; add %s for a first look in minutes\n' % QUICK)
+                              'the run ~35.4 days; a first look takes ~1 min here: '
+                              'python Train_cifar.py --num_epochs 10426\n')
     steps(bar, clock, 100, 2.0, 128)
     bar.close()
     steps(Progress('Warmup net2', 782, run, stream=log, clock=clock), clock, 100, 2.0, 128)
@@ -315,3 +364,48 @@ def test_no_warning_for_a_fast_run_nor_on_a_gpu(device, seconds_per_step):
     clock, bar, _ = slow_first_pass(device, log)
     steps(bar, clock, 50, seconds_per_step, 128)
     assert 'warning' not in log.getvalue()
+
+
+# ---------------------------------------------------------------- after each epoch -------------
+
+def noon_today():
+    return time.mktime(time.localtime()[:3] + (12, 0, 0, 0, 0, -1))
+
+
+def test_every_epoch_ends_with_the_time_left_and_the_end_and_each_kind_once_with_the_total():
+    clock, noon = FakeClock(), noon_today()
+    run = RunClock(num_epochs=20, warm_up=10, clock=clock, wall=lambda: noon + clock.now)
+    lines = []
+    for epoch, seconds in enumerate([60] * 10 + [200] * 10):
+        run.begin(epoch)
+        clock.now += seconds
+        run.end()
+        lines.append(run.outlook())
+    # Epoch 0 at 12:01: 9 warm-up epochs of 60 s and 10 SSL of 60 x 10/3 s guessed = 2,540 s
+    # (42 min) left, the end at 12:43; the 20 epochs 2,600 s, 43 min.
+    assert lines[0] == ('run ~42 min left, ends 12:43\n'
+                        'expected: epochs 0-19 take ~43 min in all (10 warm-up epochs of '
+                        '~1 min, 10 SSL epochs of ~3 min; SSL guessed from the warm-up)')
+    assert lines[1] == 'run ~41 min left, ends 12:43'  # no new total within a kind
+    # Epoch 10, the first SSL epoch, ends at 12:13:20: 9 x 200 s left, to 12:43:20; in all
+    # 600 + 2,000 s.
+    assert lines[10] == ('run 30 min left, ends 12:43\n'
+                         'expected: epochs 0-19 take 43 min in all (10 warm-up epochs of '
+                         '~1 min, 10 SSL epochs of ~3 min)')
+    assert lines[19] == 'run 0 s left, ends 12:43'
+    assert sum('expected' in line for line in lines) == 2
+
+
+def test_a_resumed_run_totals_its_own_epochs_and_a_later_day_is_named():
+    clock = FakeClock()
+    tomorrow_noon = noon_today() + 86400
+    run = RunClock(num_epochs=300, warm_up=10, clock=clock,
+                   wall=lambda: tomorrow_noon + clock.now)
+    run.begin(150)  # resumed in the SSL epochs
+    clock.now += 100
+    run.end()
+    when = time.localtime(tomorrow_noon + 100 + 149 * 100)
+    day = '%s %d %s' % (time.strftime('%a', when), when.tm_mday, time.strftime('%b', when))
+    assert run.outlook() == ('run 4 h 8 min left, ends %s 16:10\n'
+                             'expected: epochs 150-299 take 4 h 10 min in all '
+                             '(150 SSL epochs of ~2 min)' % day)

@@ -3,6 +3,7 @@
   print0(describe_device(device, bf16, channels_last, cuda_graphs))    once, at the start
   run_clock = RunClock(num_epochs, warm_up, passes=2)                  epochs timed by kind
   run_clock.begin(epoch) ... run_clock.end()                           around each epoch
+  print0(summary, run_clock.outlook())                                 the time left, the end
   progress = Progress(label, steps, run_clock)                         one network's pass
   progress.update(len(inputs), 'CE-loss: %.4f', loss) ... progress.close()
 
@@ -11,6 +12,8 @@ goes at most every LOG_EVERY_S. Loss tensors are read only for a line that is pr
 is not made to wait for a line nobody sees.
 """
 import math
+import os
+import shlex
 import shutil
 import sys
 import time
@@ -23,6 +26,7 @@ TTY_EVERY_S = 0.5   # the live line: fresh enough to watch, rare enough to cost 
 LOG_EVERY_S = 180   # a log file: a line every few minutes, not thousands per epoch
 TIMED_STEPS = 5     # steps timed after the first (which pays set-up) before judging the speed
 SLOW_EPOCH_S = 600  # on the CPU, epochs longer than this on average get a warning
+QUICK_LOOK_S = 900  # the first look such a warning advises should take at most this
 RECENT_EPOCHS = 5   # a kind of epoch lasts the mean of its last few (the labeled set drifts)
 KINDS = ('warmup', 'ssl')
 
@@ -77,14 +81,76 @@ def describe_device(device, bf16, channels_last, cuda_graphs, compile_net=False)
     return 'training on %s; speed-ups: %s' % (where, speedups)
 
 
-def cpu_full_scale_warning(device, epoch_seconds, run_seconds, quick_flags):
+def cpu_full_scale_warning(device, epoch_seconds, run_seconds, quick_look=None):
     """A warning line when a run on the CPU has long epochs (measured, on average): how long
-    they and the rest of the run take, and the flags of a quick run. None otherwise."""
+    they and the rest of the run take and, where the script has one, a whole command for a
+    first look with its time here: `quick_look` is (command, seconds). None otherwise."""
     if torch.device(device).type != 'cpu' or epoch_seconds <= SLOW_EPOCH_S:
         return None
-    return ('warning: on the CPU an epoch takes ~%s and the rest of the run ~%s; '
-            'add %s for a first look in minutes'
-            % (format_duration(epoch_seconds), format_duration(run_seconds), quick_flags))
+    line = ('warning: on the CPU an epoch takes ~%s and the rest of the run ~%s'
+            % (format_duration(epoch_seconds), format_duration(run_seconds)))
+    if quick_look is None:
+        return line
+    command, seconds = quick_look
+    return line + '; a first look takes ~%s here: %s' % (format_duration(seconds), command)
+
+
+def command_with(script, argv, flags, drop=('--resume',)):
+    """The command `python <script> <argv>` with `flags` ({'--name': value}) set and the
+    switches in `drop` left out: a flag of argv that is set again is removed, and the new
+    values come last (argparse keeps the last value, so an abbreviated flag loses too)."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        name = token.split('=', 1)[0]
+        if name in drop:
+            continue
+        if name in flags:
+            skip = '=' not in token
+            continue
+        kept.append(token)
+    for name, value in flags.items():
+        kept += [name, str(value)]
+    return ' '.join(['python', shlex.quote(os.path.relpath(script))]
+                    + [shlex.quote(token) for token in kept])
+
+
+def unused_folder(path):
+    """`path`, or `path2`, `path3`, ...: the first that does not exist yet."""
+    candidate, k = path, 1
+    while os.path.exists(candidate):
+        k += 1
+        candidate = '%s%d' % (path, k)
+    return candidate
+
+
+# PreAct-ResNet18's time per 32-px image is a fixed part plus a part that grows with the width
+# squared (the convolutions). Fitted on a 2-core Xeon CPU, training with bf16 autocast: 770 and
+# 143 images/s at widths 16 and 64 give a fixed part of 624 width-squared units, and 411 images/s
+# at width 32 where 403 were measured (results/speed/quick_look.py).
+WIDTH_FIXED_COST = 624
+EVAL_PER_TRAIN = 1 / 7  # an eval forward against a training step, per image (6x-8x measured)
+QUICK_START_S = 20      # a small run's own set-up, labels file and figures, measured: ~15-25 s
+
+
+def width_cost(width):
+    """PreAct-ResNet18's time per image at `width`, in relative units (see WIDTH_FIXED_COST)."""
+    return WIDTH_FIXED_COST + width ** 2
+
+
+def preact_quick_look(epoch_seconds, images, width, quick_images, quick_width, warm_up, ssl_epochs,
+                      test_images, passes=2):
+    """How long a small PreAct-ResNet18 run takes on this machine, projected from this run's
+    epochs (`epoch_seconds`, by kind) on `images` images at `width`: its epochs scaled by
+    images and width (width_cost), plus its test passes and set-up. Returns seconds."""
+    scale = (quick_images / images) * width_cost(quick_width) / width_cost(width)
+    train_image_s = epoch_seconds['warmup'] / (passes * images)  # one training image, here
+    test = passes * test_images * train_image_s * EVAL_PER_TRAIN * (
+        width_cost(quick_width) / width_cost(width))
+    return (warm_up * (epoch_seconds['warmup'] * scale + test)
+            + ssl_epochs * (epoch_seconds['ssl'] * scale + test) + QUICK_START_S)
 
 
 class RunClock:
@@ -92,15 +158,17 @@ class RunClock:
     estimates the time left: the epochs to come of each kind times that kind's recent mean.
     A kind not timed yet is projected, and the estimate marked as a guess: the epoch in
     progress from its `passes` (networks trained per epoch), the other kind through
-    `ssl_ratio`. With `device` and `quick_flags`, a slow CPU run gets a warning."""
+    `ssl_ratio`. On the CPU (`device`), a run with slow epochs gets a warning, with the
+    script's `quick_look(epoch_seconds)` -> (command, seconds) where it has one."""
 
     def __init__(self, num_epochs, warm_up, passes=2, ssl_ratio=SSL_PER_WARMUP, device=None,
-                 quick_flags=None, clock=time.monotonic):
+                 quick_look=None, clock=time.monotonic, wall=time.time):
         self.num_epochs, self.warm_up, self.passes = num_epochs, warm_up, passes
-        self.ssl_ratio, self.device, self.quick_flags = ssl_ratio, device, quick_flags
-        self.clock = clock
+        self.ssl_ratio, self.device, self.quick_look = ssl_ratio, device, quick_look
+        self.clock, self.wall = clock, wall
         self.seconds = {kind: [] for kind in KINDS}
         self.epoch, self.epoch_start, self.passes_begun = None, None, 0
+        self.first_epoch = None  # the first epoch this process ran (a resumed run starts later)
         self.warned = False
 
     def kind(self, epoch):
@@ -109,6 +177,8 @@ class RunClock:
     def begin(self, epoch):
         """Epoch `epoch` starts now."""
         self.epoch, self.epoch_start, self.passes_begun = epoch, self.clock(), 0
+        if self.first_epoch is None:
+            self.first_epoch = epoch
 
     def pass_begins(self):
         """A network's pass over its batches starts (Progress says so)."""
@@ -125,9 +195,25 @@ class RunClock:
         recent = self.seconds[kind][-RECENT_EPOCHS:]
         return sum(recent) / len(recent) if recent else None
 
+    def _later(self):
+        """Epochs of each kind after the current one."""
+        return {'warmup': max(0, self.warm_up - self.epoch - 1),
+                'ssl': max(0, self.num_epochs - max(self.warm_up, self.epoch + 1))}
+
+    def _fill_in(self, epoch_seconds, kind):
+        """Projects the kind other than `kind` through ssl_ratio where it is not timed yet and
+        epochs of it are to come. Returns whether it did (the estimate is then a guess)."""
+        other = 'ssl' if kind == 'warmup' else 'warmup'
+        if epoch_seconds[other] is not None or self._later()[other] == 0:
+            return False
+        ratio = self.ssl_ratio if other == 'ssl' else 1 / self.ssl_ratio
+        epoch_seconds[other] = epoch_seconds[kind] * ratio
+        return True
+
     def _estimate(self, pass_elapsed, pass_left):
-        """(seconds into this epoch, left of it, left after it, whether guessed), from inside
-        a pass `pass_elapsed` seconds old with `pass_left` to go."""
+        """(seconds into this epoch, left of it, left after it, whether guessed, seconds of an
+        epoch of each kind), from inside a pass `pass_elapsed` seconds old with `pass_left` to
+        go."""
         in_epoch = self.clock() - self.epoch_start
         kind = self.kind(self.epoch)
         epoch_seconds = {k: self.per_epoch(k) for k in KINDS}
@@ -136,33 +222,69 @@ class RunClock:
             pass_seconds = pass_elapsed + pass_left
             epoch_seconds[kind] = (in_epoch + pass_left
                                    + (self.passes - self.passes_begun) * pass_seconds)
-        later = {'warmup': max(0, self.warm_up - self.epoch - 1),
-                 'ssl': max(0, self.num_epochs - max(self.warm_up, self.epoch + 1))}
-        other = 'ssl' if kind == 'warmup' else 'warmup'
-        if epoch_seconds[other] is None and later[other] > 0:
-            guessed = True
-            ratio = self.ssl_ratio if other == 'ssl' else 1 / self.ssl_ratio
-            epoch_seconds[other] = epoch_seconds[kind] * ratio
+        guessed |= self._fill_in(epoch_seconds, kind)
         this_left = max(epoch_seconds[kind] - in_epoch, pass_left)
+        later = self._later()
         after = sum(later[k] * epoch_seconds[k] for k in KINDS if later[k] > 0)
-        return in_epoch, this_left, after, guessed
+        return in_epoch, this_left, after, guessed, epoch_seconds
 
     def left(self, pass_elapsed, pass_left):
         """(seconds left in the run, whether guessed); (None, True) outside an epoch."""
         if self.epoch is None:
             return None, True
-        _, this_left, after, guessed = self._estimate(pass_elapsed, pass_left)
+        _, this_left, after, guessed, _ = self._estimate(pass_elapsed, pass_left)
         return this_left + after, guessed
 
     def speed_warning(self, pass_elapsed, pass_left):
         """cpu_full_scale_warning for this run, judged once: the first time it is asked."""
-        if self.warned or None in (self.device, self.quick_flags, self.epoch):
+        if self.warned or None in (self.device, self.epoch):
             return None
         self.warned = True
-        in_epoch, this_left, after, _ = self._estimate(pass_elapsed, pass_left)
+        in_epoch, this_left, after, _, epoch_seconds = self._estimate(pass_elapsed, pass_left)
         per_epoch = (in_epoch + this_left + after) / (self.num_epochs - self.epoch)
-        return cpu_full_scale_warning(self.device, per_epoch, this_left + after,
-                                      self.quick_flags)
+        if torch.device(self.device).type != 'cpu' or per_epoch <= SLOW_EPOCH_S:
+            return None
+        if epoch_seconds['ssl'] is None:  # the quick look has both kinds, whatever this run has
+            epoch_seconds['ssl'] = epoch_seconds['warmup'] * self.ssl_ratio
+        if epoch_seconds['warmup'] is None:
+            epoch_seconds['warmup'] = epoch_seconds['ssl'] / self.ssl_ratio
+        look = self.quick_look(epoch_seconds) if self.quick_look else None
+        return cpu_full_scale_warning(self.device, per_epoch, this_left + after, look)
+
+    def outlook(self):
+        """After an epoch has ended: the run's time left and its expected end, as
+        'run 2 h 10 min left, ends 20:31' ('~' while a kind of epoch is guessed); after the
+        first epoch of each kind timed in this process, a second line with what the epochs of
+        this process take in all."""
+        kind = self.kind(self.epoch)
+        epoch_seconds = {k: self.per_epoch(k) for k in KINDS}
+        guessed = self._fill_in(epoch_seconds, kind)
+        later = self._later()
+        left = sum(later[k] * epoch_seconds[k] for k in KINDS if later[k] > 0)
+        line = 'run %s%s left, ends %s' % ('~' if guessed else '', format_duration(left),
+                                          self._clock_time(self.wall() + left))
+        if len(self.seconds[kind]) != 1:
+            return line
+        counts = {'warmup': max(0, min(self.warm_up, self.num_epochs) - self.first_epoch),
+                  'ssl': self.num_epochs - max(self.warm_up, self.first_epoch)}
+        total = sum(sum(self.seconds[k]) for k in KINDS) + left
+        parts = ['%d %s epoch%s of ~%s' % (counts[k], 'warm-up' if k == 'warmup' else 'SSL',
+                                           '' if counts[k] == 1 else 's',
+                                           format_duration(epoch_seconds[k]))
+                 for k in KINDS if counts[k] > 0]
+        return line + ('\nexpected: epochs %d-%d take %s%s in all (%s%s)'
+                       % (self.first_epoch, self.num_epochs - 1, '~' if guessed else '',
+                          format_duration(total), ', '.join(parts),
+                          '; SSL guessed from the warm-up' if guessed else ''))
+
+    @staticmethod
+    def _clock_time(timestamp):
+        """'20:31' today, 'Sat 5 Dec 09:14' on another day (local time)."""
+        when = time.localtime(timestamp)
+        if time.strftime('%Y%m%d', when) == time.strftime('%Y%m%d'):
+            return time.strftime('%H:%M', when)
+        return '%s %d %s' % (time.strftime('%a', when), when.tm_mday,
+                             time.strftime('%b %H:%M', when))
 
 
 class Progress:

@@ -1,0 +1,88 @@
+"""What a slow CPU run advises: a whole command of the same run, small enough for a first look,
+with its time; and every epoch's summary line ending with the run's time left and its end."""
+import os
+import re
+import shlex
+from types import SimpleNamespace
+
+import pytest
+
+import Train_cifar
+import Train_imagefolder
+import utils.progress as progress
+from test_train_cifar import TINY
+
+# a full-scale CIFAR-10 run on a CPU: 1,000 s warm-up epochs, SSL epochs guessed at 10/3 of that
+FULL_SCALE = {'warmup': 1000.0, 'ssl': 1000.0 * 10 / 3}
+
+
+def advised_args(command, script):
+    """The arguments of an advised command, as the script would parse them."""
+    words = shlex.split(command)
+    assert words[:2] == ['python', os.path.relpath(script.__file__)]
+    return script.complete_args(script.parse_args(words[2:]))
+
+
+def test_cifar_advises_its_own_cell_small_in_a_folder_of_its_own(tmp_path):
+    os.makedirs(tmp_path / 'runs' / 'quick_look')  # an earlier quick look
+    argv = ['--dataset', 'cifar100', '--r', '0.8', '--width', '32', '--resume',
+            '--out_dir', str(tmp_path / 'runs')]
+    args = Train_cifar.complete_args(Train_cifar.parse_args(argv))
+    command, seconds = Train_cifar.quick_look(args, argv, 50000, 10000, 2, FULL_SCALE)
+    quick = advised_args(command, Train_cifar)
+    assert (quick.dataset, quick.r, quick.noise_mode) == ('cifar100', 0.8, 'sym')
+    assert (quick.num_train, quick.width, quick.warm_up, quick.num_epochs) == (5000, 16, 10, 15)
+    assert not quick.resume and quick.out_dir == str(tmp_path / 'runs' / 'quick_look2')
+    assert seconds == pytest.approx(progress.preact_quick_look(
+        FULL_SCALE, 50000, 32, 5000, 16, 10, 5, 10000))
+
+
+def imagefolder_args(argv):
+    return Train_imagefolder.complete_args(Train_imagefolder.parse_args(
+        ['--data_path', 'DIR'] + argv))
+
+
+def test_imagefolder_advises_as_much_warm_up_as_fits_or_nothing():
+    args = imagefolder_args([])  # preact18, width 64, 10 warm-up epochs
+    # 50,000 images: at width 16 a warm-up epoch ~186 s, an SSL epoch ~620 s; 10 + 5 do not
+    # fit in 15 minutes, nor does 1 + 5
+    assert Train_imagefolder.quick_look(args, ['--data_path', 'DIR'], 50000, 0,
+                                        FULL_SCALE) is None
+    # 5,000 images: ~19 s and ~62 s (the same epochs on a tenth), 10 + 5 fit
+    command, seconds = Train_imagefolder.quick_look(args, ['--data_path', 'DIR'], 5000, 0,
+                                                    {k: v / 10 for k, v in FULL_SCALE.items()})
+    quick = advised_args(command, Train_imagefolder)
+    assert (quick.width, quick.warm_up, quick.num_epochs) == (16, 10, 15)
+    assert seconds <= progress.QUICK_LOOK_S
+    # ResNet-50 keeps its network: its own epochs, 1 warm-up + 5 SSL epochs of 100 s and 150 s
+    args = imagefolder_args(['--arch', 'resnet50'])
+    command, seconds = Train_imagefolder.quick_look(
+        args, ['--data_path', 'DIR', '--arch', 'resnet50'], 500, 0, {'warmup': 100, 'ssl': 150})
+    quick = advised_args(command, Train_imagefolder)
+    assert (quick.arch, quick.warm_up, quick.num_epochs, seconds) == ('resnet50', 1, 6, 850)
+
+
+@pytest.mark.slow
+def test_a_slow_cpu_run_advises_a_command_that_runs(cifar10_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(progress, 'SLOW_EPOCH_S', 0)  # every CPU run is slow
+    monkeypatch.setattr(progress, 'TIMED_STEPS', 1)   # judged after two steps: tiny epochs
+    argv = ['--data_path', cifar10_dir, '--out_dir', str(tmp_path / 'run')] + TINY
+    Train_cifar.main(argv)
+    out = capsys.readouterr().out
+    warning = [line for line in out.splitlines() if line.startswith('warning: on the CPU')]
+    assert len(warning) == 1
+    command = re.search(r'a first look takes ~.* here: (python .*)$', warning[0]).group(1)
+    quick = shlex.split(command)[2:]
+    assert quick[-10:] == ['--num_train', '200', '--width', '16', '--warm_up', '10',
+                           '--num_epochs', '15', '--out_dir', str(tmp_path / 'run' / 'quick_look')]
+    monkeypatch.setattr(progress, 'SLOW_EPOCH_S', 600)
+    summary = Train_cifar.main(quick)  # the whole command, as given
+    assert os.path.isdir(tmp_path / 'run' / 'quick_look')
+    out = capsys.readouterr().out
+    epochs = [line for line in out.splitlines() if '| Epoch [' in line and 'test acc' in line]
+    assert len(epochs) == 15 and summary['best'] >= 0
+    # every summary line ends with the time left and the end; the total after each kind's first
+    assert all(re.search(r'  run ~?[\w .]+ left, ends (\w+ \d+ \w+ )?\d\d:\d\d$', line)
+               for line in epochs)
+    totals = [line for line in out.splitlines() if line.startswith('expected: epochs 0-14 ')]
+    assert len(totals) == 2 and 'SSL guessed from the warm-up' in totals[0]
