@@ -32,11 +32,11 @@ import re
 import numpy as np
 import torch
 import torchvision.transforms as T
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import WeightedRandomSampler
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from utils.cli import InputError
-from utils.data import ImageFiles, NoisyLabelDataset, check_files_exist, make_loader
+from utils.data import ImageFiles, Loader, NoisyLabelDataset, check_files_exist, make_loader
 from utils.distributed import distributed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -420,8 +420,8 @@ class ImageFolderLoaders:
         weights = 1.0 / np.bincount(labels, minlength=self.data.num_class)[labels]
         sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
                                         num_samples=len(ds), replacement=True)
-        return DataLoader(ds, batch_size=2 * self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
+        return Loader(ds, batch_size=2 * self.batch_size, sampler=sampler,
+                      num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
 
     def eval_train(self, indices=None):
         """All training images (or those at `indices`) unaugmented, in order; batches yield

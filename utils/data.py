@@ -3,6 +3,7 @@ what each stage of DivideMix needs (NoisyLabelDataset), and the DataLoader every
 (with per-process shards under torch.distributed). Image files on disk are checked twice: all
 present before training starts (check_files_exist), each decodable when read (open_rgb)."""
 import os
+import sys
 
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from utils.cli import InputError
-from utils.distributed import distributed
+from utils.distributed import distributed, is_main
 
 
 class ShardSampler(Sampler):
@@ -35,13 +36,51 @@ class ShardSampler(Sampler):
         return iter(order[self.rank::self.world_size].tolist())
 
 
+def usable_cpus():
+    """The CPUs this process may run on (torch's count for its DataLoader warning)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count()
+
+
+_workers_said = []
+
+
+def say_workers_once(num_workers):
+    """One warning line per process when `num_workers` exceeds the usable CPUs."""
+    cpus = usable_cpus()
+    if _workers_said or not cpus or num_workers <= cpus:
+        return
+    _workers_said.append(num_workers)
+    if is_main():
+        print("warning: --num_workers %d is more than the %d CPUs this process may use, which "
+              "can slow data loading down: lower it (a seeded run's augmentations depend on "
+              "the number of workers)" % (num_workers, cpus), file=sys.stderr, flush=True)
+
+
+class Loader(DataLoader):
+    """torch's DataLoader, whose warning about more workers than CPUs comes once per process,
+    as the workers first start (after every start-up check: a refused run prints its error
+    line alone). torch's own warns when each loader is made and at every pass, and Python
+    shows it again after each GMM fit: sklearn's input checks enter warnings.catch_warnings,
+    which resets the record of warnings already shown."""
+
+    def check_worker_number_rationality(self):
+        pass  # said by __iter__, once
+
+    def __iter__(self):
+        if self.num_workers > 0:
+            say_workers_once(self.num_workers)
+        return super().__iter__()
+
+
 def make_loader(dataset, batch_size, shuffle, num_workers=0):
     """The DataLoader every script uses. Single process: plain shuffling (drop_last off, as the
     authors). Under torch.distributed: each rank reads its own shard (see ShardSampler)."""
     sampler = ShardSampler(dataset, shuffle) if distributed()[1] > 1 else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
-                      sampler=sampler, num_workers=num_workers,
-                      pin_memory=torch.cuda.is_available())
+    return Loader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                  sampler=sampler, num_workers=num_workers, pin_memory=torch.cuda.is_available())
 
 
 def ssl_batches(labeled_loader, unlabeled_loader, device):
