@@ -63,11 +63,12 @@ def torchrun(script, data, out, batch_size):
     """`script` under a 2-process torchrun on the CPU for 2 epochs (1 warm-up); returns its
     stdout and the records of its JSONL log (`out`/<name>.jsonl, the one log file there)."""
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_port', str(free_port()), script, '--data_path', str(data), '--out_dir',
-           str(out), '--width', '8', '--num_epochs', '2', '--warm_up', '1', '--batch_size',
-           str(batch_size), '--num_workers', '0', '--no-figures']
+           '--master_port', str(free_port()), os.path.join(ROOT, script), '--data_path',
+           str(data), '--out_dir', str(out), '--width', '8', '--num_epochs', '2', '--warm_up',
+           '1', '--batch_size', str(batch_size), '--num_workers', '0', '--no-figures']
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # in the test's own working directory (tmp_path: tests/conftest.py), not the checkout
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count('best ') == proc.stdout.count('flagged as noisy') == 1  # rank 0
     (log,) = out.glob('*.jsonl')

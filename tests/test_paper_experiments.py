@@ -13,7 +13,7 @@ import torch.nn as nn
 import dividemix as dm
 from tools import paper_cells
 import Train_cifar
-from conftest import SHARED, TABLE7
+from conftest import TABLE7
 from dataloader_cifar import CIFARLoaders, load_cifar, make_noisy_labels, read_cifar_n
 from utils.cli import InputError
 
@@ -211,8 +211,8 @@ def test_cifar_n_file_that_runs_code_is_refused(tmp_path):
     assert not (tmp_path / 'pwned').exists()
 
 
-def test_real_cifar_n_rates_and_alignment(real_cifar10):
-    path = os.path.join(SHARED, 'data', 'cifar-n', 'CIFAR-10_human.pt')
+def test_real_cifar_n_rates_and_alignment(real_cifar10, real_cifar10_n):
+    path = real_cifar10_n
     _, clean, _, _ = load_cifar(real_cifar10, 'cifar10')
     rates = {k: np.mean(np.array(read_cifar_n(path, k, clean)) != clean)
              for k in ('aggre_label', 'random_label1', 'worse_label')}

@@ -31,7 +31,8 @@ def train(argv, point=None, n=0):
     """Run training in a fresh process (optionally stopped at a point); return the process."""
     cmd = ([sys.executable, os.path.join(HERE, 'kill_run.py'), point, str(n)] if point else
            [sys.executable, os.path.join(ROOT, 'Train_cifar.py')])
-    return subprocess.run(cmd + argv, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    # in the caller's working directory: the test's own tmp_path (tests/conftest.py)
+    return subprocess.run(cmd + argv, capture_output=True, text=True, timeout=300)
 
 
 def outcome(out):
@@ -141,7 +142,7 @@ def finished_run(finished_template, tmp_path):
 
 
 @pytest.mark.parametrize('extra, message', [
-    ([], 'already holds a run with these settings \\(.*\\): add --resume'),
+    ([], 'already holds the run cifar10_0.5_sym, with the same settings: add --resume'),
     (['--resume', '--seed', '5'], 'cannot resume .* with other settings: --seed 5 \\(was 123\\)'),
     (['--resume', '--lambda_u', '3'], 'other settings: --lambda_u 3.0 \\(was 25\\)'),
     (['--resume', '--width', '16'], 'other settings: --width 16 \\(was 8\\)'),

@@ -144,8 +144,9 @@ def test_offline_download_is_one_line(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_real_cifar10_small_run(real_cifar10, tmp_path):
-    """Real CIFAR-10 (from ../shared): labels line up with the official order, the injected
-    noise has the expected rate, and a narrow net learns well above chance in a few epochs."""
+    """Real CIFAR-10 ($DIVIDEMIX_CIFAR10 or ../shared): labels line up with the official order,
+    the injected noise has the expected rate, and a narrow net learns well above chance in a
+    few epochs."""
     out = str(tmp_path / 'ckpt')
     noise_file = str(tmp_path / 'noise.json')
     summary = Train_cifar.main(

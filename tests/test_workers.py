@@ -21,8 +21,10 @@ TOO_MANY = usable_cpus() + 2  # more workers than this machine's CPUs, whatever 
 
 def run_script(script, argv):
     """The script as a command: (exit code, stdout, stderr)."""
-    done = subprocess.run([sys.executable, script] + argv, cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=600)
+    # run from the test's own working directory (tmp_path: tests/conftest.py), not the checkout
+    done = subprocess.run([sys.executable, os.path.join(ROOT, script)] + argv,
+                          capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=600)
     return done.returncode, done.stdout, done.stderr
 
 
