@@ -10,9 +10,12 @@ import pytest
 import torch
 
 import Train_cifar
+import Train_imagefolder
 import utils.checkpoint
 import utils.progress
+import utils.runlog
 from conftest import files_under, write_fake_cifar
+from test_imagefolder_data import make_image_folder
 from utils.cli import InputError, Interrupted, run_cli
 from utils.runlog import RunLog
 
@@ -54,8 +57,113 @@ def test_any_file_of_a_run_refuses_a_new_start(leftover, data, tmp_path, capsys)
     else:
         (out / (PREFIX + leftover)).write_text('kept')
     line = refused(tiny(data, str(out)), capsys, str(out))
-    assert 'already holds a run with these settings (%s' % (PREFIX + leftover.rstrip('/')) \
+    assert 'already holds files of the run %s (%s' % (PREFIX, PREFIX + leftover.rstrip('/')) \
         in line and 'add --resume to continue it, or pass another --out_dir' in line
+
+
+# ---------------------------------------------------------------- what a refusal says ---------
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp('images')
+    for split, count in (('train', 6), ('test', 2)):
+        make_image_folder(root / split, per_class=count, size=16)
+    return str(root)
+
+
+def start(script, data, image_folder, out, *extra):
+    """The command line of a tiny run of `script` (cifar or imagefolder) in `out`."""
+    if script == 'cifar':
+        return Train_cifar, tiny(data, out, *extra)
+    return Train_imagefolder, ['--data_path', image_folder, '--out_dir', out, '--width', '8',
+                               '--batch_size', '4', '--num_epochs', '2', '--warm_up', '1',
+                               '--num_workers', '0', '--no-figures'] + list(extra)
+
+
+def settings_saved_by(module, argv, monkeypatch):
+    """The arguments `module` would save for the run `argv` starts, without training: those
+    its RunLog is given to check."""
+    class Stop(Exception):
+        pass
+
+    class Recording(utils.runlog.RunLog):
+        def check(self, args):
+            Recording.args = dict(vars(args))
+            raise Stop
+    with monkeypatch.context() as m:
+        m.setattr(module, 'RunLog', Recording)
+        with pytest.raises(Stop):
+            module.main(argv)
+    return Recording.args
+
+
+def refused_start(script, data, image_folder, out, there, now, monkeypatch, capsys):
+    """Leave in `out` the arguments file of a run started with `there`, then start one with
+    `now`: refused with one line and nothing written; return that line."""
+    module, argv = start(script, data, image_folder, str(out), *there)
+    saved = settings_saved_by(module, argv, monkeypatch)
+    prefix = 'imagefolder' if script == 'imagefolder' else PREFIX
+    out.mkdir()
+    (out / (prefix + '_args.json')).write_text(json.dumps(saved))
+    capsys.readouterr()
+    before = files_under(str(out))
+    code = run_cli(module.main, start(script, data, image_folder, str(out), *now)[1])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1 and err.startswith('error: '), err
+    assert files_under(str(out)) == before
+    return err.strip().removeprefix('error: ')
+
+
+@pytest.mark.parametrize('script', ['cifar', 'imagefolder'])
+def test_a_new_start_names_the_settings_that_differ(script, data, image_folder, tmp_path,
+                                                   monkeypatch, capsys):
+    out = tmp_path / 'run'
+    name = 'imagefolder' if script == 'imagefolder' else PREFIX
+    line = refused_start(script, data, image_folder, out, [], ['--lr', '0.05'], monkeypatch,
+                         capsys)
+    assert line == ('%s already holds the run %s, with other settings: --lr 0.02 (there) vs '
+                    "0.05 (now); pass another --out_dir to start this one, or --resume with "
+                    "that run's settings to continue it" % (out, name))
+
+
+@pytest.mark.parametrize('script', ['cifar', 'imagefolder'])
+def test_a_new_start_with_the_same_settings_says_so(script, data, image_folder, tmp_path,
+                                                    monkeypatch, capsys):
+    out = tmp_path / 'run'
+    name = 'imagefolder' if script == 'imagefolder' else PREFIX
+    line = refused_start(script, data, image_folder, out, [], [], monkeypatch, capsys)
+    assert line == ('%s already holds the run %s, with the same settings: add --resume to '
+                    'continue it, or pass another --out_dir' % (out, name))
+
+
+def test_settings_resume_may_change_point_to_resume(data, tmp_path, monkeypatch, capsys):
+    line = refused_start('cifar', data, None, tmp_path / 'run', [],
+                         ['--num_epochs', '5', '--no-download'], monkeypatch, capsys)
+    assert line.endswith('with other settings: --download on (there) vs off (now), '
+                         '--num_epochs 2 (there) vs 5 (now); add --resume to continue it with '
+                         'these settings, or pass another --out_dir')
+
+
+def test_many_differences_name_a_few_and_count_the_rest(data, tmp_path, monkeypatch, capsys):
+    line = refused_start('cifar', data, None, tmp_path / 'run', ['--seed', '1'],
+                         ['--seed', '2', '--T', '0.7', '--alpha', '1', '--lr', '0.1',
+                          '--width', '16', '--num_epochs', '4'], monkeypatch, capsys)
+    # the ones --resume refuses first, in name order; the rest counted
+    assert ('with other settings: --alpha 4 (there) vs 1.0 (now), --lr 0.02 (there) vs 0.1 '
+            '(now), --seed 1 (there) vs 2 (now) and 3 more; pass another --out_dir') in line
+
+
+def test_the_latest_checkpoint_says_what_the_run_is_now(data, tmp_path, monkeypatch, capsys):
+    # --resume may have raised --num_epochs since _args.json was written at the start
+    out = tmp_path / 'run'
+    saved = settings_saved_by(Train_cifar, tiny(data, str(out), '--num_epochs', '4'),
+                              monkeypatch)
+    out.mkdir()
+    torch.save({'epoch': 1, 'args': saved, 'net1': {'w': torch.zeros(3)}},
+               out / (PREFIX + '_last.pth'))
+    (out / (PREFIX + '_args.json')).write_text(json.dumps(dict(saved, num_epochs=2)))
+    line = refused(tiny(data, str(out), '--num_epochs', '4'), capsys, str(out))
+    assert 'already holds the run %s, with the same settings' % PREFIX in line
 
 
 def test_resume_without_a_checkpoint_is_refused_not_restarted(data, tmp_path, capsys):

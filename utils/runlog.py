@@ -25,6 +25,10 @@ RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 
                      'compile', 'figures', 'tensorboard', 'cuda_graphs'}
 # What a checkpoint of ours holds besides the networks and optimizers.
 CHECKPOINT_KEYS = {'epoch', 'args', 'rng', 'log_sizes', 'scores'}
+# Arguments that say how a command was started, not what it runs: a new start in a folder
+# that holds a run never differs from that run in these.
+NOT_SETTINGS = {'out_dir', 'resume'}
+SHOWN_CHANGES = 3  # differences a refusal names; the rest are counted
 
 
 def cpu_copy(obj):
@@ -79,6 +83,26 @@ def _clean(value):
     return value
 
 
+def _shown(value):
+    """An argument's value as a command line would give it."""
+    if isinstance(value, bool):
+        return 'on' if value else 'off'
+    if isinstance(value, (list, tuple)):
+        return ' '.join(_shown(v) for v in value)
+    return 'unset' if value is None else str(value)
+
+
+def _saved_args(path):
+    """The arguments saved in a checkpoint or an _args.json; None when they cannot be read."""
+    with contextlib.suppress(Exception):
+        if path.endswith('.json'):
+            with open(path) as f:
+                return dict(json.load(f))
+        # weights_only: nothing executes; mmap: the weights are not read
+        return dict(torch.load(path, map_location='cpu', weights_only=True, mmap=True)['args'])
+    return None
+
+
 def _remove(path):
     with contextlib.suppress(OSError):
         if os.path.isdir(path) and not os.path.islink(path):
@@ -112,7 +136,7 @@ class RunLog:
 
     def __init__(self, out_dir, prefix, text_logs, other_files=()):
         base = os.path.join(out_dir, prefix)
-        self.out_dir = out_dir
+        self.out_dir, self.prefix = out_dir, prefix
         self.text = {name: base + suffix for name, suffix in text_logs.items()}
         self.jsonl_path, self.args_path = base + '.jsonl', base + '_args.json'
         self.last_path, self.best_path = base + '_last.pth', base + '_best.pth'
@@ -142,9 +166,7 @@ class RunLog:
             ', ...' if len(present) > 3 else '')
         if not args.resume:
             if present:
-                raise InputError('%s already holds a run with these settings (%s): add --resume '
-                                 'to continue it, or pass another --out_dir'
-                                 % (self.out_dir, names))
+                raise InputError(self._held(args, names))
             return None
         if not present:
             print0('nothing to resume in %s: starting a new run' % self.out_dir)
@@ -189,6 +211,36 @@ class RunLog:
                                  'by hand; restore it or pass another --out_dir' % path)
         return checkpoint
 
+    def _held(self, args, names):
+        """Why a new start is refused: the run the folder holds, how its settings differ from
+        these (a few named, the rest counted), and the ways on."""
+        # the latest checkpoint's (a resume's settings), else the start's, else the best epoch's
+        saved = next((found for found in map(_saved_args, (self.last_path, self.args_path,
+                                                           self.best_path)) if found), None)
+        if saved is None:
+            return ('%s already holds files of the run %s (%s): add --resume to continue it, or '
+                    'pass another --out_dir' % (self.out_dir, self.prefix, names))
+        current = vars(args)
+        saved = dict({'script': current.get('script')}, **saved)  # (see check)
+        changed = sorted((k for k in set(saved) | set(current)
+                          if k not in NOT_SETTINGS and saved.get(k) != current.get(k)),
+                         key=lambda k: (k in RESUMABLE_CHANGES, k.lower()))  # refused ones first
+        held = '%s already holds the run %s' % (self.out_dir, self.prefix)
+        if not changed:
+            return held + (', with the same settings: add --resume to continue it, or pass '
+                           'another --out_dir')
+        shown = ', '.join('%s%s %s (there) vs %s (now)'
+                          % ('' if k == 'script' else '--', k, _shown(saved.get(k)),
+                             _shown(current.get(k))) for k in changed[:SHOWN_CHANGES])
+        if len(changed) > SHOWN_CHANGES:
+            shown += ' and %d more' % (len(changed) - SHOWN_CHANGES)
+        if all(k in RESUMABLE_CHANGES for k in changed):
+            ways = 'add --resume to continue it with these settings, or pass another --out_dir'
+        else:
+            ways = ("pass another --out_dir to start this one, or --resume with that run's "
+                    'settings to continue it')
+        return '%s, with other settings: %s; %s' % (held, shown, ways)
+
     def begin(self, args, checkpoint=None):
         """The run really starts: create the files of a new run (removed again if it fails
         before its first checkpoint), or cut a resumed run's logs back to its checkpoint and
@@ -203,9 +255,9 @@ class RunLog:
                 os.makedirs(self.out_dir, exist_ok=True)
                 open(self.logs[0], 'x').close()  # exclusive: of two starts here, one goes on
             except FileExistsError:
-                raise InputError('%s already holds a run with these settings, started while this '
-                                 'one was loading its data: let that one run, or pass another '
-                                 '--out_dir' % self.out_dir) from None
+                raise InputError('%s already holds the run %s, started while this one was '
+                                 'loading its data: let that one run, or pass another --out_dir'
+                                 % (self.out_dir, self.prefix)) from None
             except OSError as e:
                 raise write_error(self.out_dir, e) from None
             on_failure(lambda: self._discard_unsaved(created_dir))
