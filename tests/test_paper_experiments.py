@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torch.nn as nn
 import dividemix as dm
 from tools import paper_cells
 import Train_cifar
-from conftest import TABLE7
+from conftest import ROOT, TABLE7
 from dataloader_cifar import CIFARLoaders, load_cifar, make_noisy_labels, read_cifar_n
 from utils.cli import InputError
 
@@ -251,7 +252,7 @@ def test_table_from_logs_partial_and_missing(cifar10_dir, tmp_path, capsys):
     partial = tmp_path / 'runs' / 'seed1' / 'cifar10_0.5_sym.jsonl'
     lines = partial.read_text().splitlines()
     partial.write_text('\n'.join(lines[:2]) + '\n')
-    text = paper_cells.table([str(tmp_path / 'runs')])
+    text = paper_cells.table([str(tmp_path / 'runs')], missing=True)
     row = [line for line in text.splitlines() if 'cifar10 sym 50% DivideMix' in line][0]
     cols = [c.strip() for c in row.split('|')]
     assert '(running: 2, 3 epochs)' in cols[2] and cols[4] == '1 2'
@@ -265,4 +266,33 @@ def test_table_from_logs_partial_and_missing(cifar10_dir, tmp_path, capsys):
     assert cols[9].endswith('%')
     missing = [line for line in text.splitlines() if 'Clothing1M' in line][0]
     assert 'not run' in missing
-    assert 'Clothing1M' not in paper_cells.table([str(tmp_path / 'runs')], missing=False)
+    assert 'Clothing1M' not in paper_cells.table([str(tmp_path / 'runs')])
+
+
+def test_table_has_the_cells_with_runs_and_with_all_every_cell(tmp_path, capsys):
+    # one measured run (its log and arguments), where `table` looks by default: ./checkpoint
+    run = tmp_path / 'checkpoint' / 'seed123'
+    os.makedirs(run)
+    for suffix in ('.jsonl', '_args.json'):
+        shutil.copy(os.path.join(ROOT, 'results', 'authors_setting', 'cifar10_0.5_sym' + suffix),
+                    str(run))
+
+    def rows(*argv):
+        assert paper_cells.main(['table'] + list(argv)) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith('| table | cell |') and lines[1].startswith('|---|')
+        return lines[2:]
+
+    (row,) = rows()  # the default: only the cell that has a run
+    assert '| 1 | cifar10 sym 50% DivideMix |' in row and 'not run' not in row
+    assert rows('--runs_only') == [row]  # the old flag, accepted: the default
+    assert rows(str(tmp_path / 'checkpoint')) == [row]
+    every = rows('--all')  # and a row for every other cell of Tables 1-6
+    assert len(every) == len(paper_cells.cells()) == 73 and row in every
+    assert sum('| not run | not run |' in r for r in every) == 72
+    # no runs: one error naming the folder and --all; with --all, every cell as not run
+    with pytest.raises(SystemExit):
+        paper_cells.main(['table', str(tmp_path / 'none')])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert 'error: no runs under %s' % (tmp_path / 'none') in err and 'add --all' in err
+    assert sum('not run' in r for r in rows(str(tmp_path / 'none'), '--all')) == 73

@@ -4,6 +4,7 @@
     python tools/paper_cells.py jobs jobs.txt --seeds 1 2 3   # write them as a job list
     python tools/paper_cells.py run --tables 2 --seeds 123    # run them one after another
     python tools/paper_cells.py table checkpoint/             # Markdown: paper beside ours
+    python tools/paper_cells.py table checkpoint/ --all       # ... and every cell not run
 
 Run them from the repository root (the commands name Train_*.py there). Each CIFAR command
 relies on Train_cifar.py's per-cell defaults (Table 7: Train_cifar.paper_settings, the only copy
@@ -11,7 +12,8 @@ of lambda_u and tau), so the command is short and the settings are printed by th
 `--out_root` (default checkpoint/) gets one folder per seed. `table` reads any folders of runs
 (finished or not): it groups the runs by cell and scale, and gives the best and the mean of the
 last 10 epochs (mean +- std over seeds), the noise actually injected, and the paper's numbers
-for the same cell. A run's script is the one its _args.json names.
+for the same cell; one row per cell and scale that has runs, and with `--all` also a row for
+each paper cell not run. A run's script is the one its _args.json names.
 """
 import argparse
 import contextlib
@@ -167,9 +169,9 @@ def fmt(values):
     return '%.2f ± %.2f' % (np.mean(values), np.std(values))
 
 
-def table(folders, missing=True):
+def table(folders, missing=False):
     """Markdown rows for every run found under `folders`, and (missing=True) the paper cells
-    that have none."""
+    that have none. Without runs and without missing, an InputError that says so."""
     groups = {}
     for folder in folders:
         for path in sorted(glob.glob(os.path.join(folder, '**', '*.jsonl'), recursive=True)):
@@ -182,6 +184,10 @@ def table(folders, missing=True):
                 dict(best=best, last=last, seed=args['seed'], epochs=len(epochs),
                      done=final is not None, noise=epochs[-1].get('noise_rate'),
                      name=describe(script, args, os.path.basename(path)[:-len('.jsonl')])))
+    if not groups and not missing:
+        raise InputError('no runs under %s (a run is <name>.jsonl beside its <name>_args.json, '
+                         'in the --out_dir of Train_*.py): pass the folders that hold them, or '
+                         'add --all for every cell of the paper' % ', '.join(folders))
     paper = {cell_key(c): c for c in cells()}
     lines = ['| table | cell | scale | seeds | paper best | paper last | ours best | ours last '
              '| noise injected |', '|---|---|---|---|---|---|---|---|---|']
@@ -212,11 +218,15 @@ def main(argv=None):
     p.add_argument('--tables', nargs='*', default=['1', '2', '3', '4', '5', '6'])
     p.add_argument('--seeds', nargs='*', type=int, default=[123])
     p.add_argument('--out_root', default='checkpoint')
-    p.add_argument('--runs_only', action='store_true', help='table: leave out cells not run')
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument('--all', action='store_true',
+                      help='table: also a row for each paper cell not run (default: only the '
+                           'cells with runs)')
+    rows.add_argument('--runs_only', action='store_true', help=argparse.SUPPRESS)  # the default
     args = p.parse_intermixed_args(argv)
     if args.action == 'table':
         try:
-            print(table(args.paths or [args.out_root], missing=not args.runs_only))
+            print(table(args.paths or [args.out_root], missing=args.all))
         except InputError as e:  # a damaged or unnamed run: one line, not a traceback
             p.error(str(e))
         return 0
