@@ -305,8 +305,10 @@ def test_resume_removes_leftover_temporary_files(data, tmp_path, monkeypatch, ca
     assert len(steps) == 7  # 200 images in batches of 32: one line per step into a file
     assert all(' img/s  ' in line and ' left  run ' in line for line in steps[1:])
     warnings = [line for line in lines if line.startswith('warning: on the CPU an epoch takes')]
-    assert len(warnings) == 1 and warnings[0].endswith(
-        'add --num_train 5000 --width 16 for a first look in minutes')
+    assert len(warnings) == 1 and ' here: python ' in warnings[0] and warnings[0].endswith(
+        '--num_train 200 --width 16 --warm_up 10 --num_epochs 15 --out_dir %s'
+        % (out / 'quick_look'))  # the resumed run's command, --resume left out
+    assert '--resume' not in warnings[0]
 
 
 @pytest.mark.slow  # trains
