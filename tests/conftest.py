@@ -15,6 +15,8 @@ SHARED = os.path.join(ROOT, '..', 'shared')
 # holding cifar-10-batches-py/, or that folder itself: what --data_path takes) and the CIFAR-N
 # labels from CIFAR-10_human.pt in it; without it, from ../shared beside the checkout, or skip.
 REAL_CIFAR10_VAR = 'DIVIDEMIX_CIFAR10'
+# a relative path is taken from the folder pytest starts in, before the tests leave it (below)
+REAL_CIFAR10 = os.environ.get(REAL_CIFAR10_VAR) and os.path.abspath(os.environ[REAL_CIFAR10_VAR])
 
 # The paper's Table 7 (Appendix B), typed from the paper: (dataset, noise, r) -> (lambda_u, tau).
 # The one place the tests hold it.
@@ -115,7 +117,7 @@ def _real_cifar_home():
     """(the real-data folder, the CIFAR-N file or None) from $DIVIDEMIX_CIFAR10 or ../shared;
     None where neither is at hand."""
     from dataloader_cifar import find_cifar_folder
-    given = os.environ.get(REAL_CIFAR10_VAR)
+    given = REAL_CIFAR10
     if given:
         folder = find_cifar_folder(given, 'cifar10')
         if folder is None:
