@@ -291,7 +291,7 @@ def main(argv=None):
                 save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
                                        data.train_paths, data.train_labels, indices[noisy],
                                        division.clean_prob[noisy], loaders.test_transform,
-                                       device, args.seed)
+                                       device, args.seed, class_names=data.class_names)
             # net1 trains on net2's division with net2 co-guessing, then vice versa.
             for name, net, partner, optimizer, (division, indices) in (
                     ('net1', net1, net2, optimizer1, divisions[1]),

@@ -386,7 +386,8 @@ def main(argv=None):
                 noisy = np.flatnonzero(clean_prob2 <= args.p_threshold)
                 save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
                                        data.train_paths, noisy_labels, noisy, clean_prob2[noisy],
-                                       test_transform, device, args.seed)
+                                       test_transform, device, args.seed,
+                                       class_names=data.classes)
             # Lines 6-30: net1 trains on net2's division with net2 co-guessing, then vice versa.
             for name, net, partner, optimizer, clean_prob in (
                     ('net1', net1, net2, optimizer1, clean_prob2),

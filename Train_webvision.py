@@ -282,7 +282,7 @@ def main(argv=None):
                 save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
                                        data.train_paths, data.train_labels, noisy,
                                        clean_prob2[noisy], loaders.test_transform, device,
-                                       args.seed)
+                                       args.seed, class_names=data.class_names)
             for name, net, partner, optimizer, clean_prob in (
                     ('net1', net1, net2, optimizer1, clean_prob2),
                     ('net2', net2, net1, optimizer2, clean_prob1)):

@@ -17,6 +17,12 @@ The kind of run (which curves, axes and figures) is the training script that its
 <prefix>_args.json names. The last three figures need the files utils/snapshots.py saves; a run
 without them gets one line per figure saying what is missing and why. Each path written is
 printed.
+
+    python tools/figures.py labels LABELS_CSV [--data_path FOLDER] [--per_class 8] ...
+
+draws a labels file (<run>_labels.csv, or tools/export_labels.py's) as pictures: the most
+suspicious training images per class and the flagged images' given-by-predicted counts
+(tools/label_figures.py; `labels --help`). A run folder named labels is given as ./labels.
 """
 import io
 import json
@@ -481,6 +487,12 @@ def examples_figure(run):
     with open(path) as f:
         saved = json.load(f)
     names = saved.get('class_names')
+    if not names and run.args:  # saved before the scripts passed them: from the run's data
+        from tools.label_figures import run_class_names
+        names = run_class_names(run.args)
+        if names and max(max(e['given'], e['guessed'])
+                         for e in saved['examples']) >= len(names):
+            names = None  # the data has other classes now
     shown, unreadable = [], []
     for example in saved['examples']:
         if len(shown) == MAX_EXAMPLES:
@@ -579,7 +591,12 @@ def write_figures(run_dir, prefix=None, epochs=None, out=None):
 
 
 def main(argv=None):
-    p = ArgumentParser(description='Draw the paper\'s figures from a run folder.')
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['labels']:  # python tools/figures.py labels LABELS_CSV ...
+        from tools import label_figures
+        return label_figures.main(argv[1:], prog='figures.py labels')
+    p = ArgumentParser(description='Draw the paper\'s figures from a run folder; '
+                                   '"figures.py labels --help": pictures of a labels file.')
     p.add_argument('run_dir', help='the --out_dir of a Train_*.py run')
     p.add_argument('--prefix', help='only this run (the name of its .jsonl; default: all)')
     p.add_argument('--epochs', type=int, nargs='+',

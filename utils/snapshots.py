@@ -144,12 +144,14 @@ def save_unlabeled_examples(out_dir, prefix, epoch, paths, given_labels, guessed
 
 
 def save_unlabeled_guesses(out_dir, prefix, epoch, nets, paths, labels, candidates,
-                           candidate_prob, transform, device, seed, count=18):
+                           candidate_prob, transform, device, seed, count=18,
+                           class_names=None):
     """Fig. 4 for a run on image files (Clothing1M, WebVision): `count` of the `candidates`
     (training indices the division put in the unlabeled set, with their clean probabilities),
     chosen with their own RNG so the run's random streams stay untouched, each with the label
     the two networks guess for it: the argmax of their summed softmax on the unaugmented image
-    (co-guessing without the augmented views and the sharpening). Calls save_unlabeled_examples.
+    (co-guessing without the augmented views and the sharpening). Calls save_unlabeled_examples
+    (class_names: the names of the labels in label order, so the figure can show them).
     The networks are left in eval mode; pass the bare ones (utils.distributed.unwrap) under
     torch.distributed, since only rank 0 calls this."""
     candidates, candidate_prob = np.asarray(candidates), np.asarray(candidate_prob)
@@ -164,7 +166,8 @@ def save_unlabeled_guesses(out_dir, prefix, epoch, nets, paths, labels, candidat
             net.eval()
         guessed = sum(torch.softmax(net(images).float(), 1) for net in nets).argmax(1)
     return save_unlabeled_examples(out_dir, prefix, epoch, [paths[i] for i in chosen],
-                                   np.asarray(labels)[chosen], guessed, candidate_prob[pick])
+                                   np.asarray(labels)[chosen], guessed, candidate_prob[pick],
+                                   class_names)
 
 
 # ---------------------------------------------------------------- TensorBoard ----------------
