@@ -461,7 +461,6 @@ def main(argv=None):
     return summary
 
 
-if __name__ == '__main__':
 def quick_look(args, argv, num_train, num_eval, epoch_seconds):
     """What a slow CPU run advises: the same run (preact18 at width 16) with 5 SSL epochs after
     as many warm-up epochs, up to its own, as fit in QUICK_LOOK_S here, in a folder of its
@@ -482,4 +481,5 @@ def quick_look(args, argv, num_train, num_eval, epoch_seconds):
     return None
 
 
+if __name__ == '__main__':
     sys.exit(run_cli(main))
