@@ -376,19 +376,19 @@ def test_every_epoch_ends_with_the_time_left_and_the_end_and_each_kind_once_with
     clock, noon = FakeClock(), noon_today()
     run = RunClock(num_epochs=20, warm_up=10, clock=clock, wall=lambda: noon + clock.now)
     lines = []
-    for epoch, seconds in enumerate([60] * 10 + [200] * 10):
+    for epoch, seconds in enumerate([30] * 5 + [90] * 5 + [200] * 10):
         run.begin(epoch)
         clock.now += seconds
         run.end()
         lines.append(run.outlook())
-    # Epoch 0 at 12:01: 9 warm-up epochs of 60 s and 10 SSL of 60 x 10/3 s guessed = 2,540 s
-    # (42 min) left, the end at 12:43; the 20 epochs 2,600 s, 43 min.
-    assert lines[0] == ('run ~42 min left, ends 12:43\n'
-                        'expected: epochs 0-19 take ~43 min in all (10 warm-up epochs of '
-                        '~1 min, 10 SSL epochs of ~3 min; SSL guessed from the warm-up)')
-    assert lines[1] == 'run ~41 min left, ends 12:43'  # no new total within a kind
+    # Epoch 0 at 12:00:30: 9 warm-up epochs of 30 s and 10 SSL of 30 x 10/3 s guessed = 1,270 s
+    # (21 min) left, the end at 12:21:40; the 20 epochs 1,300 s, 22 min.
+    assert lines[0] == ('run ~21 min left, ends 12:22\n'
+                        'expected: epochs 0-19 take ~22 min in all (10 warm-up epochs of '
+                        '~30 s, 10 SSL epochs of ~2 min; SSL guessed from the warm-up)')
+    assert lines[1] == 'run ~21 min left, ends 12:22'  # no new total within a kind
     # Epoch 10, the first SSL epoch, ends at 12:13:20: 9 x 200 s left, to 12:43:20; in all
-    # 600 + 2,000 s.
+    # 600 + 2,000 s. The warm-up epochs are over: their mean over all 10, not the last 5 (90 s).
     assert lines[10] == ('run 30 min left, ends 12:43\n'
                          'expected: epochs 0-19 take 43 min in all (10 warm-up epochs of '
                          '~1 min, 10 SSL epochs of ~3 min)')

@@ -127,12 +127,14 @@ def unused_folder(path):
 
 
 # PreAct-ResNet18's time per 32-px image is a fixed part plus a part that grows with the width
-# squared (the convolutions). Fitted on a 2-core Xeon CPU, training with bf16 autocast: 770 and
-# 143 images/s at widths 16 and 64 give a fixed part of 624 width-squared units, and 411 images/s
-# at width 32 where 403 were measured (results/speed/quick_look.py).
+# squared (the convolutions): through 770 and 143 training images/s at widths 16 and 64 (2-core
+# Xeon, bf16 autocast, the machine shared) the fixed part is 624 width-squared units, and the fit
+# gives 411 images/s at width 32 where 403 were measured. On the idle machine the same fit gives
+# 436 (1,165 and 191 images/s; 541 fitted, 526 measured at 32); with 624 the advised CIFAR first
+# look there was promised ~6 min and took 5.7 (results/quick_look).
 WIDTH_FIXED_COST = 624
 EVAL_PER_TRAIN = 1 / 7  # an eval forward against a training step, per image (6x-8x measured)
-QUICK_START_S = 20      # a small run's own set-up, labels file and figures, measured: ~15-25 s
+QUICK_START_S = 20      # a small run's set-up, labels file and figures (17 s in results/quick_look)
 
 
 def width_cost(width):
@@ -268,6 +270,9 @@ class RunClock:
         counts = {'warmup': max(0, min(self.warm_up, self.num_epochs) - self.first_epoch),
                   'ssl': self.num_epochs - max(self.warm_up, self.first_epoch)}
         total = sum(sum(self.seconds[k]) for k in KINDS) + left
+        for k in KINDS:  # a kind this process has finished: the mean of all its epochs
+            if later[k] == 0 and self.seconds[k]:
+                epoch_seconds[k] = sum(self.seconds[k]) / len(self.seconds[k])
         parts = ['%d %s epoch%s of ~%s' % (counts[k], 'warm-up' if k == 'warmup' else 'SSL',
                                            '' if counts[k] == 1 else 's',
                                            format_duration(epoch_seconds[k]))
@@ -279,8 +284,8 @@ class RunClock:
 
     @staticmethod
     def _clock_time(timestamp):
-        """'20:31' today, 'Sat 5 Dec 09:14' on another day (local time)."""
-        when = time.localtime(timestamp)
+        """'20:31' today, 'Sat 5 Dec 09:14' on another day (local time, to the nearest minute)."""
+        when = time.localtime(timestamp + 30)
         if time.strftime('%Y%m%d', when) == time.strftime('%Y%m%d'):
             return time.strftime('%H:%M', when)
         return '%s %d %s' % (time.strftime('%a', when), when.tm_mday,

@@ -1,0 +1,113 @@
+"""Is the first look a slow CPU run advises as quick as it says? On real CIFAR-10 (the standard
+pickles), starts the full-scale run of a cell, reads the warning it prints after its first
+timed steps (the advised command and its time), stops it, runs the advised command to its end
+and compares the time it took with the time promised. Also measures the training rates of
+PreAct-ResNet18 at widths 16, 32 and 64 that utils.progress.width_cost is fitted on.
+
+    python results/quick_look/measure.py --data_path DIR [--out FOLDER] [--cell '--r 0.5']
+
+DIR holds cifar-10-batches-py/. FOLDER (default ./quick_look_measure) must not exist: the runs
+write there. Prints a JSON record; takes about as long as the first look itself.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from PreResNet import ResNet18  # noqa: E402
+from utils.speed import prepare  # noqa: E402
+
+UNITS = {'s': 1, 'min': 60, 'h': 3600, 'days': 86400}
+
+
+def seconds_of(text):
+    """format_duration's text back to seconds: '13 min', '1 h 5 min', '45 s', '2.5 days'."""
+    return sum(float(n) * UNITS[unit] for n, unit in re.findall(r'([\d.]+) (s|min|h|days)', text))
+
+
+def training_rate(width, steps=6, batch=128):
+    """Training images/s of PreAct-ResNet18 at `width` on this CPU, as the runs train it."""
+    torch.manual_seed(0)
+    net = prepare(ResNet18(10, width), torch.device('cpu'))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
+    images, labels = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+
+    def step():
+        loss = F.cross_entropy(net(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # set-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data_path', required=True)
+    p.add_argument('--out', default='quick_look_measure')
+    p.add_argument('--cell', default='--r 0.5 --noise_mode sym')
+    args = p.parse_args()
+    if os.path.exists(args.out):
+        sys.exit('error: %s exists: name a new folder with --out' % args.out)
+    os.makedirs(args.out)
+    rates = {w: training_rate(w) for w in (16, 32, 64)}
+    # time per image = a + b * width^2 through widths 16 and 64; WIDTH_FIXED_COST is a / b
+    b = (1 / rates[64] - 1 / rates[16]) / (64 ** 2 - 16 ** 2)
+    a = 1 / rates[16] - b * 16 ** 2
+    record = {'threads': torch.get_num_threads(),
+              'train_images_per_s': {w: round(r, 1) for w, r in rates.items()},
+              'width_fixed_cost': round(a / b), 'width_32_fitted': round(1 / (a + b * 32 ** 2), 1)}
+    print(json.dumps(record), flush=True)
+
+    # The full-scale run, until its warning.
+    full = ([sys.executable, os.path.join(ROOT, 'Train_cifar.py')] + shlex.split(args.cell)
+            + ['--data_path', args.data_path, '--out_dir', os.path.join(args.out, 'full')])
+    run = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    warning = None
+    for line in run.stdout:
+        if line.startswith('warning: on the CPU'):
+            warning = line.strip()
+            break
+    run.send_signal(signal.SIGINT)
+    run.communicate()
+    if warning is None:
+        sys.exit('error: the full-scale run printed no warning (its epochs are fast here)')
+    promised, command = re.search(r'a first look takes (~[^:]+) here: (python .*)$',
+                                  warning).groups()
+    record.update(warning=warning, promised_s=seconds_of(promised), command=command)
+    print(json.dumps(record), flush=True)
+
+    # The advised command, as printed, from the same folder.
+    start = time.time()
+    words = shlex.split(command)
+    quick = subprocess.run([sys.executable] + words[1:], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    output = quick.stdout.decode(errors='replace')  # as printed, carriage returns kept
+    record['actual_s'] = round(time.time() - start, 1)
+    record['actual_over_promised'] = round(record['actual_s'] / record['promised_s'], 3)
+    with open(os.path.join(args.out, 'quick_look.log'), 'w', newline='') as f:
+        f.write(output)
+    if quick.returncode != 0:
+        sys.exit('error: the advised command failed (%s)'
+                 % os.path.join(args.out, 'quick_look.log'))
+    with open(os.path.join(args.out, 'measure.json'), 'w') as f:
+        json.dump(record, f, indent=1)
+    print(json.dumps(record), flush=True)
+
+
+if __name__ == '__main__':
+    main()
