@@ -277,7 +277,8 @@ def download_cifar(data_path, dataset):
     and nothing left behind by a failed download."""
     import torchvision.datasets
     cls = {'cifar10': torchvision.datasets.CIFAR10, 'cifar100': torchvision.datasets.CIFAR100}
-    print0('%s not found under %s: downloading the official archive' % (dataset, data_path))
+    print0('%s not found under %s: downloading the official archive' % (dataset, data_path),
+           now=True)  # it takes minutes: said before, even while the run's settings wait
     subfolder = LAYOUT[dataset][0]
     before = _entries(data_path, subfolder)
     created = os.path.abspath(data_path)  # the outermost folder the download would create

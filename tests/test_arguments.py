@@ -171,3 +171,43 @@ def test_noise_ratios_that_round_alike_get_their_own_run_name(r, name):
 def test_imagefolder_classes_flag_and_its_long_name():
     for flag in ('--classes', '--classes_file'):
         assert Train_imagefolder.parse_args([flag, 'names.txt']).classes_file == 'names.txt'
+
+
+@pytest.mark.parametrize('argv, message', [
+    # the cell's settings and a warning are said before the data is found missing
+    (['--warm_up', '5', '--num_epochs', '5', '--no-download'], 'no cifar10 data in'),
+    (['--num_workers', '64', '--plain', '--no-download'], 'no cifar10 data in'),
+])
+def test_a_refused_run_prints_its_error_line_alone(argv, message, tmp_path, capsys):
+    argv = argv + ['--data_path', str(tmp_path / 'nothing'), '--out_dir', str(tmp_path / 'o')]
+    assert run_cli(Train_cifar.main, argv) == 2
+    out, err = capsys.readouterr()
+    assert out == '' and len(err.splitlines()) == 1 and err.startswith('error: ')
+    assert message in err
+
+
+def test_a_started_run_says_what_it_held_first_in_order(cifar10_dir, tmp_path, capsys):
+    argv = ['--data_path', cifar10_dir, '--out_dir', str(tmp_path / 'o'), '--width', '4',
+            '--num_epochs', '1', '--warm_up', '1', '--no-figures']
+    assert run_cli(Train_cifar.main, argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    settings = lines.index('lambda_u=25  p_threshold=0.5  warm_up=1  loss_history=1  epochs=1')
+    device = next(k for k, line in enumerate(lines) if line.startswith('training on the CPU'))
+    epoch = next(k for k, line in enumerate(lines) if '| Epoch [  0/  1]' in line)
+    assert settings < device < epoch
+
+
+def test_a_download_is_announced_at_once_and_its_failure_is_one_line(tmp_path, capsys,
+                                                                      monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise OSError('no network')
+    monkeypatch.setattr(torchvision.datasets, 'CIFAR10', offline)
+    argv = ['--data_path', str(tmp_path / 'data'), '--out_dir', str(tmp_path / 'o')]
+    assert run_cli(Train_cifar.main, argv) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ['cifar10 not found under %s: downloading the official archive'
+                                % (tmp_path / 'data')]
+    assert len(err.splitlines()) == 1 and 'could not download cifar10' in err
+    assert not (tmp_path / 'data').exists() and not (tmp_path / 'o').exists()

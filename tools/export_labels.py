@@ -31,7 +31,7 @@ from dataloader_webvision import WebVision, WebVisionLoaders  # noqa: E402
 from PreResNet import ResNet18  # noqa: E402
 from utils.checkpoint import labels_digest, load_checkpoint, set_rng_state  # noqa: E402
 from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
-from utils.distributed import pick_device  # noqa: E402
+from utils.distributed import pick_device, release_output  # noqa: E402
 from utils.label_export import export_labels, relative_to  # noqa: E402
 from utils.models import resnet50  # noqa: E402
 from utils.speed import prepare  # noqa: E402
@@ -182,6 +182,7 @@ def main(argv=None):
     nets = [prepare(net.to(device), device, not args.plain) for net in nets]
     if 'rng' in checkpoint:  # the GMM seeds the next epoch would draw
         set_rng_state([dict(checkpoint['rng'][0], cuda=[])])
+    release_output()  # every input is checked: what loading the run said comes first
     print('exporting the labels of %s (epoch %d of %s) on %s'
           % (options.checkpoint, checkpoint['epoch'], script, device))
     labels = export_labels(out, nets, run.pop('eval_loader'), device, epoch=checkpoint['epoch'],

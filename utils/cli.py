@@ -10,7 +10,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from utils.distributed import is_main
+from utils.distributed import hold_output, is_main, print0, release_output
 
 
 class InputError(ValueError):
@@ -103,8 +103,7 @@ def check_args(args, rules):
             raise InputError('--%s %s: it must be %s%s' % (
                 name, value, rule, ' (%s)' % rule.hint if rule.hint else ''))
     for line in warnings:
-        if is_main():
-            print(line, file=sys.stderr)
+        print0(line, file=sys.stderr)
     return args
 
 
@@ -152,9 +151,11 @@ def run_cli(main, argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     stop_on_signals()
     _on_failure.clear()
+    hold_output()  # until the run starts (RunLog.begin) or its first progress line
     try:
         main(argv)
     except (InputError, TrainingError) as e:
+        release_output(keep=isinstance(e, TrainingError))  # a refused input: its line alone
         _fail()
         if '--debug' in argv:
             raise
@@ -179,6 +180,7 @@ def run_cli(main, argv=None):
         _fail()
         raise
     finally:
+        release_output()
         _on_failure.clear()
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from utils.cli import InputError
-from utils.distributed import distributed, is_main
+from utils.distributed import distributed, print0
 
 
 class ShardSampler(Sampler):
@@ -53,10 +53,9 @@ def say_workers_once(num_workers):
     if _workers_said or not cpus or num_workers <= cpus:
         return
     _workers_said.append(num_workers)
-    if is_main():
-        print("warning: --num_workers %d is more than the %d CPUs this process may use, which "
-              "can slow data loading down: lower it (a seeded run's augmentations depend on "
-              "the number of workers)" % (num_workers, cpus), file=sys.stderr, flush=True)
+    print0("warning: --num_workers %d is more than the %d CPUs this process may use, which "
+           "can slow data loading down: lower it (a seeded run's augmentations depend on "
+           "the number of workers)" % (num_workers, cpus), file=sys.stderr)
 
 
 class Loader(DataLoader):

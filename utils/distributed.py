@@ -18,11 +18,34 @@ def is_main():
     return distributed()[0] == 0
 
 
-def print0(*args, **kwargs):
+_held = None  # while a command checks its inputs: the lines it has said (utils.cli.run_cli)
+
+
+def print0(*args, now=False, **kwargs):
     """print() on the main process only, so a torchrun job has one console; flushed, so a
-    log file shows each line when it happens."""
-    if is_main():
-        print(*args, **dict({'flush': True}, **kwargs))
+    log file shows each line when it happens. While output is held (hold_output), the line
+    waits for release_output, or is dropped with the rest when the inputs are refused;
+    now=True prints it at once all the same (what a long wait is for, such as a download)."""
+    if not is_main():
+        return
+    if _held is not None and not now:
+        _held.append((args, kwargs))
+        return
+    print(*args, **dict({'flush': True}, **kwargs))
+
+
+def hold_output():
+    """From now on print0's lines wait: a command that refuses its input prints one line."""
+    global _held
+    _held = []
+
+
+def release_output(keep=True):
+    """Print the lines held (or, with keep=False, drop them) and stop holding."""
+    global _held
+    held, _held = _held or [], None
+    for args, kwargs in held if keep else []:
+        print0(*args, **kwargs)
 
 
 def init_distributed():

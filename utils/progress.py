@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from utils.distributed import distributed, is_main
+from utils.distributed import distributed, is_main, release_output
 
 TTY_EVERY_S = 0.5   # the live line: fresh enough to watch, rare enough to cost nothing
 LOG_EVERY_S = 180   # a log file: a line every few minutes, not thousands per epoch
@@ -126,15 +126,16 @@ def unused_folder(path):
     return candidate
 
 
-# PreAct-ResNet18's time per 32-px image is a fixed part plus a part that grows with the width
-# squared (the convolutions): through 770 and 143 training images/s at widths 16 and 64 (2-core
-# Xeon, bf16 autocast, the machine shared) the fixed part is 624 width-squared units, and the fit
-# gives 411 images/s at width 32 where 403 were measured. On the idle machine the same fit gives
-# 436 (1,165 and 191 images/s; 541 fitted, 526 measured at 32); with 624 the advised CIFAR first
-# look there was promised ~6 min and took 5.7 (results/quick_look).
+# PreAct-ResNet18's time per 32-px image, in a whole epoch, is a fixed part plus a part that grows
+# with the width squared (the convolutions). The fixed part, 624 width-squared units, is fitted
+# on a 2-core Xeon with bf16 autocast through 770 and 143 training images/s at widths 16 and 64
+# (the fit gives 411 at width 32, where 403 were measured). A bare training step at width 16 is
+# faster on an idle machine (the fit then gives 365), but a width-16 epoch pays more than its
+# steps (augmentation, loaders, co-divide): the first look projected with 624 took 0.95 of its
+# promise there (results/quick_look).
 WIDTH_FIXED_COST = 624
 EVAL_PER_TRAIN = 1 / 7  # an eval forward against a training step, per image (6x-8x measured)
-QUICK_START_S = 20      # a small run's set-up, labels file and figures (17 s in results/quick_look)
+QUICK_START_S = 20  # a small run's set-up, labels file and figures (17-18 s: results/quick_look)
 
 
 def width_cost(width):
@@ -313,6 +314,7 @@ class Progress:
         self.shown = 0  # characters of the live line on screen
         if run is not None:
             run.pass_begins()
+        release_output()  # a tool's lines held while it checked its inputs come first
 
     def update(self, images, fmt='', *values):
         """One step done, on `images` images; the line ends with `fmt % values` (values may

@@ -12,7 +12,7 @@ import torch
 
 from utils.checkpoint import atomic_save, atomic_write, load_checkpoint, write_error
 from utils.cli import InputError, on_failure
-from utils.distributed import distributed, print0
+from utils.distributed import distributed, print0, release_output
 from utils.snapshots import SNAPSHOT_SUFFIXES
 
 
@@ -244,7 +244,9 @@ class RunLog:
     def begin(self, args, checkpoint=None):
         """The run really starts: create the files of a new run (removed again if it fails
         before its first checkpoint), or cut a resumed run's logs back to its checkpoint and
-        repair its best checkpoint if a kill came between the two."""
+        repair its best checkpoint if a kill came between the two. What the run said while
+        its inputs were checked is printed now (utils.cli.run_cli held it)."""
+        release_output()
         if checkpoint is not None:
             self.scores = list(checkpoint['scores'])
         if not self.writer:
