@@ -1,13 +1,16 @@
-"""Is the first look a slow CPU run advises as quick as it says? On real CIFAR-10 (the standard
-pickles), starts the full-scale run of a cell, reads the warning it prints after its first
-timed steps (the advised command and its time), stops it, runs the advised command to its end
-and compares the time it took with the time promised. Also measures the training rates of
-PreAct-ResNet18 at widths 16, 32 and 64 that utils.progress.width_cost is fitted on.
+"""Is the first look a slow CPU run advises as quick as it says? Starts a full-scale run on real
+data, reads the warning it prints after its first timed steps (the advised command and its
+time), stops it, runs the advised command to its end and compares the time it took with the
+time promised. Also measures the training rates of PreAct-ResNet18 at widths 16, 32 and 64
+(utils.progress.width_cost).
 
-    python results/quick_look/measure.py --data_path DIR [--out FOLDER] [--cell '--r 0.5']
+    python results/quick_look/measure.py --data_path DIR [--args '--r 0.5 --noise_mode sym']
+    python results/quick_look/measure.py --script imagefolder --data_path DIR \
+        --args '--train_list train.csv --test_list test.csv'
 
-DIR holds cifar-10-batches-py/. FOLDER (default ./quick_look_measure) must not exist: the runs
-write there. Prints a JSON record; takes about as long as the first look itself.
+DIR is the script's --data_path (for CIFAR the folder holding cifar-10-batches-py/); --args are
+the full-scale run's other arguments. --out FOLDER (default ./quick_look_measure) must not
+exist: the runs write there. Prints a JSON record; takes about as long as the first look.
 """
 import argparse
 import json
@@ -35,8 +38,10 @@ def seconds_of(text):
     return sum(float(n) * UNITS[unit] for n, unit in re.findall(r'([\d.]+) (s|min|h|days)', text))
 
 
-def training_rate(width, steps=6, batch=128):
-    """Training images/s of PreAct-ResNet18 at `width` on this CPU, as the runs train it."""
+def training_rate(width, seconds=5.0, batch=128):
+    """Training images/s of PreAct-ResNet18 at `width` on this CPU, as the runs train it: the
+    best of the steps taken in `seconds` after the first (set-up), so a moment of other load
+    does not count."""
     torch.manual_seed(0)
     net = prepare(ResNet18(10, width), torch.device('cpu'))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
@@ -49,17 +54,20 @@ def training_rate(width, steps=6, batch=128):
         optimizer.step()
 
     step()  # set-up
-    start = time.perf_counter()
-    for _ in range(steps):
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 3:
+        start = time.perf_counter()
         step()
-    return steps * batch / (time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
+    return batch / min(times)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data_path', required=True)
     p.add_argument('--out', default='quick_look_measure')
-    p.add_argument('--cell', default='--r 0.5 --noise_mode sym')
+    p.add_argument('--script', default='cifar', choices=('cifar', 'imagefolder'))
+    p.add_argument('--args', default='--r 0.5 --noise_mode sym')
     args = p.parse_args()
     if os.path.exists(args.out):
         sys.exit('error: %s exists: name a new folder with --out' % args.out)
@@ -74,7 +82,8 @@ def main():
     print(json.dumps(record), flush=True)
 
     # The full-scale run, until its warning.
-    full = ([sys.executable, os.path.join(ROOT, 'Train_cifar.py')] + shlex.split(args.cell)
+    script = os.path.join(ROOT, 'Train_%s.py' % args.script)
+    full = ([sys.executable, script] + shlex.split(args.args)
             + ['--data_path', args.data_path, '--out_dir', os.path.join(args.out, 'full')])
     run = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     warning = None
@@ -86,8 +95,10 @@ def main():
     run.communicate()
     if warning is None:
         sys.exit('error: the full-scale run printed no warning (its epochs are fast here)')
-    promised, command = re.search(r'a first look takes (~[^:]+) here: (python .*)$',
-                                  warning).groups()
+    advice = re.search(r'a first look takes (~[^:]+) here: (python .*)$', warning)
+    if advice is None:
+        sys.exit('error: the full-scale run advised no first look: ' + warning)
+    promised, command = advice.groups()
     record.update(warning=warning, promised_s=seconds_of(promised), command=command)
     print(json.dumps(record), flush=True)
 
