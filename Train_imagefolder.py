@@ -36,8 +36,8 @@ from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
 from utils.models import resnet50
-from utils.progress import (QUICK_LOOK_S, Progress, RunClock, command_with, describe_device,
-                            preact_quick_look, unused_folder)
+from utils.progress import (QUICK_LOOK_S, QUICK_START_S, Progress, RunClock, command_with,
+                            describe_device, preact_quick_look, unused_folder)
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features, save_unlabeled_guesses)
@@ -80,6 +80,8 @@ def parse_args(argv):
                    help="resnet50's start: 'imagenet' (torchvision's weights, downloaded or "
                         "cached), a local ResNet-50 weights file, or 'none'")
     p.add_argument('--width', type=int, default=64, help='preact18 base width')
+    p.add_argument('--num_train', type=int, default=None,
+                   help='train on N of the training images drawn at random (quick runs)')
     p.add_argument('--image_size', type=int, default=None, help='default 32 / 224 by --arch')
     p.add_argument('--resize', type=int, default=None,
                    help='shorter side before cropping; default 32 / 256 by --arch')
@@ -135,7 +137,8 @@ def parse_args(argv):
 # written; the relations between arguments come last.
 ARG_RULES = {
     'seed': Range(0, 2**32 - 1),  # numpy's seed range
-    'width': at_least(1), 'image_size': at_least(8), 'resize': at_least(8),
+    'width': at_least(1), 'num_train': at_least(2), 'image_size': at_least(8),
+    'resize': at_least(8),
     'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
     'lr': above(0), 'lr_drop_epoch': at_least(0), 'momentum': Range(0, 1),
     'weight_decay': at_least(0),
@@ -157,6 +160,9 @@ ARG_RULES = {
     'pretrained': Relation(
         lambda a: a.arch == 'resnet50' or a.pretrained in ('imagenet', 'none'),
         '--pretrained is for --arch resnet50 (preact18 trains from scratch)'),
+    'num_train at least a batch': Relation(
+        lambda a: a.num_train is None or a.num_train >= a.batch_size,
+        '--num_train %(num_train)d is fewer images than a batch (--batch_size %(batch_size)d)'),
     'lists': Relation(lambda a: a.data_path is not None or a.train_list is not None,
                       'no data: pass --data_path DIR (DIR/train/<class>/<image>) or --train_list'),
     'id': PLAIN_ID, 'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
@@ -307,6 +313,8 @@ def main(argv=None):
     data = ImageFolderData(args.data_path, args.train_list, args.test_list, args.val_list,
                            args.classes_file, args.clean_list)
     args.num_class = data.num_class  # saved with the run: a resume must see the same classes
+    if args.num_train is not None:  # a quick run on part of a large set
+        data.keep_train(args.num_train, args.seed)
     log = RunLog(args.out_dir, args.id, {'acc': '_acc.txt', 'stats': '_stats.txt'})
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
@@ -462,24 +470,27 @@ def main(argv=None):
 
 
 def quick_look(args, argv, num_train, num_eval, epoch_seconds):
-    """What a slow CPU run advises: the same run (preact18 at width 16) with 5 SSL epochs after
-    as many warm-up epochs, up to its own, as fit in QUICK_LOOK_S here, in a folder of its
-    own. Returns (command, seconds projected from this run's epochs), or None where one
-    warm-up epoch does not fit (a shorter --train_list would)."""
-    ssl_epochs = 5
-    for warm_up in range(max(1, min(args.warm_up, 10)), 0, -1):
+    """What a slow CPU run advises: the same run (preact18 at width 16, or the same network)
+    with its warm-up (10 epochs at most) and 5 SSL epochs, on as many of the training images as
+    fit in QUICK_LOOK_S here: all of them, else 5,000, 2,000 or 1,000 drawn at random
+    (--num_train), in a folder of its own. Returns (command, seconds projected from this run's
+    epochs), or None where even 1,000 images do not fit."""
+    warm_up, ssl_epochs = min(args.warm_up, 10), 5
+    for images in [num_train] + [n for n in (5000, 2000, 1000) if n < num_train]:
         if args.arch == 'preact18':
-            seconds = preact_quick_look(epoch_seconds, num_train, args.width, num_train, 16,
+            seconds = preact_quick_look(epoch_seconds, num_train, args.width, images, 16,
                                         warm_up, ssl_epochs, num_eval)
-        else:  # the same network: this run's own epochs
-            seconds = warm_up * epoch_seconds['warmup'] + ssl_epochs * epoch_seconds['ssl']
+        else:  # the same network: this run's own epochs, on fewer images
+            seconds = (warm_up * epoch_seconds['warmup'] + ssl_epochs * epoch_seconds['ssl']
+                       ) * images / num_train + QUICK_START_S
         if seconds <= QUICK_LOOK_S:
-            flags = {'--width': 16} if args.arch == 'preact18' else {}
+            flags = {'--num_train': images} if images < num_train else {}
+            if args.arch == 'preact18':
+                flags['--width'] = 16
             flags.update({'--warm_up': warm_up, '--num_epochs': warm_up + ssl_epochs,
                           '--out_dir': unused_folder(os.path.join(args.out_dir, 'quick_look'))})
             return command_with(__file__, argv, flags), seconds
     return None
-
 
 if __name__ == '__main__':
     sys.exit(run_cli(main))

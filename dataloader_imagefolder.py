@@ -351,6 +351,19 @@ class ImageFolderData:
             clean[i] = label
         return clean
 
+    def keep_train(self, count, seed):
+        """Train on `count` of the training images drawn at random (seeded, in their listed
+        order; a quick run on a large set): every class keeps about its share."""
+        if count > len(self.train_paths):
+            raise InputError('--num_train %d is more than the %d training images there are'
+                             % (count, len(self.train_paths)))
+        keep = np.sort(np.random.RandomState(seed).permutation(len(self.train_paths))[:count])
+        self.train_relpaths = [self.train_relpaths[i] for i in keep]
+        self.train_paths = [self.train_paths[i] for i in keep]
+        self.train_labels = self.train_labels[keep]
+        if self.clean_labels is not None:
+            self.clean_labels = self.clean_labels[keep]
+
 
 # ---------------------------------------------------------------- transforms -----------------
 

@@ -73,6 +73,8 @@ REFUSED = [
     ('imagefolder', ['--pretrained', 'w.pth'], '--pretrained is for --arch resnet50'),
     ('imagefolder', ['--lambda_u', '-1'], '--lambda_u -1.0: it must be >= 0'),
     ('imagefolder', ['--batch_size', '0'], '--batch_size 0: it must be >= 1'),
+    ('imagefolder', ['--num_train', '1'], '--num_train 1: it must be >= 2'),
+    ('imagefolder', ['--num_train', '40'], '--num_train 40 is fewer images than a batch'),
 ]
 
 

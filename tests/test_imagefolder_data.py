@@ -223,6 +223,30 @@ def test_clean_list_covers_some_images(root, tmp_path, use_lists):
     assert data.clean_labels.tolist() == expected.tolist()
 
 
+def test_keep_train_draws_a_seeded_subset_in_listed_order(root, tmp_path):
+    rows = as_rows(root, 'train')
+    clean = write_list(tmp_path / 'clean.csv', [(path, 'cat') for path, _ in rows])
+    data, again = (ImageFolderData(root, clean_list=clean) for _ in range(2))
+    full_paths = list(data.train_paths)
+    data.keep_train(7, seed=3)
+    again.keep_train(7, seed=3)
+    kept = [full_paths.index(p) for p in data.train_paths]
+    assert len(kept) == 7 and kept == sorted(kept) and again.train_paths == data.train_paths
+    assert [data.classes[y] for y in data.train_labels] == [rows[k][1] for k in kept]
+    assert data.train_relpaths == [rows[k][0] for k in kept]
+    assert data.clean_labels.tolist() == [0] * 7
+    other = ImageFolderData(root)
+    other.keep_train(7, seed=4)
+    assert other.train_paths != data.train_paths
+    assert data.num_class == 3  # the classes stay those of the whole set
+
+
+def test_keep_train_refuses_more_images_than_there_are(root):
+    data = ImageFolderData(root)
+    with pytest.raises(InputError, match='--num_train 19 is more than the 18 training images'):
+        data.keep_train(19, seed=0)
+
+
 # ---------------------------------------------------------------- bad input ------------------
 
 def rows_with(root, extra, at=2):

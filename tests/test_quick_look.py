@@ -42,24 +42,41 @@ def imagefolder_args(argv):
         ['--data_path', 'DIR'] + argv))
 
 
-def test_imagefolder_advises_as_much_warm_up_as_fits_or_nothing():
+def test_imagefolder_advises_as_many_images_as_fit_or_nothing():
     args = imagefolder_args([])  # preact18, width 64, 10 warm-up epochs
-    # 50,000 images: at width 16 a warm-up epoch ~186 s, an SSL epoch ~620 s; 10 + 5 do not
-    # fit in 15 minutes, nor does 1 + 5
-    assert Train_imagefolder.quick_look(args, ['--data_path', 'DIR'], 50000, 0,
-                                        FULL_SCALE) is None
-    # 5,000 images: ~19 s and ~62 s (the same epochs on a tenth), 10 + 5 fit
-    command, seconds = Train_imagefolder.quick_look(args, ['--data_path', 'DIR'], 5000, 0,
+    argv = ['--data_path', 'DIR']
+    # 5,000 images: at width 16 a warm-up epoch ~19 s, an SSL epoch ~62 s; 10 + 5 fit, on all
+    command, seconds = Train_imagefolder.quick_look(args, argv, 5000, 0,
                                                     {k: v / 10 for k, v in FULL_SCALE.items()})
     quick = advised_args(command, Train_imagefolder)
-    assert (quick.width, quick.warm_up, quick.num_epochs) == (16, 10, 15)
+    assert (quick.num_train, quick.width, quick.warm_up, quick.num_epochs) == (None, 16, 10, 15)
     assert seconds <= progress.QUICK_LOOK_S
-    # ResNet-50 keeps its network: its own epochs, 1 warm-up + 5 SSL epochs of 100 s and 150 s
-    args = imagefolder_args(['--arch', 'resnet50'])
-    command, seconds = Train_imagefolder.quick_look(
-        args, ['--data_path', 'DIR', '--arch', 'resnet50'], 500, 0, {'warmup': 100, 'ssl': 150})
+    # 50,000 images: ~186 s and ~620 s, 10 + 5 do not fit; on 5,000 drawn at random they do
+    command, seconds = Train_imagefolder.quick_look(args, argv, 50000, 0, FULL_SCALE)
     quick = advised_args(command, Train_imagefolder)
-    assert (quick.arch, quick.warm_up, quick.num_epochs, seconds) == ('resnet50', 1, 6, 850)
+    assert (quick.num_train, quick.width, quick.warm_up, quick.num_epochs) == (5000, 16, 10, 15)
+    assert seconds == pytest.approx(progress.preact_quick_look(
+        FULL_SCALE, 50000, 64, 5000, 16, 10, 5, 0))
+    # three times slower: 2,000 images at most (~617 s); five times: 1,000 (~517 s); ten times
+    # slower, not even those
+    for slower, images in ((3, 2000), (5, 1000), (10, None)):
+        epochs = {k: v * slower for k, v in FULL_SCALE.items()}
+        advice = Train_imagefolder.quick_look(args, argv, 50000, 0, epochs)
+        assert (advice and advised_args(advice[0], Train_imagefolder).num_train) == images
+    # ResNet-50 keeps its network: its own epochs, its 1 warm-up + 5 SSL epochs of 100 s and
+    # 150 s on 500 images fit; twice as slow on 5,000 images, 2,000 of them are advised
+    args = imagefolder_args(['--arch', 'resnet50'])
+    argv = ['--data_path', 'DIR', '--arch', 'resnet50']
+    epochs = {'warmup': 100, 'ssl': 150}
+    command, seconds = Train_imagefolder.quick_look(args, argv, 500, 0, epochs)
+    quick = advised_args(command, Train_imagefolder)
+    assert (quick.arch, quick.num_train, quick.warm_up, quick.num_epochs) == (
+        'resnet50', None, 1, 6)
+    assert seconds == 850 + progress.QUICK_START_S
+    command, seconds = Train_imagefolder.quick_look(args, argv, 5000, 0,
+                                                    {k: 2 * v for k, v in epochs.items()})
+    assert advised_args(command, Train_imagefolder).num_train == 2000
+    assert seconds == pytest.approx(1700 * 2 / 5 + progress.QUICK_START_S)
 
 
 @pytest.mark.slow
