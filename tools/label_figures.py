@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
-from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402 (after the path line)
+from utils.cli import (ArgumentParser, InputError, one_line,  # noqa: E402 (after the path)
+                       run_cli)
 from utils.label_export import COLUMNS, TRUE_COLUMN  # noqa: E402
 
 PER_CLASS = 8      # gallery tiles per class (one row each)
@@ -157,7 +158,7 @@ def run_args(labels_path):
             args = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError('%s is not readable JSON (%s): pass --data_path, or restore it'
-                         % (path, e)) from None
+                         % (path, one_line(e))) from None
     return args if isinstance(args, dict) else None
 
 
