@@ -23,12 +23,12 @@ from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from utils.checkpoint import (atomic_save, load_checkpoint, restore, rng_state, seed_everything,
                               state_of)
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, PLAIN_ID,
-                       WARM_UP_BEFORE_END, ArgumentParser, Range, above, at_least, check_args,
-                       check_finite, run_cli)
+                       WARM_UP_BEFORE_END, ArgumentParser, Range, TrainingError, above, at_least,
+                       check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
-from utils.label_export import export_labels, relative_to
+from utils.label_export import Exported, export_labels, relative_to
 from utils.models import resnet50
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
@@ -333,14 +333,19 @@ def main(argv=None):
 
     # The label errors, as a file: the whole noisy pool (not an epoch's subset) in one more
     # pass of each network with the last epoch's weights, co-divided as an epoch would do it
-    # (no loss history); the truth is known where clean_label_kv covers an image.
-    labels = export_labels(log.labels_path, [net1, net2],
-                           loaders.eval_train(), device, epoch=args.num_epochs - 1,
-                           p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
-                           true=data.train_clean_labels,
-                           paths=relative_to(data.root, data.train_paths),
-                           class_names=data.class_names)
-    print0(labels.line)
+    # (no loss history); the truth is known where clean_label_kv covers an image. It reads
+    # images no epoch's subset drew: one that cannot be decoded fails the run after the test.
+    labels_failure = None
+    try:
+        labels = export_labels(log.labels_path, [net1, net2],
+                               loaders.eval_train(), device, epoch=args.num_epochs - 1,
+                               p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
+                               true=data.train_clean_labels,
+                               paths=relative_to(data.root, data.train_paths),
+                               class_names=data.class_names)
+        print0(labels.line)
+    except TrainingError as e:
+        labels, labels_failure = Exported('', {}), e
 
     # ---- Test: the ensemble of each network's best-validation weights.
     barrier()  # under torch.distributed: wait until rank 0 has written the best weights
@@ -357,6 +362,8 @@ def main(argv=None):
     if args.figures and log.writer:
         from tools.figures import write_figures_after_run  # matplotlib only when drawing
         write_figures_after_run(args.out_dir, args.id)
+    if labels_failure is not None:
+        raise labels_failure
     return summary
 
 

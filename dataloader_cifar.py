@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torchvision.transforms as T
 
-from utils.cli import InputError as DataError
+from utils.cli import InputError as DataError, one_line
 from utils.data import ImageArray, NoisyLabelDataset, ShardSampler, make_loader
 from utils.distributed import barrier, distributed, print0
 
@@ -137,7 +137,7 @@ def read_noise_file(path, num_train, num_class):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError('noise file %s is not readable JSON (%s): delete it to generate new '
                         'labels (with --create_noise_file if it is a --noise_file)'
-                        % (path, e)) from None
+                        % (path, one_line(e))) from None
     if not isinstance(labels, list):
         found = {dict: 'object', str: 'string', bool: 'boolean', type(None): 'null'}
         raise DataError('noise file %s must be a JSON list of integer labels, not a JSON %s'
@@ -192,7 +192,7 @@ def _read_batch(path, label_key):
         labels = labels.astype(np.int64)
     except Exception as e:  # truncated, foreign or malicious pickle: all mean "re-extract"
         raise DataError('%s is not a readable CIFAR batch (%s: %s): re-extract the official '
-                        'archive' % (path, type(e).__name__, e)) from None
+                        'archive' % (path, type(e).__name__, one_line(e))) from None
     if not len(data):
         raise DataError('%s holds no images: re-extract the official archive' % path)
     if len(labels) != len(data):
@@ -297,7 +297,7 @@ def download_cifar(data_path, dataset):
         raise DataError(
             'could not download %s into %s (%s): download the python version from '
             'https://www.cs.toronto.edu/~kriz/cifar.html, extract it there, or pass --data_path'
-            % (dataset, data_path, str(e).splitlines()[0] if str(e) else type(e).__name__)
+            % (dataset, data_path, one_line(e))
         ) from None
 
 
@@ -373,10 +373,10 @@ def read_cifar_n(path, key, clean_labels, num_class=None):
     except Exception as e:
         raise DataError('%s is not a readable CIFAR-N file (%s: %s): get CIFAR-10_human.pt / '
                         'CIFAR-100_human.pt from the CIFAR-N release and pass --cifar_n_file'
-                        % (path, type(e).__name__, str(e)[:100])) from None
+                        % (path, type(e).__name__, one_line(e))) from None
     if not isinstance(labels, dict) or key not in labels:
-        raise DataError('%s has no %r labels; it has %s' % (
-            path, key, ', '.join(sorted(labels)) if isinstance(labels, dict) else 'no dict'))
+        raise DataError('%s has no %r labels; it has %s' % (path, key, one_line(
+            ', '.join(sorted(map(str, labels))) if isinstance(labels, dict) else 'no dict')))
     noisy = _integer_labels(labels[key])
     if noisy is None:
         raise DataError('%s: %r is not a list of integer labels: it is not an official CIFAR-N '

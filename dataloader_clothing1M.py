@@ -16,8 +16,8 @@ import random
 import numpy as np
 import torchvision.transforms as T
 
-from utils.cli import InputError
-from utils.data import ImageFiles, NoisyLabelDataset, check_files_exist, make_loader
+from utils.cli import InputError, one_line
+from utils.data import ImageFiles, NoisyLabelDataset, check_images, make_loader
 
 # The 14 classes in label order (the release's category names)
 CLASS_NAMES = ('T-Shirt', 'Shirt', 'Knitwear', 'Chiffon', 'Sweater', 'Hoodie', 'Windbreaker',
@@ -42,7 +42,7 @@ def _lines(path):
             return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
         raise InputError('cannot read %s (%s): restore it from the official annotations.zip'
-                         % (path, getattr(e, 'strerror', None) or e)) from None
+                         % (path, one_line(e))) from None
 
 
 def _relative(path, text, where):
@@ -87,7 +87,7 @@ def _read_keys(path, labels, kv_name, root):
         key = _relative(path, text, where)
         if key not in labels:
             raise InputError('%s: %s has no label in %s: use the key lists and label files of '
-                             'the same official annotations.zip' % (where, text, kv_name))
+                             'the same official annotations.zip' % (where, one_line(text), kv_name))
         paths.append(os.path.join(root, key))
         targets.append(labels[key])
     if not paths:
@@ -130,11 +130,12 @@ class Clothing1M:
         self.train_clean_labels = np.asarray([clean.get(p[start:], -1) for p in self.train_paths],
                                              dtype=np.int64)
         self.class_names = list(CLASS_NAMES) if num_class == len(CLASS_NAMES) else None
-        # Every listed image is checked now, so a missing one stops the run before it starts,
-        # not hours in (a decodable file is checked when read: utils.data.open_rgb).
+        # Every listed image is checked now, so a missing or empty one stops the run before it
+        # starts, not hours in (whether it decodes is seen when it is read: utils.data.open_rgb).
+        # The official lists are taken as published: no check for a file listed twice.
         for name, paths in ((TRAIN_KEYS, self.train_paths), (VAL_KEYS, self.val_paths),
                             (TEST_KEYS, self.test_paths)):
-            check_files_exist(paths, 'images listed in %s' % path[name],
+            check_images(paths, 'images listed in %s' % path[name],
                               'put the image folders 0/ ... 9/ of the Clothing1M release in %s'
                               ', next to the annotation files, or set --data_path' % self.root)
 

@@ -21,9 +21,14 @@ An optional --clean_list (same rows; paths relative to --data_path, e.g. train/c
 folder layout, else to its own folder) gives the true labels of some or all training images, to
 measure the label noise and how well co-divide finds it; DivideMix itself never uses them.
 
-Every list and folder is read and every listed image checked to exist before anything else
-happens; images are opened only when a batch needs them (in DataLoader workers), so a dataset
-larger than memory works, and an unreadable one is refused then, by name (utils.data.open_rgb).
+Every list and folder is read, and every image checked (it exists, is not empty and begins as
+an image file does: utils.data.check_images), before anything else happens; images are opened
+only when a batch needs them (in DataLoader workers), so a dataset larger than memory works, and
+one that cannot be decoded stops the run then, by name (utils.data.open_rgb).
+Links are followed, to files and to folders; a folder link that leads back to a folder holding
+it (a loop) is refused, and so is an image file reached by two paths within a set (a link, or a
+path through a linked folder), which would count twice. List paths may lead outside --data_path
+(absolute, or through '..'): lists often point into a shared image store.
 """
 import csv
 import os
@@ -35,8 +40,8 @@ import torchvision.transforms as T
 from torch.utils.data import WeightedRandomSampler
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from utils.cli import InputError
-from utils.data import ImageFiles, Loader, NoisyLabelDataset, check_files_exist, make_loader
+from utils.cli import InputError, one_line
+from utils.data import ImageFiles, Loader, NoisyLabelDataset, check_images, make_loader
 from utils.distributed import distributed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,12 +68,28 @@ def _class_folders(folder):
         return sorted(e.name for e in entries if e.is_dir() and _visible(e.name))
 
 
+def _refuse_unlisted(error):
+    """os.walk's onerror: a folder that cannot be listed would silently lose its images."""
+    raise InputError('cannot list folder %s (%s): make it readable or remove it'
+                     % (one_line(error.filename, 1000), one_line(error)))
+
+
 def _images_under(folder):
     """The image files under `folder`, recursively, in torchvision ImageFolder's order: folder
-    by folder (sorted by path), file names sorted within each."""
+    by folder (sorted by path), file names sorted within each. Links are followed; a folder
+    link to a folder that holds it is refused (os.walk would go round the loop until the path
+    grew too long, then stop silently)."""
     found = []
-    for parent, subfolders, files in os.walk(folder, followlinks=True):
+    for parent, subfolders, files in os.walk(folder, onerror=_refuse_unlisted, followlinks=True):
         subfolders[:] = [name for name in subfolders if _visible(name)]
+        real_parent = os.path.realpath(parent)
+        for name in subfolders:
+            link = os.path.join(parent, name)
+            target = os.path.realpath(link)
+            if os.path.islink(link) and os.path.commonpath([real_parent, target]) == target:
+                raise InputError('folder link %s leads to %s, which holds the link: its images '
+                                 'would be read over and over; remove the link'
+                                 % (one_line(link, 1000), one_line(target, 1000)))
         found.append((parent, sorted(name for name in files if _visible(name)
                                      and name.lower().endswith(IMG_EXTENSIONS))))
     return [os.path.join(parent, name) for parent, names in sorted(found) for name in names]
@@ -91,15 +112,18 @@ def _read_folder(root, split, classes=None):
                          'are the folders in %s): rename or remove the folder'
                          % (split_dir, extra[0], os.path.join(root, 'train')))
     index = {name: i for i, name in enumerate(classes)}
-    relpaths, labels = [], []
+    paths, labels = [], []
     for name in names:
         images = _images_under(os.path.join(split_dir, name))
         if not images:
             raise InputError('class folder %s holds no images (%s, any case): add its images '
                              'or remove the folder' % (os.path.join(split_dir, name),
                                                        ' '.join(IMG_EXTENSIONS)))
-        relpaths += [os.path.relpath(path, root) for path in images]
+        paths += images
         labels += [index[name]] * len(images)
+    relpaths = [os.path.relpath(path, root) for path in paths]
+    check_images(paths, 'images in %s' % split_dir, 'replace it with a good copy or remove it',
+                 distinct=True, shown=relpaths)
     return relpaths, np.asarray(labels, dtype=np.int64), classes
 
 
@@ -139,15 +163,15 @@ def _read_rows(path, what):
                     key = os.path.normpath(fields[0])
                     if key in line_of:
                         raise InputError('%s: %s is listed twice (first on line %d): keep one '
-                                         'line' % (where, fields[0], line_of[key]))
+                                         'line' % (where, one_line(fields[0]), line_of[key]))
                     line_of[key] = n
                     rows.append((n, fields[0], fields[1]))
             except csv.Error as e:  # a NUL byte, an unclosed quote at the end, ...
                 raise InputError('%s:%d: not a CSV row (%s): fix the line'
-                                 % (path, end + 1, e)) from None
+                                 % (path, end + 1, one_line(e))) from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError('cannot read %s %s (%s): save it as UTF-8 text'
-                         % (what, path, getattr(e, 'strerror', None) or e)) from None
+                         % (what, path, one_line(e))) from None
     if not rows:
         raise InputError('%s %s lists no images: write one "<image path>,<label>" row per image'
                          % (what, path))
@@ -179,7 +203,7 @@ def _read_classes(path):
                 classes.append(name)
     except (OSError, UnicodeDecodeError) as e:
         raise InputError('cannot read --classes_file %s (%s): save it as UTF-8 text'
-                         % (path, getattr(e, 'strerror', None) or e)) from None
+                         % (path, one_line(e))) from None
     if not classes:
         raise InputError('--classes_file %s lists no classes: write one class name per line'
                          % path)
@@ -233,13 +257,13 @@ def _label_indices(rows, path, classes, fix):
 
 def _read_list(path, rows, root, classes, fix):
     """(paths as listed, absolute paths, labels) of a list's rows, given its classes; every
-    listed image must exist."""
+    listed image must pass utils.data.check_images, each file listed once."""
     root = root or os.path.dirname(os.path.abspath(path))
     relpaths = [image for _, image, _ in rows]
     paths = [os.path.join(root, image) for image in relpaths]
     labels = _label_indices(rows, path, classes, fix)
-    check_files_exist(paths, 'images listed in %s' % path,
-                      'fix their paths (relative to %s) or restore the images' % root)
+    check_images(paths, 'images listed in %s' % path,
+                 'fix their paths (relative to %s) or restore the images' % root, distinct=True)
     return relpaths, paths, labels
 
 
@@ -347,7 +371,7 @@ class ImageFolderData:
             i = position.get(os.path.normpath(os.path.join(root, image)))
             if i is None:
                 raise InputError('%s:%d: %s is not a training image (paths are relative to %s): '
-                                 'fix the line or delete it' % (path, n, image, root))
+                                 'fix the line or delete it' % (path, n, one_line(image), root))
             clean[i] = label
         return clean
 

@@ -8,15 +8,16 @@ Layout under the root folder (the official one, as the authors use it):
   val_images_256/                  WebVision validation images
   imagenet/val/<c>/                ILSVRC12 val images of WebVision class c (built by the user)
   info/synsets.txt                 (optional) '<wnid> <names>' per class, in class order
-The lists are read and checked once, up front; images are opened when a batch needs them.
+The lists are read, and every image checked (utils.data.check_images), once, up front; images
+are opened when a batch needs them.
 """
 import os
 
 import numpy as np
 import torchvision.transforms as T
 
-from utils.cli import InputError
-from utils.data import ImageFiles, NoisyLabelDataset, check_files_exist, make_loader
+from utils.cli import InputError, one_line
+from utils.data import ImageFiles, NoisyLabelDataset, check_images, make_loader
 
 TRAIN_LIST = os.path.join('info', 'train_filelist_google.txt')  # Google subset only, no Flickr
 VAL_LIST = os.path.join('info', 'val_filelist.txt')
@@ -55,7 +56,7 @@ def read_list(path, num_class):
                     labels.append(label)
     except (OSError, UnicodeDecodeError) as e:
         raise InputError('cannot read list file %s (%s): re-extract it from the WebVision '
-                         'archive' % (path, e)) from None
+                         'archive' % (path, one_line(e))) from None
     return names, np.asarray(labels, dtype=np.int64)
 
 
@@ -118,8 +119,8 @@ class WebVision:
             raise InputError('%s has no training image of class %d (of %d): is it the full '
                              'Google list, and is --num_class right?'
                              % (train_list, int(np.argmin(counts)), num_class))
-        check_files_exist(self.train_paths, 'training images listed in %s' % train_list,
-                          'extract google_resized_256.tar into %s, or set --data_path' % root)
+        check_images(self.train_paths, 'training images listed in %s' % train_list,
+                     'extract google_resized_256.tar into %s, or set --data_path' % root)
 
         names, self.val_labels = read_list(val_list, num_class)
         if not names:
@@ -127,11 +128,13 @@ class WebVision:
                              'full WebVision val list, and is --num_class right?'
                              % (val_list, num_class))
         self.val_paths = [os.path.join(root, VAL_FOLDER, n) for n in names]
-        check_files_exist(self.val_paths, 'validation images listed in %s' % val_list,
-                          'extract val_images_256.tar into %s, or set --data_path' % root)
+        check_images(self.val_paths, 'validation images listed in %s' % val_list,
+                     'extract val_images_256.tar into %s, or set --data_path' % root)
 
-        self.imagenet_paths, self.imagenet_labels = read_imagenet_folder(
-            os.path.join(root, IMAGENET_FOLDER), num_class)
+        imagenet = os.path.join(root, IMAGENET_FOLDER)
+        self.imagenet_paths, self.imagenet_labels = read_imagenet_folder(imagenet, num_class)
+        check_images(self.imagenet_paths, 'images in %s' % imagenet,  # built by hand: once each
+                     'replace it with its ILSVRC12 val image or remove it', distinct=True)
         self.class_names = read_class_names(os.path.join(root, SYNSETS), num_class)
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import files_under, write_fake_cifar
 from dataloader_cifar import (CIFARLoaders, default_noise_file, load_cifar, noisy_labels_for,
                               read_cifar_n, read_noise_file)
-from utils.cli import InputError
+from utils.cli import InputError, TrainingError
 from utils.data import ImageArray, ImageFiles, NoisyLabelDataset
 
 
@@ -154,7 +154,7 @@ def test_image_sequences_pickle_and_open_rgb(tmp_path):
     assert len(images) == 5 and np.asarray(images[2]).tolist() == [[[20] * 3] * 2] * 2
     with open(path, 'wb') as f:
         f.write(b'not a png')
-    with pytest.raises(InputError, match='cannot read image %s' % path) as e:
+    with pytest.raises(TrainingError, match='cannot read image %s' % path) as e:
         files[0]
     assert '\n' not in str(e.value)
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from dataloader_clothing1M import ANNOTATIONS, Clothing1M, Clothing1MLoaders, balanced_subset
-from utils.cli import InputError, run_cli
+from utils.cli import InputError, TrainingError, run_cli
 from utils.data import ImageFiles, NoisyLabelDataset
 
 NUM_CLASS = 14
@@ -203,7 +203,7 @@ def corrupt_first_image(data):
 def test_corrupt_image_names_the_file(root):
     data = Clothing1M(root)
     path = corrupt_first_image(data)
-    with pytest.raises(InputError) as e:
+    with pytest.raises(TrainingError) as e:
         next(iter(Clothing1MLoaders(data, resize=16, crop=12).val()))
     assert path in str(e.value) and '\n' not in str(e.value)
 
@@ -213,7 +213,7 @@ def test_missing_image_names_the_file(root):
     os.remove(data.train_paths[5])
     ds = NoisyLabelDataset(ImageFiles(data.train_paths), data.train_labels, lambda img: img,
                            'all')
-    with pytest.raises(InputError, match='cannot read image %s' % data.train_paths[5]):
+    with pytest.raises(TrainingError, match='cannot read image %s' % data.train_paths[5]):
         ds[5]
 
 
@@ -225,7 +225,7 @@ def test_corrupt_image_in_a_worker_stays_one_line(root, capsys):
 
     def main(argv):
         next(iter(Clothing1MLoaders(data, num_workers=1, resize=16, crop=12).val()))
-    assert run_cli(main, []) == 2  # still an InputError after crossing the worker boundary
+    assert run_cli(main, []) == 2  # still a TrainingError after crossing the worker boundary
     err = capsys.readouterr().err
     assert err.startswith('error: cannot read image %s (' % path)
     assert err.count('\n') == 1

@@ -17,7 +17,7 @@ import utils.data
 from conftest import files_under
 from dataloader_imagefolder import (DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, ImageFolderData,
                                     ImageFolderLoaders, transforms_for)
-from utils.cli import InputError
+from utils.cli import InputError, TrainingError
 from utils.data import ShardSampler, open_rgb
 
 CLASSES = ('cat', 'dog', 'fox')
@@ -445,7 +445,7 @@ def test_corrupt_image_is_refused_when_read(root):
         f.write(b'not an image')
     loaders = ImageFolderLoaders(data, 4, 0, *transforms_for('preact18', 8, 8, IMAGENET_MEAN,
                                                              IMAGENET_STD))
-    with pytest.raises(InputError) as e:
+    with pytest.raises(TrainingError) as e:  # damaged after the up-front check: mid-run
         next(iter(loaders.eval_train()))
     assert str(e.value).startswith('cannot read image %s (' % data.train_paths[3])
     assert '\n' not in str(e.value)

@@ -30,7 +30,7 @@ from dataloader_imagefolder import (ImageFolderData, ImageFolderLoaders,  # noqa
 from dataloader_webvision import WebVision, WebVisionLoaders  # noqa: E402
 from PreResNet import ResNet18  # noqa: E402
 from utils.checkpoint import labels_digest, load_checkpoint, set_rng_state  # noqa: E402
-from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
+from utils.cli import ArgumentParser, InputError, one_line, run_cli  # noqa: E402
 from utils.distributed import pick_device, release_output  # noqa: E402
 from utils.label_export import export_labels, relative_to  # noqa: E402
 from utils.models import resnet50  # noqa: E402
@@ -177,7 +177,7 @@ def main(argv=None):
             net.load_state_dict(checkpoint[key])
         except (RuntimeError, KeyError) as e:
             raise InputError('%s: the %s weights do not fit the network its arguments describe'
-                             ' (%s): %s' % (options.checkpoint, key, str(e).splitlines()[0][:120],
+                             ' (%s): %s' % (options.checkpoint, key, one_line(e),
                                             GIVE)) from None
     nets = [prepare(net.to(device), device, not args.plain) for net in nets]
     if 'rng' in checkpoint:  # the GMM seeds the next epoch would draw

@@ -38,7 +38,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import dividemix as dm  # noqa: E402 (after the path line above)
 from utils.checkpoint import atomic_write  # noqa: E402
-from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
+from utils.cli import ArgumentParser, InputError, TrainingError, one_line, run_cli  # noqa: E402
 from utils.data import open_rgb  # noqa: E402
 from utils.snapshots import division_dir  # noqa: E402
 
@@ -179,7 +179,8 @@ def read_run(run_dir, prefix):
             with open(run.path('_args.json')) as f:
                 run.args = json.load(f)
         except json.JSONDecodeError as e:
-            raise InputError('%s is not JSON (%s)' % (run.path('_args.json'), e)) from None
+            raise InputError('%s is not JSON (%s)'
+                             % (run.path('_args.json'), one_line(e))) from None
     return run
 
 
@@ -354,7 +355,7 @@ def _load_npz(path):
         with np.load(path) as saved:
             return {key: saved[key] for key in saved.files}
     except (OSError, ValueError) as e:
-        raise InputError('cannot read %s (%s): delete it' % (path, e)) from None
+        raise InputError('cannot read %s (%s): delete it' % (path, one_line(e))) from None
 
 
 def loss_snapshots(run, epochs=None):
@@ -499,7 +500,7 @@ def examples_figure(run):
             break
         try:
             thumbnail = open_rgb(example['path'])
-        except InputError:
+        except TrainingError:  # an image that cannot be decoded: the others are drawn
             unreadable.append(example['path'])
             continue
         thumbnail.thumbnail((200, 200))
@@ -565,9 +566,8 @@ def write_figures_after_run(run_dir, prefix):
     try:
         return write_figures(run_dir, prefix=prefix)
     except Exception as e:  # matplotlib, t-SNE, a damaged file: the run itself is fine
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print('figures not drawn (%s): try  python tools/figures.py %s --prefix %s'
-              % (reason, run_dir, prefix))
+              % (one_line(e), run_dir, prefix))
         return []
 
 

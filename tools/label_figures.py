@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
-from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402 (after the path line)
+from utils.cli import (ArgumentParser, InputError, one_line,  # noqa: E402 (after the path)
+                       run_cli)
 from utils.label_export import COLUMNS, TRUE_COLUMN  # noqa: E402
 
 PER_CLASS = 8      # gallery tiles per class (one row each)
@@ -101,8 +102,7 @@ def read_labels(path):
                 rows.append(fields)
                 lines.append(reader.line_num)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise InputError('cannot read %s (%s): %s' % (path, getattr(e, 'strerror', None) or e,
-                                                      GIVE)) from None
+        raise InputError('cannot read %s (%s): %s' % (path, one_line(e), GIVE)) from None
     if not rows:
         raise InputError('%s holds no image rows: %s' % (path, GIVE))
     column = dict(zip(header, (np.array(texts, object) for texts in zip(*rows))))
@@ -157,7 +157,7 @@ def run_args(labels_path):
             args = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError('%s is not readable JSON (%s): pass --data_path, or restore it'
-                         % (path, e)) from None
+                         % (path, one_line(e))) from None
     return args if isinstance(args, dict) else None
 
 
@@ -237,7 +237,7 @@ class Data:
             raise InputError('--data_path %s is not a folder: pass the folder the run read its '
                              'data from' % data_path if given_path else
                              'the run\'s data folder %s is not there (moved, or relative to '
-                             'another folder): pass --data_path' % data_path)
+                             'another folder): pass --data_path' % one_line(data_path, 1000))
         self.folder, self.labels = data_path, labels
         self.names = run_class_names(args) if args else None
         self.images = None
@@ -265,7 +265,8 @@ class Data:
                 k = wrong[0]
                 raise InputError('%s: image %d has true_label %s but is a %s there: the labels '
                                  'file belongs to other data; pass --data_path, the folder the '
-                                 'run read' % (where, self.labels.index[k], self.labels.true[k],
+                                 'run read' % (where, self.labels.index[k],
+                                               one_line(self.labels.true[k]),
                                                as_name[self.labels.index[k]]))
         self.images = images
 
@@ -280,7 +281,8 @@ class Data:
         if missing:
             raise InputError('%d of the %d images to show are not there, e.g. %s (index %d in %s):'
                              ' pass --data_path, the folder the paths are relative to'
-                             % (len(missing), len(rows), self.image_path(missing[0]),
+                             % (len(missing), len(rows), one_line(self.image_path(missing[0]),
+                                                                  1000),
                                 self.labels.index[missing[0]], self.labels.path))
 
     def thumbnail(self, row, side=128):

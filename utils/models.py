@@ -5,7 +5,7 @@ import torch.nn as nn
 import torchvision
 
 from utils.checkpoint import load_checkpoint
-from utils.cli import InputError
+from utils.cli import InputError, one_line
 
 
 def resnet50(num_class, pretrained):
@@ -19,7 +19,7 @@ def resnet50(num_class, pretrained):
         except Exception as e:  # offline and not cached
             raise InputError('could not get the ImageNet ResNet-50 weights (%s): pass '
                              '--pretrained PATH to a local resnet50 weights file'
-                             % (str(e).splitlines() or [type(e).__name__])[0]) from None
+                             % one_line(e)) from None
     else:
         net = torchvision.models.resnet50()
         if pretrained != 'none':
@@ -29,6 +29,6 @@ def resnet50(num_class, pretrained):
                 net.load_state_dict(state.get('state_dict', state))
             except (RuntimeError, AttributeError) as e:
                 raise InputError('%s is not a torchvision ResNet-50 state_dict (%s)'
-                                 % (pretrained, str(e).splitlines()[0][:150])) from None
+                                 % (pretrained, one_line(e))) from None
     net.fc = nn.Linear(net.fc.in_features, num_class)
     return net

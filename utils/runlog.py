@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from utils.checkpoint import atomic_save, atomic_write, load_checkpoint, write_error
-from utils.cli import InputError, on_failure
+from utils.cli import InputError, on_failure, one_line
 from utils.distributed import distributed, print0, release_output
 from utils.snapshots import SNAPSHOT_SUFFIXES
 
@@ -195,7 +195,8 @@ class RunLog:
                              'pass --num_epochs %d or more to continue it'
                              % (self.out_dir, checkpoint['epoch'] + 1, args.num_epochs,
                                 checkpoint['epoch'] + 1))
-        changed = ['--%s %s (was %s)' % (k, current.get(k), saved.get(k))
+        changed = ['--%s %s (was %s)' % tuple(one_line(value) for value in  # a file's text
+                                              (k, current.get(k), saved.get(k)))
                    for k in sorted(set(saved) | set(current))
                    if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)]
         if changed:
