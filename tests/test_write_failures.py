@@ -143,7 +143,8 @@ def runs(tmp_path_factory):
     out, reference, tools = str(root / 'run'), str(root / 'reference'), str(root / 'tools_out')
     uninterrupted = subprocess.Popen(train(tiny_args(reference_data, reference)),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    steps = [{'main': main, 'target': target, 'nth': nth, 'room': room, 'background': 'background' in name,
+    steps = [{'main': main, 'target': target, 'nth': nth, 'room': room,
+              'background': 'background' in name,
               'argv': (tiny_args(data, out) + extra if extra is not None else
                        tool_args(name, out, tools))}
              for name, main, extra, target, nth, room, *_ in STEPS]
