@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torchvision.transforms as T
 
-from utils.cli import InputError as DataError, one_line
+from utils.checkpoint import atomic_write
+from utils.cli import InputError as DataError, WriteError, one_line
 from utils.data import ImageArray, NoisyLabelDataset, ShardSampler, make_loader
 from utils.distributed import barrier, distributed, print0
 
@@ -157,15 +158,9 @@ def read_noise_file(path, num_train, num_class):
 
 
 def write_noise_file(path, labels):
-    tmp = '%s.%d.tmp' % (path, os.getpid())
-    try:
-        with open(tmp, 'w') as f:
-            json.dump(labels, f)
-        os.replace(tmp, path)  # atomic: a kill never leaves half a noise file behind
-    except BaseException:  # a full disk or a kill: no half-written temporary file either
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Atomic: a kill or a full disk never leaves half a noise file (or its temporary file)."""
+    text = json.dumps(labels)
+    atomic_write(lambda f: f.write(text.encode()), path, shared=True)  # runs may share data
 
 
 class _CIFARUnpickler(pickle.Unpickler):
@@ -433,9 +428,10 @@ def noisy_labels_for(clean_labels, args):
         return labels, path  # every rank draws the same labels; rank 0 writes them
     try:
         write_noise_file(path, labels)
-    except OSError as e:
-        raise DataError('cannot write the noise file %s (%s): pass --noise_file a writable '
-                        'path, with --create_noise_file' % (path, e.strerror)) from None
+    except WriteError as e:
+        raise DataError('cannot write the noise file %s (%s): free some space, or pass '
+                        '--noise_file a writable path with --create_noise_file'
+                        % (path, e.reason)) from None
     print0('save noisy labels to %s' % path)
     return labels, path
 

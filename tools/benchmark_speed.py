@@ -42,7 +42,8 @@ import Train_cifar  # noqa: E402
 from dataloader_cifar import (CIFARLoaders, DeviceCIFARLoaders, load_cifar,  # noqa: E402
                               make_noisy_labels)
 from PreResNet import ResNet18  # noqa: E402
-from utils.checkpoint import seed_everything  # noqa: E402
+from utils.checkpoint import atomic_write, seed_everything  # noqa: E402
+from utils.cli import WriteError, ignore_file_size_signal  # noqa: E402
 from utils.distributed import pick_device  # noqa: E402
 from utils.speed import has_bf16, prepare, use_cuda_graphs  # noqa: E402
 
@@ -220,10 +221,14 @@ def main(argv=None):
                        results[path] else '' for path in args.paths[1:])
         print(row)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump({'machine': machine(device), 'args': vars(args), 'seconds': results,
-                       'images': images}, f, indent=1)
+        text = json.dumps({'machine': machine(device), 'args': vars(args), 'seconds': results,
+                           'images': images}, indent=1)
+        atomic_write(lambda f: f.write(text.encode()), args.json)
 
 
 if __name__ == '__main__':
-    main()
+    ignore_file_size_signal()  # a write past ulimit -f: one line (WriteError), not a core dump
+    try:
+        main()
+    except WriteError as e:
+        sys.exit('error: %s, then run it again' % e)

@@ -585,7 +585,6 @@ def write_figures(run_dir, prefix=None, epochs=None, out=None):
             except Missing as e:
                 print(e)
                 continue
-            os.makedirs(out, exist_ok=True)
             written.append(save_png(fig, os.path.join(out, filename)))
     return written
 

@@ -508,8 +508,7 @@ def write_label_figures(labels_path, data_path=None, per_class=PER_CLASS, classe
         if line:
             print('%s: %s' % (figure, line))
     from tools.figures import save_png
-    os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
-    written = [save_png(gallery, paths[0])]
+    written = [save_png(gallery, paths[0])]  # (save_png makes the folder)
     if confusion is None:
         print('%s not drawn: no image in %s is flagged as noisy' % (paths[1], labels_path))
     else:

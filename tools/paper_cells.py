@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import Train_cifar  # noqa: E402 (after the path line above)
 from tools.figures import read_run as read_run_folder  # noqa: E402
-from utils.cli import InputError  # noqa: E402
+from utils.checkpoint import atomic_write  # noqa: E402
+from utils.cli import InputError, WriteError, ignore_file_size_signal  # noqa: E402
 
 ABLATIONS = [  # Table 5 rows: (flag, label)
     ('--test_net1_only', 'with theta(1) test'), ('--no_cotraining', 'w/o co-training'),
@@ -224,6 +225,7 @@ def main(argv=None):
                            'cells with runs)')
     rows.add_argument('--runs_only', action='store_true', help=argparse.SUPPRESS)  # the default
     args = p.parse_intermixed_args(argv)
+    ignore_file_size_signal()  # a write past ulimit -f: one line (WriteError), not a core dump
     if args.action == 'table':
         try:
             print(table(args.paths or [args.out_root], missing=args.all))
@@ -239,8 +241,12 @@ def main(argv=None):
     elif args.action == 'jobs':
         if len(args.paths) != 1:
             p.error('jobs needs one output file')
-        with open(args.paths[0], 'w') as f:
-            f.writelines(shlex.join(cmd) + '\n' for cmd in commands)
+        text = ''.join(shlex.join(cmd) + '\n' for cmd in commands)
+        try:
+            atomic_write(lambda f: f.write(text.encode()), args.paths[0])
+        except WriteError as e:  # one line, not a traceback
+            print('error: %s, then run it again' % e, file=sys.stderr)
+            return 2
         print('%d commands written to %s' % (len(commands), args.paths[0]))
     else:
         for cmd in commands:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from utils.cli import InputError, TrainingError
+from utils.cli import InputError, WriteError, one_line
 from utils.distributed import distributed, print0, unwrap
 
 
@@ -76,30 +76,64 @@ def labels_digest(labels):
     return hashlib.sha256(json.dumps([int(v) for v in labels]).encode()).hexdigest()[:16]
 
 
-def atomic_write(write, path):
-    """write(binary file) into a temporary file beside `path`, then rename it to `path`: a kill
-    at any moment leaves either the old file or the new one, never half of one, and a reader
-    never sees half a file. A failed write (disk full, no permission) or an interruption removes
-    the temporary file and leaves the old one as it was; the failure is one line."""
-    tmp = path + '.tmp'
+class _WriteRecorder:
+    """A binary file that remembers the OSError its write() raised: libraries that write through
+    it report that failure as errors of their own (torch.save's zip writer: a RuntimeError)."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data):
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name):  # everything else is the file's
+        return getattr(self.file, name)
+
+
+def atomic_write(write, path, shared=False):
+    """write(binary file) into a temporary file beside `path` (its folder made if needed), then
+    rename it to `path`: a kill at any moment leaves either the old file or the new one, never
+    half of one, and a reader never sees half a file. A failed write (disk full, file too
+    large, no permission) or an interruption removes the temporary file and leaves the old one
+    as it was; the failure is one line naming `path` (WriteError). Every file a run or a tool
+    writes whole is written here. shared: other processes may write the same file at the same
+    time (a noise file beside the data), so each writes a temporary file of its own."""
+    tmp = '%s.%d.tmp' % (path, os.getpid()) if shared else path + '.tmp'
+    recorder = None
     try:
+        os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
         with open(tmp, 'wb') as f:
-            write(f)
+            recorder = _WriteRecorder(f)
+            write(recorder)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(e, OSError):
-            raise write_error(path, e) from None
+        failure = e if isinstance(e, OSError) else getattr(recorder, 'error', None)
+        if failure is not None and isinstance(e, Exception):
+            raise write_error(path, failure) from None
         raise
 
 
+def append_text(path, text):
+    """Append text to a log (created if missing); a failed write is one line naming `path`.
+    A log's part written before a failure is cut off on --resume (RunLog)."""
+    try:
+        with open(path, 'a') as f:
+            f.write(text)
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
 def write_error(path, error):
-    """The one line for a file that could not be written."""
-    return TrainingError('cannot write %s (%s): free some space or make the folder writable, '
-                         'then continue with --resume' % (path, error.strerror or error))
+    """The one line for a file that could not be written (OSError `error`)."""
+    return WriteError(path, one_line(error))
 
 
 def atomic_save(obj, path):

@@ -34,6 +34,16 @@ def one_line(text, limit=120):
     return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
+class WriteError(TrainingError):
+    """A file could not be written (disk full, file too large, no permission); nothing half
+    written is left. run_cli adds what to do next: rerun a tool, resume a run."""
+
+    def __init__(self, path, reason):
+        super().__init__('cannot write %s (%s): free some space or make the folder writable'
+                         % (path, reason))
+        self.path, self.reason = path, reason
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
 
@@ -151,31 +161,45 @@ def on_failure(callback):
 
 
 def _fail():
+    """Call the failure callbacks: None when there were none (no run had begun), else whether
+    a new run removed its files."""
     removed = [callback() for callback in _on_failure]
     _on_failure.clear()
-    return any(removed)
+    return any(removed) if removed else None
+
+
+def ignore_file_size_signal():
+    """A write past the user's file size limit (ulimit -f) then fails with an error that is
+    reported in one line, instead of SIGXFSZ killing the process with a core dump."""
+    if hasattr(signal, 'SIGXFSZ'):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def run_cli(main, argv=None):
     """Run main(argv) as a command. Bad input, a diverging run and a failed write become one
     line on stderr and exit code 2 instead of a traceback (--debug shows it); SIGTERM/SIGINT
     stop the run with a line that says how to resume it, and exit code 128 + signal number.
-    Either way a new run that finished no epoch leaves no file behind (on_failure)."""
+    Either way a new run that finished no epoch leaves no file behind (on_failure). A failed
+    write's line ends with what to do: continue a run that kept a checkpoint with --resume,
+    or run the command again."""
     argv = sys.argv[1:] if argv is None else list(argv)
     stop_on_signals()
+    ignore_file_size_signal()
     _on_failure.clear()
     hold_output()  # until the run starts (RunLog.begin) or its first progress line
     try:
         main(argv)
     except (InputError, TrainingError) as e:
         release_output(keep=isinstance(e, TrainingError))  # a refused input: its line alone
-        _fail()
+        kept = _fail() is False  # a run that began and keeps its checkpoint (or resumed)
         if '--debug' in argv:
             raise
         # An error raised in a data-loading worker arrives wrapped in that worker's traceback,
         # whose last line is 'module.ErrorName: message'.
         message = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         wrapped = '%s.%s: ' % (type(e).__module__, type(e).__name__)
+        if isinstance(e, WriteError):
+            message += ', then continue with --resume' if kept else ', then run it again'
         if is_main():  # under torchrun every process meets the same error: one line, not N
             print('error: ' + message.removeprefix(wrapped), file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ import threading
 import numpy as np
 import torch
 
-from utils.checkpoint import atomic_save, atomic_write, load_checkpoint, write_error
+from utils.checkpoint import (append_text, atomic_save, atomic_write, load_checkpoint,
+                              write_error)
 from utils.cli import InputError, on_failure, one_line
 from utils.distributed import distributed, print0, release_output
 from utils.snapshots import SNAPSHOT_SUFFIXES
@@ -265,9 +266,10 @@ class RunLog:
                 raise write_error(self.out_dir, e) from None
             on_failure(lambda: self._discard_unsaved(created_dir))
             for path in self.logs[1:]:
-                self._write_text(path, '', 'w')
+                append_text(path, '')
             self._write_args(args)
             return
+        on_failure(self._keep)  # a resumed run keeps its checkpoint whatever happens
         for path, size in zip(self.logs, checkpoint['log_sizes']):
             with open(path, 'r+') as f:
                 f.truncate(size)
@@ -279,10 +281,15 @@ class RunLog:
         if self.scores and self.scores[-1] >= max(self.scores):  # the latest epoch is the best
             self._copy_last_to_best()
 
-    def _discard_unsaved(self, created_dir):
-        """After a failure: remove a new run's files if it never wrote a checkpoint."""
+    def _keep(self):
+        """After a failure: let the checkpoint write in flight end; the files stay."""
         with contextlib.suppress(Exception):  # its failure is not this one
             self.wait()
+        return False
+
+    def _discard_unsaved(self, created_dir):
+        """After a failure: remove a new run's files if it never wrote a checkpoint."""
+        self._keep()
         if self.saved:
             return False
         for path in self._present():
@@ -293,18 +300,12 @@ class RunLog:
         return True
 
     def _write_args(self, args):
-        self._write_text(self.args_path, json.dumps(vars(args), indent=1), 'w')
-
-    def _write_text(self, path, text, mode='a'):
-        try:
-            with open(path, mode) as f:
-                f.write(text)
-        except OSError as e:
-            raise write_error(path, e) from None
+        text = json.dumps(vars(args), indent=1)
+        atomic_write(lambda f: f.write(text.encode()), self.args_path)
 
     def _append(self, path, text):
         if self.writer:
-            self._write_text(path, text)
+            append_text(path, text)
 
     def write(self, name, line):
         """Append a line to one of the authors' text logs."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.checkpoint import atomic_write
+from utils.checkpoint import atomic_write, write_error
 from utils.data import open_rgb
 from utils.distributed import distributed
 
@@ -62,8 +62,6 @@ def save_division(out_dir, prefix, epoch, p_threshold, noisy_labels, nets, is_cl
     the truth is known (synthetic noise), None for Clothing1M and WebVision.
     Returns the path written.
     """
-    folder = division_dir(out_dir, prefix)
-    os.makedirs(folder, exist_ok=True)
     arrays = {'epoch': np.int64(epoch), 'p_threshold': np.float64(p_threshold),
               'noisy_labels': _numpy(noisy_labels).astype(np.int16)}
     if is_clean is not None:
@@ -76,7 +74,7 @@ def save_division(out_dir, prefix, epoch, p_threshold, noisy_labels, nets, is_cl
             arrays[name + '_indices'] = _numpy(net['indices']).astype(np.int32)
         for key, values in net['mixture'].items():  # dividemix.gmm_clean_prob's components
             arrays['%s_gmm_%s' % (name, key)] = np.asarray(values, np.float64)
-    path = os.path.join(folder, 'epoch_%03d.npz' % epoch)
+    path = os.path.join(division_dir(out_dir, prefix), 'epoch_%03d.npz' % epoch)
     atomic_write(lambda f: np.savez(f, **arrays), path)
     return path
 
@@ -115,7 +113,6 @@ def save_features(out_dir, prefix, features, noisy_labels, clean_labels, indices
               'indices': _numpy(indices).astype(np.int64)}
     if clean_labels is not None:
         arrays['clean_labels'] = _numpy(clean_labels).astype(np.int16)
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, prefix + '_features.npz')
     atomic_write(lambda f: np.savez(f, **arrays), path)
     return path
@@ -137,7 +134,6 @@ def save_unlabeled_examples(out_dir, prefix, epoch, paths, given_labels, guessed
     content = {'epoch': int(epoch),
                'class_names': None if class_names is None else list(class_names),
                'examples': examples}
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, prefix + '_unlabeled_examples.json')
     atomic_write(lambda f: f.write(json.dumps(content, indent=1).encode()), path)
     return path
@@ -189,7 +185,7 @@ class TensorBoardLog:
     Under torch.distributed only rank 0 writes."""
 
     def __init__(self, log_dir, enabled):
-        self.writer = None
+        self.writer, self.log_dir = None, log_dir
         if not enabled or distributed()[0] != 0:
             return
         try:
@@ -198,7 +194,14 @@ class TensorBoardLog:
             print('TensorBoard logging is off: tensorboard is not installed '
                   '(pip install tensorboard)')
             return
-        self.writer = SummaryWriter(log_dir)
+        self.writer = self._writing(SummaryWriter, log_dir)
+
+    def _writing(self, write, *args):
+        """write(*args); a failed write (disk full) is one line naming the log's folder."""
+        try:
+            return write(*args)
+        except OSError as e:
+            raise write_error(self.log_dir, e) from None
 
     def epoch(self, record):
         """Write the numbers of one epoch's record (nested dicts as 'net1/auc'; NaN, None and
@@ -207,9 +210,9 @@ class TensorBoardLog:
             return
         for name, value in _scalars(record):
             if name != 'epoch':
-                self.writer.add_scalar(name, value, record['epoch'])
-        self.writer.flush()
+                self._writing(self.writer.add_scalar, name, value, record['epoch'])
+        self._writing(self.writer.flush)
 
     def close(self):
         if self.writer is not None:
-            self.writer.close()
+            self._writing(self.writer.close)
