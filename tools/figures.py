@@ -165,8 +165,9 @@ def accuracy_figure(run):
     # Best and mean of the last 10 epochs of the score, as the paper reports them.
     score = np.array([_number(r.get(curves[0][0])) for r in run.records])
     so_far = '' if run.final else ' so far'
-    best = run.final['best'] if run.final else np.nanmax(score)
-    last10 = run.final['last10'] if run.final else np.nanmean(score[-10:])
+    final = run.final if run.final and 'best' in run.final else {}  # (older final lines: none)
+    best = final.get('best', np.nanmax(score))
+    last10 = final.get('last10', np.nanmean(score[-10:]))
     best_epoch = epochs[np.nanargmax(score)]
     ax.plot(best_epoch, best, '*', ms=14, color='gold', mec='k',
             label='best%s %.2f (epoch %d)' % (so_far, best, best_epoch))
