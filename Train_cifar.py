@@ -21,9 +21,9 @@ from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARL
                               DeviceCIFARLoaders, class_names, load_cifar, noisy_labels_for)
 from PreResNet import ResNet18
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
-from utils.cli import (COMPILE_NEEDS_SPEED_UPS, WARM_UP_BEFORE_END, ArgumentParser,
-                       InputError, Range, Relation, above, at_least, check_args, check_finite,
-                       run_cli)
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, TENSORBOARD_NEEDS_IT,
+                       WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, Relation, above,
+                       at_least, check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
@@ -162,7 +162,7 @@ def parse_args(argv):
                    help='save loss snapshots and features, draw the paper\'s figures at the end '
                         '(tools/figures.py)')
     p.add_argument('--tensorboard', action='store_true',
-                   help='also log the per-epoch numbers for TensorBoard (if installed)')
+                   help='also log the per-epoch numbers for TensorBoard (needs tensorboard)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
@@ -206,6 +206,7 @@ ARG_RULES = {
     'compile': COMPILE_NEEDS_SPEED_UPS,
     'warm-up only': Relation(lambda a: a.method == 'ce' or WARM_UP_BEFORE_END.holds(a),
                              WARM_UP_BEFORE_END.message, warn=True),  # CE: warm-up throughout
+    'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
 }
 
 

@@ -22,14 +22,15 @@ import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
 from utils.checkpoint import (atomic_save, load_checkpoint, restore, rng_state, seed_everything,
                               state_of)
-from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, PLAIN_ID,
-                       WARM_UP_BEFORE_END, ArgumentParser, Range, TrainingError, above, at_least,
-                       check_args, check_finite, run_cli)
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, FIGURES_NEED_MATPLOTLIB,
+                       PLAIN_ID, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser, Range,
+                       Relation, TrainingError, above, at_least, check_args, check_finite,
+                       run_cli)
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
 from utils.label_export import Exported, export_labels, relative_to
-from utils.models import resnet50
+from utils.models import RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, resnet50
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
@@ -81,7 +82,7 @@ def parse_args(argv):
                    help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
                         'at the end (tools/figures.py)')
     p.add_argument('--tensorboard', action='store_true',
-                   help='also log the per-epoch numbers for TensorBoard (if installed)')
+                   help='also log the per-epoch numbers for TensorBoard (needs tensorboard)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
@@ -99,10 +100,16 @@ ARG_RULES = {
     'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
     'alpha': above(0), 'rampup_epochs': at_least(1),
     'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
-    'resize': at_least(32), 'crop': at_least(32),  # ResNet-50 downsamples 32 times
+    'resize': Range(RESNET50_SMALLEST_INPUT, hint=RESNET50_INPUT_HINT),
+    'crop': Range(RESNET50_SMALLEST_INPUT, hint=RESNET50_INPUT_HINT),
     'num_workers': at_least(0), 'gpuid': at_least(0),
     'crop within resize': CROP_WITHIN_RESIZE, 'id': PLAIN_ID,
     'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
+    'co-divide size': Relation(  # each network's GMM fits two components to these losses
+        lambda a: a.num_batches * a.batch_size >= 2,
+        '--num_batches %(num_batches)d x --batch_size %(batch_size)d is one image to co-divide: '
+        'the GMM needs at least two (raise either)'),
+    'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
 }
 
 

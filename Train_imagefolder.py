@@ -30,12 +30,13 @@ from dataloader_imagefolder import (DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, Image
                                     ImageFolderLoaders, transforms_for)
 from PreResNet import ResNet18
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
-from utils.cli import (COMPILE_NEEDS_SPEED_UPS, PLAIN_ID, WARM_UP_BEFORE_END, ArgumentParser,
-                       Range, Relation, above, at_least, check_args, check_finite, run_cli)
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, PLAIN_ID,
+                       TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser, Range, Relation,
+                       above, at_least, check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
-from utils.models import resnet50
+from utils.models import RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, resnet50
 from utils.progress import (QUICK_LOOK_S, QUICK_START_S, Progress, RunClock, command_with,
                             describe_device, preact_quick_look, unused_folder)
 from utils.runlog import RunLog
@@ -125,7 +126,7 @@ def parse_args(argv):
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                    help='save loss snapshots and unlabeled examples, draw the figures at the end')
     p.add_argument('--tensorboard', action='store_true',
-                   help='also log the per-epoch numbers for TensorBoard (if installed)')
+                   help='also log the per-epoch numbers for TensorBoard (needs tensorboard)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
@@ -153,6 +154,10 @@ ARG_RULES = {
         lambda a: a.arch != 'preact18' or a.image_size == 32,
         '--image_size %(image_size)d: preact18 takes 32-px images (its final pool fits a 4x4 '
         'map); pass --image_size 32, or --arch resnet50 for larger images'),
+    'resnet50 input': Relation(
+        lambda a: a.arch != 'resnet50' or a.image_size >= RESNET50_SMALLEST_INPUT,
+        '--image_size %(image_size)d: resnet50 takes images of at least ' + str(
+            RESNET50_SMALLEST_INPUT) + ' px (' + RESNET50_INPUT_HINT + ')'),
     'resize at least image_size': Relation(
         lambda a: a.resize >= a.image_size,
         '--resize %(resize)d is smaller than --image_size %(image_size)d: images are resized, '
@@ -166,6 +171,7 @@ ARG_RULES = {
     'lists': Relation(lambda a: a.data_path is not None or a.train_list is not None,
                       'no data: pass --data_path DIR (DIR/train/<class>/<image>) or --train_list'),
     'id': PLAIN_ID, 'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
+    'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
 }
 
 

@@ -24,9 +24,9 @@ import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
 from InceptionResNetV2 import INPUT_SIZE, InceptionResNetV2
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
-from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, PLAIN_ID,
-                       WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, above, at_least,
-                       check_args, check_finite, run_cli)
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, FIGURES_NEED_MATPLOTLIB,
+                       PLAIN_ID, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser,
+                       InputError, Range, above, at_least, check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels, relative_to
@@ -77,7 +77,7 @@ def parse_args(argv):
                    help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
                         'at the end (tools/figures.py)')
     p.add_argument('--tensorboard', action='store_true',
-                   help='also log the per-epoch numbers for TensorBoard (if installed)')
+                   help='also log the per-epoch numbers for TensorBoard (needs tensorboard)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out_dir from its latest checkpoint')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
@@ -96,10 +96,12 @@ ARG_RULES = {
     'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
     'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
     'resize': at_least(1),
-    'crop': at_least(1),  # create_model: 299 for Inception-ResNet-v2
+    'crop': Range(INPUT_SIZE, INPUT_SIZE, hint='the final 8x8 average pool of '
+                  'Inception-ResNet-v2 fits one input size'),
     'num_workers': at_least(0), 'gpuid': at_least(0),
     'crop within resize': CROP_WITHIN_RESIZE, 'id': PLAIN_ID,
     'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
+    'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
 }
 
 

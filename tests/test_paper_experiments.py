@@ -16,7 +16,7 @@ from tools import paper_cells
 import Train_cifar
 from conftest import ROOT, TABLE7
 from dataloader_cifar import CIFARLoaders, load_cifar, make_noisy_labels, read_cifar_n
-from utils.cli import InputError
+from utils.cli import InputError, run_cli
 
 TINY = ['--width', '8', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
         '--num_workers', '0', '--no-figures']
@@ -290,9 +290,12 @@ def test_table_has_the_cells_with_runs_and_with_all_every_cell(tmp_path, capsys)
     every = rows('--all')  # and a row for every other cell of Tables 1-6
     assert len(every) == len(paper_cells.cells()) == 73 and row in every
     assert sum('| not run | not run |' in r for r in every) == 72
-    # no runs: one error naming the folder and --all; with --all, every cell as not run
-    with pytest.raises(SystemExit):
-        paper_cells.main(['table', str(tmp_path / 'none')])
-    err = capsys.readouterr().err.splitlines()[-1]
-    assert 'error: no runs under %s' % (tmp_path / 'none') in err and 'add --all' in err
-    assert sum('not run' in r for r in rows(str(tmp_path / 'none'), '--all')) == 73
+    # a folder that is not there: one error naming it and --all; with no run anywhere and no
+    # folder named, --all gives every cell as not run
+    assert run_cli(paper_cells.main, ['table', str(tmp_path / 'none')]) == 2
+    err = capsys.readouterr().err
+    assert err == ('error: %s is not a folder (a run is <name>.jsonl beside its <name>_args.json,'
+                   ' in the --out_dir of Train_*.py): pass the folders that hold runs, or add '
+                   '--all for every cell of the paper\n' % (tmp_path / 'none'))
+    shutil.rmtree(tmp_path / 'checkpoint')
+    assert sum('not run' in r for r in rows('--all')) == 73

@@ -3,7 +3,6 @@ with its time; and every epoch's summary line ending with the run's time left an
 import os
 import re
 import shlex
-from types import SimpleNamespace
 
 import pytest
 

@@ -79,7 +79,7 @@ def test_refused_run_prints_its_error_alone(script, tmp_path):
         data, extra = str(tmp_path / 'data'), ['--arch', 'resnet50', '--batch_size', '4']
     else:
         data, extra = make_clothing1m(tmp_path / 'data', size=40), ['--resize', '40', '--crop',
-                                                                    '32']
+                                                                    '33']
     missing = str(tmp_path / 'missing.pth')
     code, out, err = run_script(script, ['--data_path', data, '--out_dir', str(tmp_path / 'out'),
                                          '--num_workers', str(TOO_MANY), '--pretrained', missing,

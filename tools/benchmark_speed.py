@@ -24,7 +24,6 @@ in a further pass, since the waits it needs around every step slow the GPU down 
 scaled to the unbroken pass's total); on a CPU the one timed pass gives both. A path that
 replays CUDA graphs gets no breakdown: a timed step, which waits for the GPU, cannot be captured.
 """
-import argparse
 import collections
 import contextlib
 import json
@@ -43,8 +42,9 @@ from dataloader_cifar import (CIFARLoaders, DeviceCIFARLoaders, load_cifar,  # n
                               make_noisy_labels)
 from PreResNet import ResNet18  # noqa: E402
 from utils.checkpoint import atomic_write, seed_everything  # noqa: E402
-from utils.cli import WriteError, ignore_file_size_signal  # noqa: E402
-from utils.distributed import pick_device  # noqa: E402
+from utils.cli import (ArgumentParser, InputError, Range, at_least, check_args,  # noqa: E402
+                       run_cli)
+from utils.distributed import pick_device, release_output  # noqa: E402
 from utils.speed import has_bf16, prepare, use_cuda_graphs  # noqa: E402
 
 
@@ -173,8 +173,35 @@ def run_path(path, args, train_args, data, device):
     return seconds
 
 
+ARG_RULES = {
+    'num_train': at_least(2),  # the division's GMM needs two losses
+    'num_test': at_least(1), 'width': at_least(1), 'batch_size': at_least(1),
+    'r': Range(0, 1), 'num_workers': at_least(0), 'seed': Range(0, 2**32 - 1),
+    'gpu_warm_images': at_least(1),
+}
+
+
+def check_options(args):
+    """Refuse what means nothing before the data is read or anything is timed."""
+    check_args(args, ARG_RULES)
+    if len(set(args.paths)) < len(args.paths):
+        raise InputError('--paths %s: a path named twice is timed once' % ' '.join(args.paths))
+    if args.json is not None:
+        if os.path.lexists(args.json):
+            raise InputError('%s exists and is never overwritten: give --json another file name,'
+                             ' or move it away' % args.json)
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise InputError('cannot write into %s: give --json a file in a writable folder'
+                             % folder)
+    if not os.path.isdir(args.data_path):
+        raise InputError('--data_path %s is not a folder: give the folder holding the CIFAR-10 '
+                         'pickles' % args.data_path)
+    return args
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data_path', default='./cifar-10')
     p.add_argument('--num_train', type=int, default=2000)
     p.add_argument('--num_test', type=int, default=1000)
@@ -189,8 +216,11 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=123)
     p.add_argument('--gpu_warm_images', type=int, default=4096,
                    help='on a GPU, each stage first runs untimed on this many images')
-    p.add_argument('--json', default=None, help='also write the numbers to this file')
-    args = p.parse_args(argv)
+    p.add_argument('--json', default=None,
+                   help='also write the numbers to this new file (never overwritten)')
+    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    args = check_options(p.parse_args(argv))
+    release_output()  # the options are good: what the timed runs say comes as it is said
 
     device = pick_device(0)
     train_images, clean, test_images, test_labels = load_cifar(args.data_path, 'cifar10', False)
@@ -223,12 +253,8 @@ def main(argv=None):
     if args.json:
         text = json.dumps({'machine': machine(device), 'args': vars(args), 'seconds': results,
                            'images': images}, indent=1)
-        atomic_write(lambda f: f.write(text.encode()), args.json)
+        atomic_write(lambda f: f.write(text.encode()), args.json)  # checked new at the start
 
 
 if __name__ == '__main__':
-    ignore_file_size_signal()  # a write past ulimit -f: one line (WriteError), not a core dump
-    try:
-        main()
-    except WriteError as e:
-        sys.exit('error: %s, then run it again' % e)
+    sys.exit(run_cli(main))

@@ -30,12 +30,13 @@ from dataloader_imagefolder import (ImageFolderData, ImageFolderLoaders,  # noqa
 from dataloader_webvision import WebVision, WebVisionLoaders  # noqa: E402
 from PreResNet import ResNet18  # noqa: E402
 from utils.checkpoint import labels_digest, load_checkpoint, set_rng_state  # noqa: E402
-from utils.cli import ArgumentParser, InputError, one_line, run_cli  # noqa: E402
+from utils.cli import (ArgumentParser, InputError, at_least, check_args, one_line,  # noqa: E402
+                       run_cli)
 from utils.distributed import pick_device, release_output  # noqa: E402
 from utils.label_export import export_labels, relative_to  # noqa: E402
 from utils.models import resnet50  # noqa: E402
+from utils.runs import script_of  # noqa: E402
 from utils.speed import prepare  # noqa: E402
-from tools.figures import script_of  # noqa: E402
 
 SCRIPTS = {'Train_cifar.py': Train_cifar, 'Train_clothing1M.py': Train_clothing1M,
            'Train_webvision.py': Train_webvision, 'Train_imagefolder.py': Train_imagefolder}
@@ -148,7 +149,7 @@ def main(argv=None):
     p.add_argument('--num_workers', type=int, help='image decoding workers (default: the run\'s)')
     p.add_argument('--gpuid', type=int, default=0)
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
-    options = p.parse_args(argv)
+    options = check_args(p.parse_args(argv), {'num_workers': at_least(0), 'gpuid': at_least(0)})
     checkpoint, script, args = read_checkpoint(options.checkpoint)
     out = options.out or os.path.join(os.path.dirname(options.checkpoint), '%s_labels_epoch%d.csv'
                                       % (run_name(options.checkpoint), checkpoint['epoch']))

@@ -28,29 +28,34 @@ import io
 import json
 import os
 import sys
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import dividemix as dm  # noqa: E402 (after the path line above)
 from utils.checkpoint import atomic_write  # noqa: E402
 from utils.cli import ArgumentParser, InputError, TrainingError, one_line, run_cli  # noqa: E402
 from utils.data import open_rgb  # noqa: E402
+# reading runs draws nothing: it lives in utils/runs.py, the tools that only read import it there
+from utils.runs import (read_records, read_run, run_prefixes, script_of,  # noqa: E402,F401
+                        script_of_old_run)
 from utils.snapshots import division_dir  # noqa: E402
+
+try:
+    from matplotlib.figure import Figure
+except ImportError:  # main says so in one line; reading runs needs none (utils/runs.py)
+    Figure = None
 
 OLD_RUNS = 'runs saved before snapshots were added'  # they have no snapshot files at all
 DPI = 100  # figure sizes below are in inches: (12, 8) is 1200 x 800 pixels
 MAX_TSNE_POINTS = 2000  # t-SNE of 2,000 points takes well under a minute on one CPU core
 MAX_EXAMPLES = 18  # Fig. 4 grid: 3 rows of 6
+# Written into every PNG drawn here: a figure carrying it may be drawn again in its place, any
+# other file of the same name is never overwritten.
+SOFTWARE = 'DivideMix tools/figures.py'
 
-# The kind of run each training script writes, as its saved arguments declare ('script').
-KIND_OF_SCRIPT = {'Train_cifar.py': 'cifar', 'Train_clothing1M.py': 'clothing1m',
-                  'Train_webvision.py': 'webvision',
-                  'Train_imagefolder.py': 'cifar'}  # the same records (test_acc, ...)
 # Per kind: the accuracy curves (key, label); the first is the run's score, the one 'best'
 # and 'last10' in the final line are computed from.
 ACCURACY_CURVES = {
@@ -70,118 +75,6 @@ DIVISION_PANELS = [('auc', 'AUC of the clean/noisy division'),
 
 class Missing(Exception):
     """A figure cannot be drawn: the message names it and says what is missing and why."""
-
-
-# ---------------------------------------------------------------- reading a run --------------
-
-def read_records(path):
-    """The epoch records of a .jsonl log and its final line (None while the run goes on).
-    A last line that does not parse is being written right now: it is ignored."""
-    with open(path) as f:
-        lines = f.read().splitlines()
-    records, final = [], None
-    for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line) if line.strip() else {}
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise InputError('%s line %d is not JSON: the log was damaged' % (path, number))
-        if entry.get('final'):
-            final = entry
-        elif 'epoch' in entry:
-            records.append(entry)
-    return records, final
-
-
-def script_of_old_run(args):
-    """The training script that wrote a run saved before the arguments declared it ('script'),
-    from an argument only that script has had since it was written; None if none matches.
-    This exists only for those old runs: every run since says which script wrote it."""
-    if 'num_batches' in args:
-        return 'Train_clothing1M.py'
-    if 'crop' in args:  # Clothing1M has crop too: checked above
-        return 'Train_webvision.py'
-    if 'noise_mode' in args:
-        return 'Train_cifar.py'
-    return None
-
-
-def script_of(args):
-    """The training script that wrote a run, as its saved arguments declare; None if unknown."""
-    return args['script'] if 'script' in args else script_of_old_run(args)
-
-
-@dataclass
-class Run:
-    """One run of a run folder: its epoch records, final line and arguments."""
-    run_dir: str
-    prefix: str
-    records: list
-    final: dict
-    args: dict
-
-    @property
-    def script(self):
-        """The Train_*.py that wrote the run, as its arguments declare (script_of)."""
-        return script_of(self.args)
-
-    @property
-    def kind(self):
-        """'cifar', 'clothing1m' or 'webvision': what the script that wrote the run logs;
-        None when the run does not say (no _args.json) or names another script."""
-        return KIND_OF_SCRIPT.get(self.script)
-
-    @property
-    def networks(self):
-        """The networks that trained: 'net1', 'net2' (net1 alone in the CE baseline)."""
-        return sorted({k for r in self.records for k, v in r.items()
-                       if k.startswith('net') and isinstance(v, dict)})
-
-    @property
-    def divided(self):
-        """The records of epochs with a co-divide (the SSL epochs)."""
-        return [r for r in self.records
-                if any('labeled' in r.get(net, {}) for net in self.networks)]
-
-    @property
-    def warm_up(self):
-        """The number of warm-up epochs; None for the CE baseline (CE throughout)."""
-        if self.args.get('method') == 'ce':
-            return None
-        if 'warm_up' in self.args:
-            return self.args['warm_up']
-        return self.divided[0]['epoch'] if self.divided else None
-
-    def path(self, suffix):
-        return os.path.join(self.run_dir, self.prefix + suffix)
-
-
-def run_prefixes(run_dir, prefix=None):
-    """The runs in a folder: the prefix of each <prefix>.jsonl (or just `prefix`, checked)."""
-    if not os.path.isdir(run_dir):
-        raise InputError('%s is not a folder: give the --out_dir of a Train_*.py run' % run_dir)
-    found = sorted(name[:-len('.jsonl')] for name in os.listdir(run_dir)
-                   if name.endswith('.jsonl'))
-    if prefix is not None and prefix not in found:
-        raise InputError('no run %s in %s (no %s.jsonl); runs there: %s'
-                         % (prefix, run_dir, prefix, ', '.join(found) or 'none'))
-    if not found:
-        raise InputError('no run in %s: it holds no <prefix>.jsonl log written by Train_*.py'
-                         % run_dir)
-    return [prefix] if prefix is not None else found
-
-
-def read_run(run_dir, prefix):
-    run = Run(run_dir, prefix, *read_records(os.path.join(run_dir, prefix + '.jsonl')), {})
-    if os.path.exists(run.path('_args.json')):  # without it, the kind of run is unknown
-        try:
-            with open(run.path('_args.json')) as f:
-                run.args = json.load(f)
-        except json.JSONDecodeError as e:
-            raise InputError('%s is not JSON (%s)'
-                             % (run.path('_args.json'), one_line(e))) from None
-    return run
 
 
 def _number(value):
@@ -272,8 +165,9 @@ def accuracy_figure(run):
     # Best and mean of the last 10 epochs of the score, as the paper reports them.
     score = np.array([_number(r.get(curves[0][0])) for r in run.records])
     so_far = '' if run.final else ' so far'
-    best = run.final['best'] if run.final else np.nanmax(score)
-    last10 = run.final['last10'] if run.final else np.nanmean(score[-10:])
+    final = run.final if run.final and 'best' in run.final else {}  # (older final lines: none)
+    best = final.get('best', np.nanmax(score))
+    last10 = final.get('last10', np.nanmean(score[-10:]))
     best_epoch = epochs[np.nanargmax(score)]
     ax.plot(best_epoch, best, '*', ms=14, color='gold', mec='k',
             label='best%s %.2f (epoch %d)' % (so_far, best, best_epoch))
@@ -378,6 +272,10 @@ def loss_snapshots(run, epochs=None):
                       'save them; rerun to get Fig. 2' % (folder, OLD_RUNS))
     if epochs:
         absent = sorted(set(epochs) - set(saved))
+        if len(absent) == len(set(epochs)):
+            raise InputError('--epochs %s: %s saved no loss snapshot at %s (saved: %s)' % (
+                ' '.join(map(str, epochs)), run.prefix, 'that epoch' if len(absent) == 1
+                else 'these epochs', ', '.join(map(str, sorted(saved)))))
         if absent:
             print('%s: no loss snapshot for epoch %s in %s/ (saved: %s)'
                   % (run.prefix, ', '.join(map(str, absent)), folder,
@@ -534,9 +432,20 @@ def save_png(fig, path):
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=DPI, facecolor='white')
     image = Image.open(buffer).convert('RGB').quantize(256)
-    atomic_write(lambda f: image.save(f, format='png', optimize=True), path)
+    mark = PngImagePlugin.PngInfo()
+    mark.add_text('Software', SOFTWARE)
+    atomic_write(lambda f: image.save(f, format='png', optimize=True, pnginfo=mark), path)
     print(path)
     return path
+
+
+def drawn_here(path):
+    """Whether the file at `path` is a figure save_png wrote (and may be drawn again)."""
+    try:
+        with Image.open(path) as image:
+            return image.format == 'PNG' and image.text.get('Software') == SOFTWARE
+    except (OSError, ValueError):  # not an image, or not readable
+        return False
 
 
 def _drawings(run, epochs):
@@ -576,17 +485,30 @@ def write_figures(run_dir, prefix=None, epochs=None, out=None):
     `epochs` only) into `out` (default run_dir/figures). Prints each path written and one
     line per figure that cannot be drawn. Returns the paths written."""
     out = os.path.join(run_dir, 'figures') if out is None else out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError('--out %s is a file: pass a folder' % out)
+    planned = [(os.path.join(out, filename), draw) for name in run_prefixes(run_dir, prefix)
+               for filename, draw in _drawings(read_run(run_dir, name), epochs)]
+    for path, _ in planned:  # all checked before the first is written
+        if os.path.lexists(path) and not drawn_here(path):
+            raise InputError('%s exists and is not a figure drawn here, so it is never '
+                             'overwritten: move it away, or pass --out another folder' % path)
     written = []
-    for name in run_prefixes(run_dir, prefix):
-        run = read_run(run_dir, name)
-        for filename, draw in _drawings(run, epochs):
-            try:
-                fig = draw()
-            except Missing as e:
-                print(e)
-                continue
-            written.append(save_png(fig, os.path.join(out, filename)))
+    for path, draw in planned:
+        try:
+            fig = draw()
+        except Missing as e:
+            print(e)
+            continue
+        written.append(save_png(fig, path))
     return written
+
+
+def epoch_number(text):
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
 
 
 def main(argv=None):
@@ -598,12 +520,19 @@ def main(argv=None):
                                    '"figures.py labels --help": pictures of a labels file.')
     p.add_argument('run_dir', help='the --out_dir of a Train_*.py run')
     p.add_argument('--prefix', help='only this run (the name of its .jsonl; default: all)')
-    p.add_argument('--epochs', type=int, nargs='+',
+    p.add_argument('--epochs', type=epoch_number, nargs='+',
                    help='loss figures of these snapshot epochs only (default: all saved)')
     p.add_argument('--out', help='folder for the PNGs (default: RUN_DIR/figures)')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     args = p.parse_args(argv)
+    refuse_without_matplotlib()
     return write_figures(args.run_dir, args.prefix, args.epochs, args.out)
+
+
+def refuse_without_matplotlib():
+    if Figure is None:
+        raise InputError('drawing needs matplotlib, which is not installed: pip install '
+                         'matplotlib')
 
 
 if __name__ == '__main__':

@@ -563,6 +563,8 @@ def parser(prog=None):
 
 def main(argv=None, prog=None):
     args = parser(prog).parse_args(argv)
+    from tools.figures import refuse_without_matplotlib
+    refuse_without_matplotlib()
     return write_label_figures(args.labels_csv, args.data_path, args.per_class, args.classes,
                                args.max_classes, args.out)
 

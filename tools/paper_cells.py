@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import Train_cifar  # noqa: E402 (after the path line above)
-from tools.figures import read_run as read_run_folder  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
-from utils.cli import InputError, WriteError, ignore_file_size_signal  # noqa: E402
+from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
+from utils.runs import read_run as read_run_folder  # noqa: E402
 
 ABLATIONS = [  # Table 5 rows: (flag, label)
     ('--test_net1_only', 'with theta(1) test'), ('--no_cotraining', 'w/o co-training'),
@@ -126,8 +126,8 @@ def cell_key(cell):
 
 def read_run(jsonl_path):
     """(script, saved args, per-epoch records, final record or None) of one run, read as
-    tools/figures.py reads it: the script its _args.json names, a half-written last line of a
-    run still going left out."""
+    tools/figures.py reads it (utils/runs.py): the script its _args.json names, a half-written
+    last line of a run still going left out."""
     run = read_run_folder(os.path.dirname(jsonl_path),
                           os.path.basename(jsonl_path)[:-len('.jsonl')])
     if run.script is None:
@@ -175,7 +175,14 @@ def table(folders, missing=False):
     that have none. Without runs and without missing, an InputError that says so."""
     groups = {}
     for folder in folders:
-        for path in sorted(glob.glob(os.path.join(folder, '**', '*.jsonl'), recursive=True)):
+        paths = sorted(glob.glob(os.path.join(folder, '**', '*.jsonl'), recursive=True))
+        if not os.path.isdir(folder) or not paths:
+            raise InputError('%s %s (a run is <name>.jsonl beside its <name>_args.json, in the '
+                             '--out_dir of Train_*.py): pass the folders that hold runs%s' % (
+                                 folder, 'holds no run' if os.path.isdir(folder)
+                                 else 'is not a folder',
+                                 '' if missing else ', or add --all for every cell of the paper'))
+        for path in paths:
             script, args, epochs, final = read_run(path)
             if not epochs:
                 continue
@@ -186,9 +193,8 @@ def table(folders, missing=False):
                      done=final is not None, noise=epochs[-1].get('noise_rate'),
                      name=describe(script, args, os.path.basename(path)[:-len('.jsonl')])))
     if not groups and not missing:
-        raise InputError('no runs under %s (a run is <name>.jsonl beside its <name>_args.json, '
-                         'in the --out_dir of Train_*.py): pass the folders that hold them, or '
-                         'add --all for every cell of the paper' % ', '.join(folders))
+        raise InputError('no run under %s has finished an epoch yet: wait for one, or add --all '
+                         'for every cell of the paper' % ', '.join(folders))
     paper = {cell_key(c): c for c in cells()}
     lines = ['| table | cell | scale | seeds | paper best | paper last | ours best | ours last '
              '| noise injected |', '|---|---|---|---|---|---|---|---|---|']
@@ -212,42 +218,69 @@ def table(folders, missing=False):
     return '\n'.join(lines)
 
 
+TABLES = sorted({cell[0] for cell in cells()})
+
+
+def check_options(args):
+    """Refuse what means nothing for the action, before anything is written or run."""
+    seed_rule = Train_cifar.ARG_RULES['seed']
+    for seed in args.seeds:
+        if not seed_rule.allows(seed):
+            raise InputError('--seeds %d: a seed must be %s' % (seed, seed_rule))
+    if len(set(args.seeds)) < len(args.seeds):
+        raise InputError('--seeds %s: a seed given twice would run the same cell twice into '
+                         'one folder' % ' '.join(map(str, args.seeds)))
+    if args.action in ('list', 'run') and args.paths:
+        raise InputError('%s takes no paths (%s): drop them' % (args.action, ' '.join(args.paths)))
+    if args.action == 'jobs' and len(args.paths) != 1:
+        raise InputError('jobs writes one file: give its name (e.g. jobs.txt)')
+    if args.all and args.action != 'table':
+        raise InputError('--all is for table (the cells not run): drop it')
+
+
+def write_jobs(path, commands):
+    """The commands, one a line, into a new file (an existing one is never overwritten)."""
+    if os.path.lexists(path):
+        raise InputError('%s exists and is never overwritten: give another file name, or move '
+                         'it away' % path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise InputError('cannot write into %s: give a file in a writable folder' % folder)
+    text = ''.join(shlex.join(cmd) + '\n' for cmd in commands)
+    atomic_write(lambda f: f.write(text.encode()), path)  # a failed write: one line, no file
+    print('%d commands written to %s' % (len(commands), path))
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('action', choices=['list', 'jobs', 'run', 'table'])
     p.add_argument('paths', nargs='*', help='jobs: the output file; table: run folders')
-    p.add_argument('--tables', nargs='*', default=['1', '2', '3', '4', '5', '6'])
-    p.add_argument('--seeds', nargs='*', type=int, default=[123])
+    p.add_argument('--tables', nargs='+', choices=TABLES, default=TABLES, metavar='N',
+                   help='the paper\'s tables whose cells to list, write or run: %s (default: '
+                        'all)' % ' '.join(TABLES))
+    p.add_argument('--seeds', nargs='+', type=int, default=[123])
     p.add_argument('--out_root', default='checkpoint')
     rows = p.add_mutually_exclusive_group()
     rows.add_argument('--all', action='store_true',
                       help='table: also a row for each paper cell not run (default: only the '
                            'cells with runs)')
     rows.add_argument('--runs_only', action='store_true', help=argparse.SUPPRESS)  # the default
+    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     args = p.parse_intermixed_args(argv)
-    ignore_file_size_signal()  # a write past ulimit -f: one line (WriteError), not a core dump
+    check_options(args)
     if args.action == 'table':
-        try:
-            print(table(args.paths or [args.out_root], missing=args.all))
-        except InputError as e:  # a damaged or unnamed run: one line, not a traceback
-            p.error(str(e))
+        folders = args.paths or [args.out_root]
+        if not args.paths and args.all and not os.path.isdir(args.out_root):
+            folders = []  # no run yet: the paper's cells alone
+        print(table(folders, missing=args.all))
         return 0
-    commands = [command(c, seed, args.out_root) for c in cells() if c[0] in args.tables
-                for seed in args.seeds]
+    chosen = [c for c in cells() if c[0] in args.tables]
+    commands = [command(c, seed, args.out_root) for c in chosen for seed in args.seeds]
     if args.action == 'list':
-        for c, cmd in zip([c for c in cells() if c[0] in args.tables for _ in args.seeds],
-                          commands):
+        for c, cmd in zip([c for c in chosen for _ in args.seeds], commands):
             print('# Table %s: %s\n%s' % (c[0], c[1], shlex.join(cmd)))
     elif args.action == 'jobs':
-        if len(args.paths) != 1:
-            p.error('jobs needs one output file')
-        text = ''.join(shlex.join(cmd) + '\n' for cmd in commands)
-        try:
-            atomic_write(lambda f: f.write(text.encode()), args.paths[0])
-        except WriteError as e:  # one line, not a traceback
-            print('error: %s, then run it again' % e, file=sys.stderr)
-            return 2
-        print('%d commands written to %s' % (len(commands), args.paths[0]))
+        write_jobs(args.paths[0], commands)
     else:
         for cmd in commands:
             print(shlex.join(cmd), flush=True)
@@ -258,4 +291,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,6 +1,7 @@
 """The command line: the arguments' rules and their one checker, one-line errors instead of
 tracebacks, and SIGTERM/SIGINT turned into a clean stop that says how to resume."""
 import argparse
+import importlib
 import math
 import os
 import shlex
@@ -73,6 +74,9 @@ class Range:
 
     def __str__(self):
         low, high = ('%g' % v if isinstance(v, float) else str(v) for v in (self.low, self.high))
+        if self.low is not None and self.low == self.high and not (self.low_open
+                                                                   or self.high_open):
+            return low  # one value only
         if self.high is None:
             return '%s %s' % ('>' if self.low_open else '>=', low)
         if self.low is None:
@@ -108,6 +112,27 @@ CROP_WITHIN_RESIZE = Relation(lambda a: a.crop <= a.resize,
                               'taken from the resized image')
 PLAIN_ID = Relation(lambda a: a.id not in ('', '.', '..') and os.sep not in a.id,
                     '--id %(id)r must be a plain file name prefix (no folders: use --out_dir)')
+
+
+def importable(module):
+    """Whether `module` imports here (an optional dependency: installed and not broken)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+# The optional dependencies a run needs, checked with the arguments: a run that would train for
+# hours and then fail at its figures or its TensorBoard log is refused at the start instead.
+FIGURES_NEED_MATPLOTLIB = Relation(
+    lambda a: not a.figures or importable('matplotlib'),
+    '--figures (the default) draws the figures with matplotlib, which is not installed: pip '
+    'install matplotlib, or pass --no-figures')
+TENSORBOARD_NEEDS_IT = Relation(
+    lambda a: not a.tensorboard or importable('torch.utils.tensorboard'),
+    '--tensorboard logs with tensorboard, which is not installed: pip install tensorboard, or '
+    'drop --tensorboard')
 
 
 def check_args(args, rules):

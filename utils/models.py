@@ -7,6 +7,14 @@ import torchvision
 from utils.checkpoint import load_checkpoint
 from utils.cli import InputError, one_line
 
+# ResNet-50 halves its input five times (rounding up), so an input of 32 px or less leaves a 1x1
+# map; the BatchNorm layers of its last block then see one value per channel on a training
+# batch of one image, which they refuse ("Expected more than 1 value per channel"). The last
+# batch of an epoch can hold one image (drop_last is off), so inputs start at 33 px (a 2x2 map).
+RESNET50_SMALLEST_INPUT = 33
+RESNET50_INPUT_HINT = ('ResNet-50 halves it 5 times, and a 32-px input leaves a 1x1 map that '
+                       'BatchNorm cannot train on with a batch of one image')
+
 
 def resnet50(num_class, pretrained):
     """torchvision's ResNet-50 with a fresh num_class-way fc layer. pretrained: 'imagenet'

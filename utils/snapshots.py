@@ -181,7 +181,8 @@ def _scalars(record, parent=''):
 
 class TensorBoardLog:
     """The per-epoch records as TensorBoard scalars, when asked for and when tensorboard is
-    installed (it is optional: without it, one line says how to get it and the run goes on).
+    installed (it is optional: the scripts refuse --tensorboard at their start without it,
+    utils.cli.TENSORBOARD_NEEDS_IT; any other caller gets one line and goes on).
     Under torch.distributed only rank 0 writes."""
 
     def __init__(self, log_dir, enabled):

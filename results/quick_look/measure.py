@@ -12,7 +12,6 @@ DIR is the script's --data_path (for CIFAR the folder holding cifar-10-batches-p
 the full-scale run's other arguments. --out FOLDER (default ./quick_look_measure) must not
 exist: the runs write there. Prints a JSON record; takes about as long as the first look.
 """
-import argparse
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from PreResNet import ResNet18  # noqa: E402
+from utils.cli import ArgumentParser, InputError, TrainingError, run_cli  # noqa: E402
 from utils.speed import prepare  # noqa: E402
 
 UNITS = {'s': 1, 'min': 60, 'h': 3600, 'days': 86400}
@@ -62,15 +62,26 @@ def training_rate(width, seconds=5.0, batch=128):
     return batch / min(times)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def main(argv=None):
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data_path', required=True)
     p.add_argument('--out', default='quick_look_measure')
     p.add_argument('--script', default='cifar', choices=('cifar', 'imagefolder'))
     p.add_argument('--args', default='--r 0.5 --noise_mode sym')
-    args = p.parse_args()
-    if os.path.exists(args.out):
-        sys.exit('error: %s exists: name a new folder with --out' % args.out)
+    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    args = p.parse_args(argv)
+    if os.path.lexists(args.out):
+        raise InputError('%s exists and is never overwritten: name a new folder with --out'
+                         % args.out)
+    if not os.path.isdir(args.data_path):
+        raise InputError('--data_path %s is not a folder' % args.data_path)
+    try:
+        run_args = shlex.split(args.args)
+    except ValueError as e:
+        raise InputError('--args %r cannot be split into arguments (%s)' % (args.args, e)) from None
+    if {'--data_path', '--out_dir'} & set(run_args):
+        raise InputError('--args names --data_path or --out_dir: give them to this command '
+                         '(--data_path, --out), not to the run')
     os.makedirs(args.out)
     rates = {w: training_rate(w) for w in (16, 32, 64)}
     # time per image = a + b * width^2 through widths 16 and 64; WIDTH_FIXED_COST is a / b
@@ -83,7 +94,7 @@ def main():
 
     # The full-scale run, until its warning.
     script = os.path.join(ROOT, 'Train_%s.py' % args.script)
-    full = ([sys.executable, script] + shlex.split(args.args)
+    full = ([sys.executable, script] + run_args
             + ['--data_path', args.data_path, '--out_dir', os.path.join(args.out, 'full')])
     run = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     warning = None
@@ -94,10 +105,10 @@ def main():
     run.send_signal(signal.SIGINT)
     run.communicate()
     if warning is None:
-        sys.exit('error: the full-scale run printed no warning (its epochs are fast here)')
+        raise TrainingError('the full-scale run printed no warning (its epochs are fast here)')
     advice = re.search(r'a first look takes (~[^:]+) here: (python .*)$', warning)
     if advice is None:
-        sys.exit('error: the full-scale run advised no first look: ' + warning)
+        raise TrainingError('the full-scale run advised no first look: ' + warning)
     promised, command = advice.groups()
     record.update(warning=warning, promised_s=seconds_of(promised), command=command)
     print(json.dumps(record), flush=True)
@@ -113,12 +124,12 @@ def main():
     with open(os.path.join(args.out, 'quick_look.log'), 'w', newline='') as f:
         f.write(output)
     if quick.returncode != 0:
-        sys.exit('error: the advised command failed (%s)'
-                 % os.path.join(args.out, 'quick_look.log'))
+        raise TrainingError('the advised command failed (%s)'
+                            % os.path.join(args.out, 'quick_look.log'))
     with open(os.path.join(args.out, 'measure.json'), 'w') as f:
         json.dump(record, f, indent=1)
     print(json.dumps(record), flush=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))
