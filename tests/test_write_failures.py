@@ -64,6 +64,7 @@ def epoch_of(path):
 
 utils.checkpoint.open, utils.checkpoint.write_error = limited_open, write_error_then_space
 MAINS = {'train': Train_cifar.main, 'export': export_labels.main, 'figures': figures.main,
+         'jobs': paper_cells.main,
          'examples': lambda argv: save_unlabeled_examples(argv[0], 'run', 0, ['a.png'], [1],
                                                           [2], [0.3])}
 results = []
@@ -73,8 +74,7 @@ for step in steps:
                                        else real_background)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = (paper_cells.main(step['argv']) if step['main'] == 'jobs' else
-                run_cli(MAINS[step['main']], step['argv']))
+        code = run_cli(MAINS[step['main']], step['argv'])
     resource.setrlimit(resource.RLIMIT_FSIZE, UNLIMITED)
     prefix = os.path.join(out_dir, %(run)r)
     results.append({'code': code, 'out': out.getvalue(), 'err': err.getvalue(),

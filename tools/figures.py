@@ -476,7 +476,8 @@ def write_figures_after_run(run_dir, prefix):
         return write_figures(run_dir, prefix=prefix)
     except Exception as e:  # matplotlib, t-SNE, a damaged file: the run itself is fine
         print('figures not drawn (%s): try  python tools/figures.py %s --prefix %s'
-              % (one_line(e), run_dir, prefix))
+              % (str(e) if isinstance(e, (InputError, TrainingError)) else one_line(e),
+                 run_dir, prefix))  # the project's own messages are one line already
         return []
 
 

@@ -244,7 +244,7 @@ def write_jobs(path, commands):
         raise InputError('%s exists and is never overwritten: give another file name, or move '
                          'it away' % path)
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+    if os.path.lexists(folder) and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
         raise InputError('cannot write into %s: give a file in a writable folder' % folder)
     text = ''.join(shlex.join(cmd) + '\n' for cmd in commands)
     atomic_write(lambda f: f.write(text.encode()), path)  # a failed write: one line, no file
