@@ -138,6 +138,13 @@ def parse_args(argv):
     p.add_argument('--divide_and_mixmatch', action='store_true',
                    help='ablation: self-divide plus the original MixMatch (no co-refinement, '
                         'no co-guessing)')
+    # beyond the paper (docs/beyond_the_paper.md); off by default
+    p.add_argument('--strong_aug', action='store_true',
+                   help='AugDesc-WS (Nishi et al., CVPR 2021): two more views per image with '
+                        'AutoAugment; the targets come from the weak views, the strong ones are '
+                        'mixed and trained on')
+    p.add_argument('--strong_warmup', action='store_true',
+                   help='warm up on strongly augmented images (AugDesc\'s "SAW")')
     # model, quick runs, machine
     p.add_argument('--num_class', type=int, default=None, help='follows --dataset')
     p.add_argument('--width', type=int, default=64, help='PreAct-ResNet18 base width')
@@ -203,6 +210,10 @@ ARG_RULES = {
             or a.divide_and_mixmatch or a.test_net1_only),
         '--method ce trains one network on the noisy labels: drop the DivideMix ablation '
         'switches'),
+    'strong augmentation': Relation(
+        lambda a: not a.strong_aug or (a.method == 'dividemix' and not a.no_augmentation),
+        '--strong_aug adds strongly augmented views to DivideMix\'s SSL epochs: drop it with '
+        '--method ce or --no_augmentation'),
     'compile': COMPILE_NEEDS_SPEED_UPS,
     'warm-up only': Relation(lambda a: a.method == 'ce' or WARM_UP_BEFORE_END.holds(a),
                              WARM_UP_BEFORE_END.message, warn=True),  # CE: warm-up throughout
@@ -260,13 +271,15 @@ def warmup_step(net, optimizer, inputs, labels, confidence_penalty):
 
 
 def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u,
-             *, args):
+             *strong, args):
     """Alg. 1 lines 12-29 on one mini-batch: x1, x2 (B, 3, 32, 32) two augmented views of
     labeled images with their noisy labels (B,) and clean probabilities (B,) from the
     partner's GMM; u1, u2 (U, 3, 32, 32) two views of unlabeled images (None when that set
     is empty); lam, perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step
     (lambda_u ramped up by dm.linear_rampup). `partner` (frozen, eval mode) co-guesses; None
-    for the ablations without co-training. Returns Lx and Lu (0-dim tensors)."""
+    for the ablations without co-training. `strong` (--strong_aug): two strongly augmented
+    views of the same labeled and unlabeled images (xs1, xs2, us1, us2). Returns Lx and Lu
+    (0-dim tensors)."""
     refine = not args.no_label_refinement
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
@@ -285,6 +298,8 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
             pred_x = dm.mean_prediction(logits_x1, logits_x2)
             targets_x = dm.co_refine(targets_x, clean_prob, pred_x, args.T)  # Eq. (3)-(4)
 
+    if strong:  # AugDesc-WS: the targets came from the weak views; the strong ones are mixed
+        x1, x2, u1, u2 = strong
     # MixMatch over the labeled rows first, then the unlabeled ones (Eq. 5-8)
     if u1 is None:
         inputs, targets = torch.cat([x1, x2]), torch.cat([targets_x, targets_x])
@@ -341,13 +356,14 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     sum_u = torch.zeros((), device=device)
     batches = ssl_batches(labeled_loader, unlabeled_loader, device)
     progress = Progress(label, num_iter, clock)  # images/s and time left, now and then
-    for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
+    for batch_idx, (x1, x2, labels, clean_prob, u1, u2, strong) in enumerate(batches):
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = dm.draw_mix(rows, args.alpha, device)
         weight_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
                                                    args.rampup_epochs, args.lambda_u),
                               device=device)  # a tensor, like lam: one arithmetic on all paths
-        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u)
+        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u,
+                              *strong)
         sum_x += loss_x
         sum_u += loss_u
         progress.update(len(x1) + (len(u1) if u1 is not None else 0),
@@ -393,7 +409,8 @@ def main(argv=None):
     else:  # the images live on the device; batches are augmented there (docs/speed.md)
         loaders = DeviceCIFARLoaders(args.dataset, train_images, noisy_labels, test_images,
                                      test_labels, args.batch_size, device)
-    warmup_loader, eval_loader, test_loader = loaders.warmup(), loaders.eval_train(), loaders.test()
+    warmup_loader = loaders.warmup(strong=args.strong_warmup)
+    eval_loader, test_loader = loaders.eval_train(), loaders.test()
 
     # ---- two networks, each with its own optimizer (the CE baseline and the ablations without
     # co-training train net1 alone)
@@ -473,7 +490,7 @@ def main(argv=None):
                 log.write('stats', 'Numer of labeled samples:%d   AUC:%.3f\n'
                           % (stats['labeled'], stats['auc']))
                 labeled_loader, unlabeled_loader = loaders.train(
-                    labeled, clean_prob, augment=not args.no_augmentation)
+                    labeled, clean_prob, augment=not args.no_augmentation, strong=args.strong_aug)
                 if labeled_loader is None:
                     print0('\n%s: no sample has clean probability > %g; %s skips this epoch'
                            % (banner, args.p_threshold, name))
@@ -557,7 +574,8 @@ def run_name_of(args):
         name += '_' + args.method
     if args.divide_and_mixmatch:
         return name + '_divide_and_mixmatch'
-    for switch in ('test_net1_only', 'no_cotraining', 'no_label_refinement', 'no_augmentation'):
+    for switch in ('test_net1_only', 'no_cotraining', 'no_label_refinement', 'no_augmentation',
+                   'strong_aug', 'strong_warmup'):
         if getattr(args, switch):
             name += '_' + switch
     return name

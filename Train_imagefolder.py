@@ -212,7 +212,7 @@ def warmup_step(net, optimizer, inputs, labels, confidence_penalty):
 
 
 def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u,
-             *, args):
+             *strong, args):
     """Alg. 1 lines 12-29 on one mini-batch: x1, x2 (B, 3, S, S) two augmented views of
     labeled images with their noisy labels (B,) and clean probabilities (B,) from the
     partner's GMM; u1, u2 two views of unlabeled images (None when that set is empty); lam,
@@ -233,6 +233,8 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
         targets_x = dm.co_refine(F.one_hot(labels, args.num_class).float(), clean_prob, pred_x,
                                  args.T)                                    # Eq. (3)-(4)
 
+    if strong:  # AugDesc-WS: the targets came from the weak views; the strong ones are mixed
+        x1, x2, u1, u2 = strong
     # MixMatch over the labeled rows first, then the unlabeled ones (Eq. 5-8)
     if u1 is None:
         inputs, targets = torch.cat([x1, x2]), torch.cat([targets_x, targets_x])
@@ -292,13 +294,14 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
     sum_u = torch.zeros((), device=device)
     batches = ssl_batches(labeled_loader, unlabeled_loader, device)
     progress = Progress(label, num_iter, clock)  # images/s and time left, now and then
-    for batch_idx, (x1, x2, labels, clean_prob, u1, u2) in enumerate(batches):
+    for batch_idx, (x1, x2, labels, clean_prob, u1, u2, strong) in enumerate(batches):
         rows = 2 * len(x1) + (2 * len(u1) if u1 is not None else 0)
         lam, perm = dm.draw_mix(rows, args.alpha, device)
         weight_u = torch.full((), dm.linear_rampup(epoch + batch_idx / num_iter, args.warm_up,
                                                    args.rampup_epochs, args.lambda_u),
                               device=device)  # a tensor, like lam: one arithmetic on all paths
-        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u)
+        loss_x, loss_u = step(x1, x2, labels, clean_prob, u1, u2, lam, perm, weight_u,
+                              *strong)
         sum_x += loss_x
         sum_u += loss_u
         progress.update(len(x1) + (len(u1) if u1 is not None else 0),

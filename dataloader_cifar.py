@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torchvision.transforms as T
 
+from utils.augment import BatchAutoAugment, autoaugment
 from utils.checkpoint import atomic_write
 from utils.cli import InputError as DataError, WriteError, one_line
 from utils.data import ImageArray, NoisyLabelDataset, ShardSampler, make_loader
@@ -444,10 +445,19 @@ def transforms_for(dataset):
     return train, test
 
 
+def strong_transform_for(dataset):
+    """AugDesc-WS's strong augmentation: the train transform's crop and flip, then AutoAugment
+    with its CIFAR-10 policy (for CIFAR-100 too, as AugDesc)."""
+    mean, std = MEAN_STD[dataset]
+    return T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
+                      autoaugment('cifar10'), T.ToTensor(), T.Normalize(mean, std)])
+
+
 class CIFARLoaders:
     """Builds the authors' loaders from data loaded once:
     warmup (all, train transform, 2B), eval_train (all, test transform), test, and train(pred,
-    prob) -> (labeled loader, unlabeled loader), each of batch B with shuffling."""
+    prob) -> (labeled loader, unlabeled loader), each of batch B with shuffling. strong=True
+    (AugDesc-WS): warm-up on strongly augmented images; two strong views more per SSL item."""
 
     def __init__(self, dataset, train_images, noisy_labels, test_images, test_labels,
                  batch_size, num_workers=0, eval_batch_size=256):
@@ -456,16 +466,18 @@ class CIFARLoaders:
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size
         self.train_transform, self.test_transform = transforms_for(dataset)
+        self.strong_transform = strong_transform_for(dataset)
 
     def _loader(self, dataset, batch_size, shuffle):
         return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
-    def _train_set(self, transform, mode, indices=None, prob=None):
+    def _train_set(self, transform, mode, indices=None, prob=None, strong=None):
         return NoisyLabelDataset(ImageArray(self.train_images), self.noisy_labels, transform,
-                                 mode, indices, prob)
+                                 mode, indices, prob, strong)
 
-    def warmup(self):
-        ds = self._train_set(self.train_transform, 'all')  # item index = image index
+    def warmup(self, strong=False):
+        transform = self.strong_transform if strong else self.train_transform
+        ds = self._train_set(transform, 'all')  # item index = image index
         return self._loader(ds, 2 * self.batch_size, shuffle=True)
 
     def eval_train(self, indices=None):
@@ -479,15 +491,18 @@ class CIFARLoaders:
                                self.test_transform, 'test')
         return self._loader(ds, self.eval_batch_size, shuffle=False)
 
-    def train(self, pred, prob, augment=True):
+    def train(self, pred, prob, augment=True, strong=False):
         """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest;
         pred and prob are aligned with the training images. An empty set gives None instead
-        of a loader. augment=False (ablation) gives both views without augmentation."""
+        of a loader. augment=False (ablation) gives both views without augmentation;
+        strong=True adds two strongly augmented views (AugDesc-WS)."""
         pred = np.asarray(pred, dtype=bool)
         labeled_idx, unlabeled_idx = np.flatnonzero(pred), np.flatnonzero(~pred)
         transform = self.train_transform if augment else self.test_transform
-        labeled = self._train_set(transform, 'labeled', labeled_idx, np.asarray(prob)[labeled_idx])
-        unlabeled = self._train_set(transform, 'unlabeled', unlabeled_idx)
+        strong = self.strong_transform if strong else None
+        labeled = self._train_set(transform, 'labeled', labeled_idx, np.asarray(prob)[labeled_idx],
+                                  strong)
+        unlabeled = self._train_set(transform, 'unlabeled', unlabeled_idx, strong=strong)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))
 
@@ -543,7 +558,9 @@ class DeviceCIFARLoaders:
     """CIFARLoaders' five loaders with the same batches in distribution, built on the training
     device: the images are one uint8 tensor there, augmentation is random_crop_flip on the
     whole batch (both views of a batch in one call), normalisation is one fused op, and eval
-    batches are large. Drop-in for CIFARLoaders (same constructor plus device)."""
+    batches are large; strong views add BatchAutoAugment after the crop and flip (the same
+    distribution as strong_transform_for). Drop-in for CIFARLoaders (same constructor plus
+    device)."""
 
     def __init__(self, dataset, train_images, noisy_labels, test_images, test_labels,
                  batch_size, device, eval_batch_size=1024):
@@ -555,6 +572,7 @@ class DeviceCIFARLoaders:
         mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in MEAN_STD[dataset])
         self.shift, self.scale = 255 * mean, 255 * std  # ToTensor's /255 folded into Normalize
         self.batch_size, self.eval_batch_size, self.device = batch_size, eval_batch_size, device
+        self.autoaugment = BatchAutoAugment('cifar10', (32, 32))
 
     def _normalise(self, images):
         return (images.float() - self.shift) / self.scale
@@ -565,12 +583,19 @@ class DeviceCIFARLoaders:
         views = self._normalise(random_crop_flip(images) if augment else images)
         return views.chunk(copies)
 
+    def _strong_views(self, images, copies=2):
+        """`copies` strongly augmented views (AugDesc-WS): crop and flip, then AutoAugment."""
+        views = self.autoaugment(random_crop_flip(images.repeat(copies, 1, 1, 1)))
+        return self._normalise(views).chunk(copies)
+
     def _loader(self, make_batch, size, batch_size, shuffle):
         return DeviceBatches(make_batch, size, batch_size, shuffle, self.device)
 
-    def warmup(self):
+    def warmup(self, strong=False):
+        views = self._strong_views if strong else self._views
+
         def batch(idx):
-            return self._views(self.train_images[idx], copies=1)[0], self.noisy_labels[idx], idx
+            return views(self.train_images[idx], copies=1)[0], self.noisy_labels[idx], idx
         return self._loader(batch, len(self.noisy_labels), 2 * self.batch_size, shuffle=True)
 
     def eval_train(self, indices=None):
@@ -587,7 +612,7 @@ class DeviceCIFARLoaders:
             return self._normalise(self.test_images[idx]), self.test_labels[idx]
         return self._loader(batch, len(self.test_labels), self.eval_batch_size, shuffle=False)
 
-    def train(self, pred, prob, augment=True):
+    def train(self, pred, prob, augment=True, strong=False):
         """As CIFARLoaders.train: (labeled loader, unlabeled loader), None for an empty set."""
         pred = torch.as_tensor(np.asarray(pred, dtype=bool), device=self.device)
         labeled_idx, unlabeled_idx = pred.nonzero()[:, 0], (~pred).nonzero()[:, 0]
@@ -595,11 +620,15 @@ class DeviceCIFARLoaders:
 
         def labeled(positions):
             idx = labeled_idx[positions]
-            x1, x2 = self._views(self.train_images[idx], augment)
-            return x1, x2, self.noisy_labels[idx], prob[positions]
+            views = self._views(self.train_images[idx], augment)
+            if strong:
+                views += self._strong_views(self.train_images[idx])
+            return (*views, self.noisy_labels[idx], prob[positions])
 
         def unlabeled(positions):
-            return self._views(self.train_images[unlabeled_idx[positions]], augment)
+            images = self.train_images[unlabeled_idx[positions]]
+            views = self._views(images, augment)
+            return views + self._strong_views(images) if strong else views
 
         def loader(make_batch, size):
             return self._loader(make_batch, size, self.batch_size, shuffle=True) if size else None

@@ -89,18 +89,23 @@ def make_loader(dataset, batch_size, shuffle, num_workers=0):
 def ssl_batches(labeled_loader, unlabeled_loader, device):
     """The mini-batches of an SSL epoch, on `device`: each labeled batch (x1, x2, labels,
     clean_prob) with the next unlabeled batch (u1, u2), the unlabeled loader restarting whenever
-    it runs out, as in the authors' code; u1 = u2 = None when there is no unlabeled set."""
+    it runs out, as in the authors' code; u1 = u2 = None when there is no unlabeled set. Each
+    comes with `strong`: () or, with strong augmentation, the strong views (xs1, xs2, us1, us2)
+    (us1 = us2 = None without an unlabeled set)."""
     unlabeled_iter = iter(unlabeled_loader) if unlabeled_loader is not None else None
-    for x1, x2, labels, clean_prob in labeled_loader:
+    for x1, x2, *strong_x, labels, clean_prob in labeled_loader:
         u1 = u2 = None
+        strong_u = [None] * len(strong_x)
         if unlabeled_iter is not None:
             try:
-                u1, u2 = next(unlabeled_iter)
+                u1, u2, *strong_u = next(unlabeled_iter)
             except StopIteration:
                 unlabeled_iter = iter(unlabeled_loader)
-                u1, u2 = next(unlabeled_iter)
+                u1, u2, *strong_u = next(unlabeled_iter)
             u1, u2 = u1.to(device), u2.to(device)
-        yield (x1.to(device), x2.to(device), labels.to(device), clean_prob.to(device), u1, u2)
+        strong = tuple(None if v is None else v.to(device) for v in strong_x + strong_u)
+        yield (x1.to(device), x2.to(device), labels.to(device), clean_prob.to(device), u1, u2,
+               strong)
 
 
 def open_rgb(path):
@@ -259,13 +264,17 @@ class NoisyLabelDataset(Dataset):
       'unlabeled': (img_view1, img_view2)
       'test':      (img, label)
     Every view is a fresh call of `transform` (so two augmentations per labeled/unlabeled item).
+    With a `strong_transform` (AugDesc-WS, utils/augment.py) a labeled or unlabeled item has two
+    more views, after the first two: (view1, view2, strong1, strong2[, label, clean_prob]).
     """
     MODES = ('all', 'labeled', 'unlabeled', 'test')
 
-    def __init__(self, images, labels, transform, mode, indices=None, prob=None):
+    def __init__(self, images, labels, transform, mode, indices=None, prob=None,
+                 strong_transform=None):
         if mode not in self.MODES:
             raise ValueError('mode %r is not one of %s' % (mode, ', '.join(self.MODES)))
         self.images, self.labels, self.transform, self.mode = images, labels, transform, mode
+        self.strong_transform = strong_transform
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         if mode == 'labeled' and (prob is None or len(prob) != len(self.indices)):
             raise ValueError("'labeled' needs one clean prob per item (prob is aligned with "
@@ -281,9 +290,11 @@ class NoisyLabelDataset(Dataset):
         img = self.images[i]
         if self.mode == 'all':
             return self.transform(img), int(self.labels[i]), k
-        if self.mode == 'labeled':
-            return (self.transform(img), self.transform(img), int(self.labels[i]),
-                    float(self.prob[k]))
-        if self.mode == 'unlabeled':
-            return self.transform(img), self.transform(img)
+        if self.mode in ('labeled', 'unlabeled'):
+            views = (self.transform(img), self.transform(img))
+            if self.strong_transform is not None:
+                views += (self.strong_transform(img), self.strong_transform(img))
+            if self.mode == 'unlabeled':
+                return views
+            return views + (int(self.labels[i]), float(self.prob[k]))
         return self.transform(img), int(self.labels[i])

@@ -24,6 +24,9 @@ from utils.snapshots import SNAPSHOT_SUFFIXES
 RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 'debug',
                      'download', 'data_path', 'noise_file', 'create_noise_file', 'plain',
                      'compile', 'figures', 'tensorboard', 'cuda_graphs'}
+# Arguments added after runs were saved, with the value every run saved before them had: a
+# saved run that does not name one reads as having named that value (it resumes).
+ADDED_LATER = {'strong_aug': False, 'strong_warmup': False}
 # What a checkpoint of ours holds besides the networks and optimizers.
 CHECKPOINT_KEYS = {'epoch', 'args', 'rng', 'log_sizes', 'scores'}
 # Arguments that say how a command was started, not what it runs: a new start in a folder
@@ -82,6 +85,13 @@ def _clean(value):
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     return value
+
+
+def _completed(saved, current):
+    """A run's saved arguments with what it predates filled in: the script (a run saved before
+    its arguments named their script was run by this same script) and ADDED_LATER's values."""
+    earlier = {k: v for k, v in ADDED_LATER.items() if k in current}
+    return dict(dict(earlier, script=current.get('script')), **saved)
 
 
 def _shown(value):
@@ -189,8 +199,7 @@ class RunLog:
             raise InputError('%s is not a checkpoint written by this script: %s'
                              % (self.last_path, fix))
         current = vars(args)
-        # a run saved before its arguments named their script was run by this same script
-        saved = dict({'script': current.get('script')}, **checkpoint['args'])
+        saved = _completed(checkpoint['args'], current)
         if checkpoint['epoch'] + 1 > args.num_epochs:
             raise InputError('the run in %s has finished %d epochs, more than --num_epochs %d: '
                              'pass --num_epochs %d or more to continue it'
@@ -223,7 +232,7 @@ class RunLog:
             return ('%s already holds files of the run %s (%s): add --resume to continue it, or '
                     'pass another --out_dir' % (self.out_dir, self.prefix, names))
         current = vars(args)
-        saved = dict({'script': current.get('script')}, **saved)  # (see check)
+        saved = _completed(saved, current)
         changed = sorted((k for k in set(saved) | set(current)
                           if k not in NOT_SETTINGS and saved.get(k) != current.get(k)),
                          key=lambda k: (k in RESUMABLE_CHANGES, k.lower()))  # refused ones first

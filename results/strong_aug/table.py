@@ -1,0 +1,47 @@
+"""The table of results/strong_aug/table.md from the run folders beside this file: per seed
+the best and the final-epoch test accuracy of each augmentation, and the mean difference
+(strong - paper) over the seeds with its standard error (the seeds pair the runs: same noisy
+labels, same initial weights)."""
+import glob
+import json
+import os
+import re
+
+import numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def result(folder):
+    """(best, final-epoch accuracy, mean AUC of the last epoch's divisions, seconds) or None."""
+    logs = glob.glob(os.path.join(folder, '*.jsonl'))
+    if not logs:
+        return None
+    lines = [json.loads(line) for line in open(logs[0])]
+    epochs = [r for r in lines if 'epoch' in r]
+    if not lines[-1].get('final'):
+        return None
+    auc = np.mean([epochs[-1][n]['auc'] for n in ('net1', 'net2')])
+    return lines[-1]['best'], epochs[-1]['test_acc'], auc, sum(r['seconds'] for r in epochs)
+
+
+seeds = sorted({int(re.search(r'seed(\d+)$', f).group(1))
+                for f in glob.glob(os.path.join(here, '*_seed*')) if os.path.isdir(f)})
+rows, pairs = [], []
+for seed in seeds:
+    paper, strong = (result(os.path.join(here, '%s_seed%d' % (kind, seed)))
+                     for kind in ('paper', 'strong'))
+    for kind, r in (('paper', paper), ('strong (--strong_aug)', strong)):
+        if r is not None:
+            rows.append('| %d | %s | %.2f | %.2f | %.3f | %.0f |' % ((seed, kind) + r))
+    if paper is not None and strong is not None:
+        pairs.append(np.subtract(strong[:3], paper[:3]))
+print('| seed | augmentation | best | final epoch | AUC (final epoch) | seconds |')
+print('|---|---|---|---|---|---|')
+print('\n'.join(rows))
+if pairs:
+    d = np.array(pairs)
+    se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.full(3, np.nan)
+    print('\nstrong - paper over %d seeds (mean ± standard error of the paired differences): '
+          'best %+.2f ± %.2f points, final epoch %+.2f ± %.2f points, AUC %+.3f ± %.3f'
+          % (len(d), d[:, 0].mean(), se[0], d[:, 1].mean(), se[1], d[:, 2].mean(), se[2]))

@@ -1,0 +1,68 @@
+"""Strong augmentation as AugDesc-WS defines it (Nishi et al., "Augmentation Strategies for
+Learning with Noisy Labels", CVPR 2021): the weak crop and flip, then AutoAugment (Cubuk et al.,
+CVPR 2019) with the CIFAR-10 policy for CIFAR and the ImageNet policy for larger images, grey
+fill 128 where a geometric operation uncovers the border.
+
+  autoaugment(policy)            torchvision's AutoAugment on PIL images (DataLoader workers)
+  BatchAutoAugment(policy, hw)   the same per-image draws on a uint8 batch on any device
+
+Both draw, per image, one sub-policy uniformly, then fire each of its two operations with its
+probability and give a signed operation a random sign; both apply torchvision's operations with
+its magnitudes, so the two paths draw from one distribution (tests/test_strong_augmentation.py
+counts it). What differs from AugDesc's own AutoAugment code: shear uses nearest-neighbour
+interpolation (theirs bicubic), and solarize's weakest magnitude is the threshold 255 (theirs
+256, which leaves the image unchanged) (docs/beyond_the_paper.md).
+"""
+import torch
+import torchvision.transforms as T
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.autoaugment import _apply_op  # what T.AutoAugment applies per op
+
+FILL = 128  # AugDesc's grey for the pixels a rotation, shear or translation uncovers
+MAGNITUDE_BINS = 10  # T.AutoAugment's: magnitude bins 0..9 of its policies
+POLICIES = {'cifar10': T.AutoAugmentPolicy.CIFAR10, 'imagenet': T.AutoAugmentPolicy.IMAGENET}
+
+
+def autoaugment(policy):
+    """torchvision's AutoAugment with AugDesc's fill, for PIL images: policy 'cifar10' (CIFAR-10
+    and CIFAR-100, as AugDesc) or 'imagenet' (Clothing1M, WebVision, large images)."""
+    return T.AutoAugment(POLICIES[policy], fill=(FILL,) * 3)
+
+
+class BatchAutoAugment:
+    """autoaugment(policy) on a batch: images (B, C, H, W) uint8 on any device -> the batch with
+    each image augmented by its own draws. The draws come from torch's CPU generator (a few
+    numbers per image), so the images are grouped by the operation and magnitude they drew
+    without waiting on the device; each group is one call of torchvision's operation."""
+
+    def __init__(self, policy, image_size):
+        reference = autoaugment(policy)
+        self.sub_policies = reference.policies  # [((name, probability, magnitude bin), x2)]
+        self.space = reference._augmentation_space(MAGNITUDE_BINS, image_size)
+        self.interpolation = reference.interpolation
+
+    def draw(self, count):
+        """Per image: the sub-policy (count,), whether each of its two operations fires
+        (count, 2) and each operation's sign (count, 2; 0 = negative), as torchvision draws."""
+        choice = torch.randint(len(self.sub_policies), (count,))
+        fires = torch.rand(count, 2) <= torch.tensor(
+            [[p for _, p, _ in sub] for sub in self.sub_policies])[choice]
+        return choice, fires, torch.randint(2, (count, 2))
+
+    def __call__(self, images):
+        choice, fires, signs = self.draw(len(images))
+        fill = [float(FILL)] * images.shape[1]
+        out = images.clone()
+        for slot in range(2):  # each image's first operation, then its second
+            for k, sub_policy in enumerate(self.sub_policies):
+                name, _, magnitude_bin = sub_policy[slot]
+                magnitudes, signed = self.space[name]
+                magnitude = float(magnitudes[magnitude_bin]) if magnitude_bin is not None else 0.
+                chosen = (choice == k) & fires[:, slot]
+                for sign in ((-1, 1) if signed else (1,)):
+                    rows = chosen & (signs[:, slot] == int(sign > 0)) if signed else chosen
+                    if rows.any():
+                        idx = rows.nonzero()[:, 0].to(images.device)
+                        out[idx] = _apply_op(out[idx], name, sign * magnitude,
+                                             self.interpolation, fill)
+        return out
