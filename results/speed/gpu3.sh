@@ -16,6 +16,8 @@
 #   train_fast.*, train_eager.*   Train_cifar.py, 10 warm-up + 5 SSL epochs, seed 1, on the fast
 #                   path and with --no-cuda_graphs: per-epoch seconds, accuracy, labeled-set
 #                   sizes and AUC (the same-accuracy check: epochs 10-14 within 3 points, 3%, 0.01)
+#   train_strong.*   one warm-up and one SSL epoch with --strong_aug (AugDesc-WS; the SSL
+#                   epoch's seconds are its timing, not an accuracy check)
 #   checkpoint_cost.log   writing a full-width checkpoint (and the copy to CPU memory)
 #   clothing1m_export.log   the labels-file pass of Train_clothing1M.py on 10,000 generated
 #                   300x400 JPEGs, projected to the 1M-image noisy pool
@@ -44,6 +46,7 @@ train() {  # NAME SECONDS EXTRA...
 }
 train fast 100
 train eager 130 --no-cuda_graphs
+train strong 45 --num_epochs 2 --warm_up 1 --strong_aug  # (the later --num_epochs wins)
 timeout 30 python3 results/speed/checkpoint_cost.py 2>&1 | tee "$out/checkpoint_cost.log"
 timeout 60 python3 results/speed/clothing1m_export.py --images 10000 2>&1 | grep -v Warning \
   | tee "$out/clothing1m_export.log"
