@@ -2,9 +2,12 @@
 
     python Train_cifar.py --r 0.5 --noise_mode sym
     python Train_cifar.py --dataset cifar100 --r 0.8
+    python Train_cifar.py --r 0.9 --arch resnet18 --pretrained FILE  # C2D's start (see below)
 
 Defaults are the paper's; lambda_u and tau follow Table 7 for the chosen cell unless given.
 Logs go to checkpoint/<dataset>_<r>_<mode>_{acc,stats}.txt (the authors' formats) and .jsonl.
+Beyond the paper, --pretrained starts both networks from a self-supervised (SimCLR) backbone
+as C2D does (docs/beyond_the_paper.md).
 """
 import argparse
 import functools

@@ -5,7 +5,7 @@
     python tools/paper_cells.py run --tables 2 --seeds 123    # run them one after another
     python tools/paper_cells.py table checkpoint/             # Markdown: paper beside ours
     python tools/paper_cells.py table checkpoint/ --all       # ... and every cell not run
-    python tools/paper_cells.py run --tables C2D --pretrained_cifar10 A.pth --pretrained_cifar100 B.pth
+    python tools/paper_cells.py run --tables C2D --pretrained_cifar10 A --pretrained_cifar100 B
 
 Run them from the repository root (the commands name Train_*.py there). Each CIFAR command
 relies on Train_cifar.py's per-cell defaults (Table 7: Train_cifar.paper_settings, the only copy

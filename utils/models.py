@@ -3,6 +3,7 @@ Clothing1M experiments (Sec. 4.1: "ResNet-50 with ImageNet pretrained weights"),
 torchvision, for Train_clothing1M.py, Train_imagefolder.py and tools/export_labels.py; the CIFAR
 networks of Train_cifar.py (--arch) and their self-supervised start (--pretrained, C2D)."""
 import argparse
+import contextlib
 
 import torch
 import torch.nn as nn
@@ -96,8 +97,11 @@ def backbone_tensors(checkpoint):
 
 def _backbone_shapes(arch, width):
     """{name: shape} of the network's tensors but its classifier's, and the classifier's
-    names; the network is built without touching the run's random streams."""
-    with torch.random.fork_rng(devices=[]):
+    names; the network is built without touching the run's random streams, and without
+    memory on the meta device (torch 2.0 or newer), whatever width a checkpoint claims."""
+    on_meta = torch.device('meta') if hasattr(torch.device, '__enter__') else (
+        contextlib.nullcontext())
+    with torch.random.fork_rng(devices=[]), on_meta:
         state = cifar_net(arch, 10, width).state_dict()
     shapes = {k: tuple(v.shape) for k, v in state.items() if k.split('.')[0] != CLASSIFIER}
     return shapes, [k for k in state if k not in shapes]
@@ -143,9 +147,10 @@ def self_supervised_backbone(path, arch, width):
             raise InputError('%s holds a %s backbone of width %d, this run builds a %s of width '
                              '%d: pass %s' % (path, CIFAR_ARCHS[other][1], held_width,
                                               CIFAR_ARCHS[arch][1], width, ' '.join(switches)))
-    parts = ['%d of the network\'s tensors missing (%s)' % (len(missing), _few(missing)) if missing else '',
-             '%d not in the network (%s)' % (len(unexpected), _few(unexpected)) if unexpected else '',
-             '%d of other shapes (%s)' % (len(reshaped), _few(reshaped)) if reshaped else '']
+    parts = [template % (len(names), _few(names)) for template, names in (
+        ("%d of the network's tensors missing (%s)", missing),
+        ('%d not in the network (%s)', unexpected), ('%d of other shapes (%s)', reshaped))
+        if names]
     raise InputError('%s does not hold the backbone of the %s of width %d this run builds: %s; '
-                     '%s' % (path, CIFAR_ARCHS[arch][1], width,
-                             ', '.join(p for p in parts if p), SELF_SUPERVISED_FIX))
+                     '%s' % (path, CIFAR_ARCHS[arch][1], width, ', '.join(parts),
+                             SELF_SUPERVISED_FIX))
