@@ -2,9 +2,12 @@
 
     python Train_cifar.py --r 0.5 --noise_mode sym
     python Train_cifar.py --dataset cifar100 --r 0.8
+    python Train_cifar.py --r 0.9 --arch resnet18 --pretrained FILE  # C2D's start (see below)
 
 Defaults are the paper's; lambda_u and tau follow Table 7 for the chosen cell unless given.
 Logs go to checkpoint/<dataset>_<r>_<mode>_{acc,stats}.txt (the authors' formats) and .jsonl.
+Beyond the paper, --pretrained starts both networks from a self-supervised (SimCLR) backbone
+as C2D does (docs/beyond_the_paper.md).
 """
 import argparse
 import functools
@@ -19,7 +22,6 @@ import torch.nn.functional as F
 import dividemix as dm
 from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
                               DeviceCIFARLoaders, class_names, load_cifar, noisy_labels_for)
-from PreResNet import ResNet18
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, TENSORBOARD_NEEDS_IT,
                        WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, Relation, above,
@@ -27,6 +29,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, TENSORB
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
+from utils.models import CIFAR_ARCHS, cifar_net, self_supervised_backbone
 from utils.runlog import RunLog
 from utils.progress import (Progress, RunClock, command_with, describe_device,
                             preact_quick_look, unused_folder)
@@ -106,6 +109,9 @@ def parse_args(argv):
     p.add_argument('--batch_size', type=int, default=64, help='labeled = unlabeled batch B')
     p.add_argument('--lr', '--learning_rate', type=float, default=0.02)
     p.add_argument('--lr_drop_epoch', type=int, default=150, help='lr / 10 from this epoch')
+    p.add_argument('--lr_drop_every', type=int, default=None,
+                   help='instead of --lr_drop_epoch: lr / 10 every this many epochs (a step '
+                        'schedule, C2D\'s code: 150)')
     p.add_argument('--momentum', type=float, default=0.9)
     p.add_argument('--weight_decay', type=float, default=5e-4)
     # DivideMix (Sec. 3, Appendix B)
@@ -124,6 +130,9 @@ def parse_args(argv):
     p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
     p.add_argument('--warmup_penalty', default='auto', choices=['auto', 'on', 'off'],
                    help='confidence penalty in warm-up; auto: for asym and CIFAR-N noise')
+    p.add_argument('--warmup_clip_grad_norm', type=float, default=None,
+                   help='clip the gradient norm of warm-up steps to this (C2D\'s code: 1; '
+                        'default: no clipping, as the paper)')
     # baseline and ablations (Tables 1 and 5); none of them is on by default
     p.add_argument('--method', default='dividemix', choices=['dividemix', 'ce'],
                    help='ce: the cross-entropy baseline, one network trained on the noisy labels')
@@ -147,7 +156,13 @@ def parse_args(argv):
                    help='warm up on strongly augmented images (AugDesc\'s "SAW")')
     # model, quick runs, machine
     p.add_argument('--num_class', type=int, default=None, help='follows --dataset')
-    p.add_argument('--width', type=int, default=64, help='PreAct-ResNet18 base width')
+    p.add_argument('--arch', default='preact18', choices=list(CIFAR_ARCHS),
+                   help='preact18: the paper\'s PreAct-ResNet18; resnet18: the ResNet-18 with a '
+                        'CIFAR stem that C2D starts from a SimCLR checkpoint (ResNet.py)')
+    p.add_argument('--width', type=int, default=64, help='the network\'s base width')
+    p.add_argument('--pretrained', default=None, metavar='FILE',
+                   help='start both networks from this self-supervised (SimCLR) checkpoint, '
+                        'each with a fresh classifier (C2D; docs/beyond_the_paper.md)')
     p.add_argument('--num_train', type=int, default=None,
                    help='use only the first N training images (quick runs)')
     p.add_argument('--num_test', type=int, default=None,
@@ -183,7 +198,8 @@ ARG_RULES = {
     'r': Range(0, 1, hint='give the noise ratio as a fraction, e.g. --r 0.5'),
     'seed': Range(0, 2**32 - 1),  # numpy's seed range
     'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
-    'lr': above(0), 'lr_drop_epoch': at_least(0), 'momentum': Range(0, 1),
+    'lr': above(0), 'lr_drop_epoch': at_least(0), 'lr_drop_every': at_least(1),
+    'momentum': Range(0, 1), 'warmup_clip_grad_norm': above(0),
     'weight_decay': at_least(0),
     'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
     'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
@@ -258,14 +274,17 @@ def complete_args(args):
 
 # ---------------------------------------------------------------- one mini-batch --------------
 
-def warmup_step(net, optimizer, inputs, labels, confidence_penalty):
+def warmup_step(net, optimizer, inputs, labels, confidence_penalty, max_grad_norm=None):
     """Alg. 1 line 2 on one mini-batch of 2B images: cross-entropy on the noisy labels, plus
-    the confidence penalty (minus Eq. 2) where asked. Returns the CE (0-dim tensor)."""
+    the confidence penalty (minus Eq. 2) where asked; the gradient's norm clipped to
+    max_grad_norm where given (C2D's code). Returns the CE (0-dim tensor)."""
     logits = net(inputs)
     loss = F.cross_entropy(logits, labels)
     penalty = dm.negative_entropy(logits) if confidence_penalty else 0.0
     optimizer.zero_grad()
     (loss + penalty).backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
     optimizer.step()
     return loss.detach()
 
@@ -320,11 +339,12 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
 # ---------------------------------------------------------------- one epoch -------------------
 
 def warmup_epoch(net, optimizer, loader, device, confidence_penalty, cuda_graphs, label,
-                 clock=None):
+                 clock=None, max_grad_norm=None):
     """Alg. 1 line 2: one pass over all training images (batch 2B). Returns the mean CE.
     `clock` (utils.progress.RunClock) adds the run's time left to the progress line."""
     net.train()
-    step = functools.partial(warmup_step, net, optimizer, confidence_penalty=confidence_penalty)
+    step = functools.partial(warmup_step, net, optimizer, confidence_penalty=confidence_penalty,
+                             max_grad_norm=max_grad_norm)
     if cuda_graphs:
         step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
     total = torch.zeros((), device=device)
@@ -382,6 +402,10 @@ def main(argv=None):
     run_name = run_name_of(args)
     log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    backbone = None  # C2D: a self-supervised start, checked whole before anything is written
+    if args.pretrained and checkpoint is None:  # (a resumed run's networks are in checkpoint)
+        backbone, loaded = self_supervised_backbone(args.pretrained, args.arch, args.width)
+        print0(loaded)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
 
@@ -415,7 +439,10 @@ def main(argv=None):
     # ---- two networks, each with its own optimizer (the CE baseline and the ablations without
     # co-training train net1 alone)
     def make_net():
-        return ResNet18(args.num_class, args.width).to(device)
+        net = cifar_net(args.arch, args.num_class, args.width)
+        if backbone is not None:  # all but the classifier, which keeps its fresh weights
+            net.load_state_dict(backbone, strict=False)
+        return net.to(device)
 
     def make_optimizer(net):
         return torch.optim.SGD(net.parameters(), lr=args.lr, momentum=args.momentum,
@@ -457,7 +484,7 @@ def main(argv=None):
     for epoch in range(start_epoch, args.num_epochs):
         start = time.time()
         clock.begin(epoch)
-        lr = args.lr if epoch < args.lr_drop_epoch else args.lr / 10
+        lr = learning_rate(args, epoch)
         for group in optimizer1.param_groups + optimizer2.param_groups:
             group['lr'] = lr
         record = {'epoch': epoch, 'lr': lr, 'noise_rate': noise_rate}
@@ -467,7 +494,8 @@ def main(argv=None):
             # confidence penalty for class-dependent noise only (Sec. 3.1).
             for name, net, optimizer in networks:
                 ce = warmup_epoch(net, optimizer, warmup_loader, device, confidence_penalty,
-                                  cuda_graphs, '%s Warmup %s' % (banner, name), clock)
+                                  cuda_graphs, '%s Warmup %s' % (banner, name), clock,
+                                  args.warmup_clip_grad_norm)
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
@@ -549,10 +577,13 @@ def main(argv=None):
 
 
 def quick_look(args, argv, num_train, num_test, passes, epoch_seconds):
-    """What a slow CPU run advises: the same command on 5,000 images at width 16 with 10
+    """What a slow CPU run advises: the same command on 5,000 images at width 16 (at its own
+    width when it starts from a self-supervised checkpoint, which has that width) with 10
     warm-up and 5 SSL epochs (co-divide and co-training are seen), in a folder of its own,
-    and its time here projected from this run's epochs. Returns (command, seconds)."""
-    images, width, warm_up, ssl_epochs = min(5000, num_train), 16, 10, 5
+    and its time here projected from this run's epochs (the ResNet-18 costs about what the
+    PreAct-ResNet18 does: the same convolutions). Returns (command, seconds)."""
+    images, warm_up, ssl_epochs = min(5000, num_train), 10, 5
+    width = args.width if args.pretrained else 16
     flags = {'--num_train': images, '--width': width, '--warm_up': warm_up,
              '--num_epochs': warm_up + ssl_epochs,
              '--out_dir': unused_folder(os.path.join(args.out_dir, 'quick_look'))}
@@ -561,15 +592,31 @@ def quick_look(args, argv, num_train, num_test, passes, epoch_seconds):
     return command_with(__file__, argv, flags), seconds
 
 
+def learning_rate(args, epoch):
+    """Sec. 4.1: lr / 10 from --lr_drop_epoch on; with --lr_drop_every, lr / 10 every that
+    many epochs, multiplied step by step as torch's StepLR (C2D's code)."""
+    if args.lr_drop_every is None:
+        return args.lr if epoch < args.lr_drop_epoch else args.lr / 10
+    lr = args.lr
+    for _ in range(epoch // args.lr_drop_every):
+        lr *= 0.1
+    return lr
+
+
 def run_name_of(args):
-    """The authors' file prefix <dataset>_<r>_<mode>, with the CIFAR-N labels or the
-    baseline / ablation switched on, so different experiments never share files."""
+    """The authors' file prefix <dataset>_<r>_<mode>, with the CIFAR-N labels, another
+    network, a self-supervised start or the baseline / ablation switched on, so different
+    experiments never share files."""
     if args.noise_mode == 'cifar-n':
         name = '%s_%s' % (args.dataset, args.cifar_n_label)
     else:
         # one decimal as the authors' names; a finer ratio keeps its digits (0.45 is not 0.5)
         ratio = '%.1f' % args.r if round(args.r, 1) == args.r else repr(args.r)
         name = '%s_%s_%s' % (args.dataset, ratio, args.noise_mode)
+    if args.arch != 'preact18':
+        name += '_' + args.arch
+    if args.pretrained:
+        name += '_pretrained'
     if args.method != 'dividemix':
         name += '_' + args.method
     if args.divide_and_mixmatch:

@@ -287,9 +287,9 @@ def test_table_has_the_cells_with_runs_and_with_all_every_cell(tmp_path, capsys)
     assert '| 1 | cifar10 sym 50% DivideMix |' in row and 'not run' not in row
     assert rows('--runs_only') == [row]  # the old flag, accepted: the default
     assert rows(str(tmp_path / 'checkpoint')) == [row]
-    every = rows('--all')  # and a row for every other cell of Tables 1-6
-    assert len(every) == len(paper_cells.cells()) == 73 and row in every
-    assert sum('| not run | not run |' in r for r in every) == 72
+    every = rows('--all')  # and a row for every other cell (Tables 1-6 and C2D)
+    assert len(every) == len(paper_cells.cells()) == 75 and row in every
+    assert sum('| not run | not run |' in r for r in every) == 74
     # a folder that is not there: one error naming it and --all; with no run anywhere and no
     # folder named, --all gives every cell as not run
     assert run_cli(paper_cells.main, ['table', str(tmp_path / 'none')]) == 2
@@ -298,4 +298,4 @@ def test_table_has_the_cells_with_runs_and_with_all_every_cell(tmp_path, capsys)
                    ' in the --out_dir of Train_*.py): pass the folders that hold runs, or add '
                    '--all for every cell of the paper\n' % (tmp_path / 'none'))
     shutil.rmtree(tmp_path / 'checkpoint')
-    assert sum('not run' in r for r in rows('--all')) == 73
+    assert sum('not run' in r for r in rows('--all')) == 75

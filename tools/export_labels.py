@@ -28,13 +28,12 @@ from dataloader_clothing1M import Clothing1M, Clothing1MLoaders  # noqa: E402
 from dataloader_imagefolder import (ImageFolderData, ImageFolderLoaders,  # noqa: E402
                                     transforms_for)
 from dataloader_webvision import WebVision, WebVisionLoaders  # noqa: E402
-from PreResNet import ResNet18  # noqa: E402
 from utils.checkpoint import labels_digest, load_checkpoint, set_rng_state  # noqa: E402
 from utils.cli import (ArgumentParser, InputError, at_least, check_args, one_line,  # noqa: E402
                        run_cli)
 from utils.distributed import pick_device, release_output  # noqa: E402
 from utils.label_export import export_labels, relative_to  # noqa: E402
-from utils.models import resnet50  # noqa: E402
+from utils.models import cifar_net, resnet50  # noqa: E402
 from utils.runs import script_of  # noqa: E402
 from utils.speed import prepare  # noqa: E402
 
@@ -73,7 +72,9 @@ def cifar_run(args, checkpoint, device):
         loaders = DeviceCIFARLoaders(args.dataset, train_images, noisy_labels, test_images,
                                      test_labels, args.batch_size, device)
     single = args.method == 'ce' or args.no_cotraining
-    return dict(nets=[ResNet18(args.num_class, args.width) for _ in range(1 if single else 2)],
+    # the weights are loaded from the checkpoint (a self-supervised start is not needed)
+    return dict(nets=[cifar_net(args.arch, args.num_class, args.width)
+                      for _ in range(1 if single else 2)],
                 eval_loader=loaders.eval_train(), true=clean_labels,
                 predict_with=1 if args.test_net1_only else None,
                 class_names=class_names(args.data_path, args.dataset))

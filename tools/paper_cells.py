@@ -5,6 +5,7 @@
     python tools/paper_cells.py run --tables 2 --seeds 123    # run them one after another
     python tools/paper_cells.py table checkpoint/             # Markdown: paper beside ours
     python tools/paper_cells.py table checkpoint/ --all       # ... and every cell not run
+    python tools/paper_cells.py run --tables C2D --pretrained_cifar10 A --pretrained_cifar100 B
 
 Run them from the repository root (the commands name Train_*.py there). Each CIFAR command
 relies on Train_cifar.py's per-cell defaults (Table 7: Train_cifar.paper_settings, the only copy
@@ -14,6 +15,9 @@ of lambda_u and tau), so the command is short and the settings are printed by th
 last 10 epochs (mean +- std over seeds), the noise actually injected, and the paper's numbers
 for the same cell; one row per cell and scale that has runs, and with `--all` also a row for
 each paper cell not run. A run's script is the one its _args.json names.
+Beyond the paper, `--tables C2D` gives C2D's cells (DivideMix from a self-supervised start,
+docs/beyond_the_paper.md); they need the checkpoints named by --pretrained_cifar10 and
+--pretrained_cifar100, and are listed with a placeholder for a checkpoint not given.
 """
 import argparse
 import contextlib
@@ -64,6 +68,22 @@ PAPER_CE = {  # Cross-Entropy rows of Tables 1 and 2
     ('cifar100', 'sym', 0.2): (62.0, 61.8), ('cifar100', 'sym', 0.5): (46.7, 37.3),
     ('cifar100', 'sym', 0.8): (19.9, 8.8), ('cifar100', 'sym', 0.9): (10.1, 3.5),
 }
+# C2D (Zheltonozhskii et al., "Contrast to Divide", WACV 2022): DivideMix with both networks
+# started from a SimCLR ResNet-18 (--arch resnet18 --pretrained), with the settings of their code
+# (ContrastToDivide/C2D main_cifar.py, train_cifar.py, train.py) that differ from DivideMix's:
+# 5 warm-up epochs, 360 epochs (+1, their loop's 0..360), lr / 10 every 150 epochs (StepLR),
+# 200 GMM iterations, warm-up gradients clipped to norm 1. One number per cell, no last-10.
+C2D_SETTINGS = ['--arch', 'resnet18', '--warm_up', '5', '--num_epochs', '361',
+                '--lr_drop_every', '150', '--gmm_max_iter', '200', '--warmup_clip_grad_norm', '1']
+PAPER_C2D = {('cifar10', 0.9): 93.6, ('cifar100', 0.9): 58.7}
+C2D_CHECKPOINT_OPTION = {'cifar10': '--pretrained_cifar10', 'cifar100': '--pretrained_cifar100'}
+
+
+def c2d_placeholder(dataset):
+    """What a C2D cell's command holds where its checkpoint was not given."""
+    return '<%s FILE>' % C2D_CHECKPOINT_OPTION[dataset]
+
+
 PAPER_TABLE6 = {  # one number per cell (test accuracy), true label never kept
     ('cifar10', 0.2): 96.2, ('cifar10', 0.4): 94.9, ('cifar10', 0.6): 94.3, ('cifar10', 0.8): 79.8,
     ('cifar100', 0.2): 77.2, ('cifar100', 0.4): 75.2, ('cifar100', 0.6): 72.0,
@@ -71,8 +91,11 @@ PAPER_TABLE6 = {  # one number per cell (test accuracy), true label never kept
 }
 
 
-def cells():
-    """[(table, description, script, arguments, paper best, paper last)] for every cell."""
+def cells(checkpoints=None):
+    """[(table, description, script, arguments, paper best, paper last)] for every cell.
+    checkpoints: {dataset: self-supervised checkpoint} for the C2D cells (a placeholder for
+    a dataset not given)."""
+    checkpoints = checkpoints or {}
     out = []
     for k, (dataset, mode, r) in enumerate(CIFAR_COLUMNS):
         args = (['--dataset', dataset] if dataset != 'cifar10' else []) + ['--r', str(r)] + (
@@ -94,6 +117,11 @@ def cells():
             '--r', str(r), '--noise_mode', 'sym_exclusive']
         out.append(('6', '%s %d%% (true label never kept) DivideMix' % (dataset, 100 * r),
                     'Train_cifar.py', args, acc, None))
+    for (dataset, r), acc in PAPER_C2D.items():
+        args = (['--dataset', dataset] if dataset != 'cifar10' else []) + ['--r', str(r)] + [
+            '--pretrained', checkpoints.get(dataset) or c2d_placeholder(dataset)] + C2D_SETTINGS
+        out.append(('C2D', '%s sym %d%% C2D (DivideMix from a SimCLR ResNet-18)'
+                    % (dataset, 100 * r), 'Train_cifar.py', args, acc, None))
     return out
 
 
@@ -104,7 +132,8 @@ def command(cell, seed, out_root):
 
 
 def run_key(script, args_dict):
-    """What identifies a cell in a run's saved arguments (seed and scale aside)."""
+    """What identifies a cell in a run's saved arguments (seed and scale aside): a run of
+    another network or from a self-supervised start is never the paper's cell."""
     if script != 'Train_cifar.py':
         return (script,)
     flags = tuple(f for f, _ in ABLATIONS if args_dict.get(f[2:]))
@@ -112,7 +141,8 @@ def run_key(script, args_dict):
         flags = ('--divide_and_mixmatch',)
     r = None if args_dict['noise_mode'] == 'cifar-n' else round(args_dict['r'], 2)
     return (script, args_dict['dataset'], args_dict['noise_mode'], r,
-            args_dict.get('cifar_n_label'), args_dict.get('method', 'dividemix'), flags)
+            args_dict.get('cifar_n_label'), args_dict.get('method', 'dividemix'), flags,
+            args_dict.get('arch', 'preact18'), bool(args_dict.get('pretrained')))
 
 
 def cell_key(cell):
@@ -236,6 +266,31 @@ def check_options(args):
         raise InputError('jobs writes one file: give its name (e.g. jobs.txt)')
     if args.all and args.action != 'table':
         raise InputError('--all is for table (the cells not run): drop it')
+    given = [C2D_CHECKPOINT_OPTION[d] for d, path in checkpoints_of(args).items() if path]
+    if given and args.action == 'table':
+        raise InputError('%s is for the commands of the C2D cells (list, jobs, run), table '
+                         'reads runs: drop it' % ' and '.join(given))
+
+
+def checkpoints_of(args):
+    """{dataset: self-supervised checkpoint} given for the C2D cells."""
+    return {'cifar10': args.pretrained_cifar10, 'cifar100': args.pretrained_cifar100}
+
+
+def ready(chosen, args):
+    """The chosen cells whose commands can run: a C2D cell needs its checkpoint. Those named
+    by --tables are refused without it; by default they are left out, with a line saying so."""
+    missing = [d for d in C2D_CHECKPOINT_OPTION
+               if any(c[0] == 'C2D' and c2d_placeholder(d) in c[3] for c in chosen)]
+    if not missing:
+        return chosen
+    fix = 'pass %s' % ' and '.join(C2D_CHECKPOINT_OPTION[d] + ' FILE' for d in missing)
+    if args.tables is not None:
+        raise InputError('the C2D cells start both networks from a self-supervised checkpoint '
+                         '(docs/beyond_the_paper.md): %s' % fix)
+    print('C2D cells left out: they start from a self-supervised checkpoint; %s to add them'
+          % fix)
+    return [c for c in chosen if not any(c2d_placeholder(d) in c[3] for d in missing)]
 
 
 def write_jobs(path, commands):
@@ -255,11 +310,15 @@ def main(argv=None):
     p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('action', choices=['list', 'jobs', 'run', 'table'])
     p.add_argument('paths', nargs='*', help='jobs: the output file; table: run folders')
-    p.add_argument('--tables', nargs='+', choices=TABLES, default=TABLES, metavar='N',
+    p.add_argument('--tables', nargs='+', choices=TABLES, default=None, metavar='N',
                    help='the paper\'s tables whose cells to list, write or run: %s (default: '
-                        'all)' % ' '.join(TABLES))
+                        'all; C2D: beyond the paper, a self-supervised start)' % ' '.join(TABLES))
     p.add_argument('--seeds', nargs='+', type=int, default=[123])
     p.add_argument('--out_root', default='checkpoint')
+    for dataset, option in C2D_CHECKPOINT_OPTION.items():
+        p.add_argument(option, default=None, metavar='FILE',
+                       help='the self-supervised (SimCLR ResNet-18) checkpoint the C2D cells '
+                            'on %s start from' % dataset.upper().replace('CIFAR', 'CIFAR-'))
     rows = p.add_mutually_exclusive_group()
     rows.add_argument('--all', action='store_true',
                       help='table: also a row for each paper cell not run (default: only the '
@@ -274,7 +333,9 @@ def main(argv=None):
             folders = []  # no run yet: the paper's cells alone
         print(table(folders, missing=args.all))
         return 0
-    chosen = [c for c in cells() if c[0] in args.tables]
+    chosen = [c for c in cells(checkpoints_of(args)) if c[0] in (args.tables or TABLES)]
+    if args.action != 'list':  # list shows a placeholder for a checkpoint not given
+        chosen = ready(chosen, args)
     commands = [command(c, seed, args.out_root) for c in chosen for seed in args.seeds]
     if args.action == 'list':
         for c, cmd in zip([c for c in chosen for _ in args.seeds], commands):

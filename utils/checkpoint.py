@@ -140,11 +140,16 @@ def atomic_save(obj, path):
     atomic_write(lambda f: torch.save(obj, f), path)
 
 
-def load_checkpoint(path, fix):
+def load_checkpoint(path, fix, allowed=()):
     """Load with weights_only=True: tensors and plain containers only, nothing executes.
-    Anything else is refused in one line that ends with `fix`, what the user can do."""
+    `allowed`: classes also accepted where this torch can allow them (torch 2.5 or newer),
+    classes whose unpickling only sets attributes (argparse.Namespace). Anything else is
+    refused in one line that ends with `fix`, what the user can do."""
+    safe_globals = getattr(torch.serialization, 'safe_globals', None)
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with (safe_globals(list(allowed)) if safe_globals and allowed
+              else contextlib.nullcontext()):
+            return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if 'global' in str(e).lower():  # a class or function to import: the pickle runs code
             reason = ('it holds objects other than tensors and plain containers, which are not '

@@ -1,9 +1,16 @@
-"""The ResNet-50 of the Clothing1M experiments (Sec. 4.1: "ResNet-50 with ImageNet pretrained
-weights"), from torchvision, for Train_clothing1M.py, Train_imagefolder.py and
-tools/export_labels.py."""
+"""The networks the scripts build and the weights they start from: the ResNet-50 of the
+Clothing1M experiments (Sec. 4.1: "ResNet-50 with ImageNet pretrained weights"), from
+torchvision, for Train_clothing1M.py, Train_imagefolder.py and tools/export_labels.py; the CIFAR
+networks of Train_cifar.py (--arch) and their self-supervised start (--pretrained, C2D)."""
+import argparse
+import contextlib
+
+import torch
 import torch.nn as nn
 import torchvision
 
+import PreResNet
+import ResNet
 from utils.checkpoint import load_checkpoint
 from utils.cli import InputError, one_line
 
@@ -40,3 +47,110 @@ def resnet50(num_class, pretrained):
                                  % (pretrained, one_line(e))) from None
     net.fc = nn.Linear(net.fc.in_features, num_class)
     return net
+
+
+# ---------------------------------------------------------------- CIFAR networks (--arch) ----
+
+# name -> (constructor(num_classes, width), its name in messages)
+CIFAR_ARCHS = {'preact18': (PreResNet.ResNet18, 'PreAct-ResNet18'),
+               'resnet18': (ResNet.ResNet18, 'ResNet-18')}
+CLASSIFIER = 'linear'  # the CIFAR networks' last layer: a self-supervised start leaves it fresh
+SELF_SUPERVISED_FIX = ("give a SimCLR checkpoint: SupContrast's main_supcon.py --method SimCLR "
+                       "writes one ({'model': {'encoder.*', 'head.*'}, ...}), or a bare "
+                       "state_dict of the backbone")
+
+
+def cifar_net(arch, num_class, width):
+    """Train_cifar.py's network: --arch preact18 (the paper's) or resnet18 (C2D's)."""
+    return CIFAR_ARCHS[arch][0](num_class, width)
+
+
+def backbone_tensors(checkpoint):
+    """The backbone tensors of a self-supervised checkpoint under the CIFAR networks' names,
+    and the sorted top-level names of what was left out. Layouts: SupContrast's
+    {'model': {'encoder.<name>', 'head.<k>'}, 'opt', 'optimizer', 'epoch'} (the projection
+    head is left out), a {'state_dict': ...}, or a bare state_dict; 'module.' (DataParallel,
+    DDP) is dropped wherever it stands, and a classifier ('fc.', 'linear.') is left out: the
+    run's classifier starts fresh."""
+    state = checkpoint
+    if isinstance(checkpoint, dict):
+        state = next((checkpoint[k] for k in ('model', 'state_dict')
+                      if isinstance(checkpoint.get(k), dict)), checkpoint)
+    if not isinstance(state, dict):
+        return {}, []
+    named = {'.'.join(p for p in key.split('.') if p != 'module'): value
+             for key, value in state.items() if isinstance(key, str) and torch.is_tensor(value)}
+    has_encoder = any(key.startswith('encoder.') for key in named)
+    tensors, left_out = {}, set()
+    for key, value in named.items():
+        if has_encoder:  # SupContrast's SupConResNet: encoder (the backbone) + head
+            if key.startswith('encoder.'):
+                tensors[key[len('encoder.'):]] = value
+            else:
+                left_out.add(key.split('.')[0])
+        elif key.split('.')[0] in ('head', 'fc', CLASSIFIER):
+            left_out.add(key.split('.')[0])
+        else:
+            tensors[key] = value
+    return tensors, sorted(left_out)
+
+
+def _backbone_shapes(arch, width):
+    """{name: shape} of the network's tensors but its classifier's, and the classifier's
+    names; the network is built without touching the run's random streams, and without
+    memory on the meta device (torch 2.0 or newer), whatever width a checkpoint claims."""
+    on_meta = torch.device('meta') if hasattr(torch.device, '__enter__') else (
+        contextlib.nullcontext())
+    with torch.random.fork_rng(devices=[]), on_meta:
+        state = cifar_net(arch, 10, width).state_dict()
+    shapes = {k: tuple(v.shape) for k, v in state.items() if k.split('.')[0] != CLASSIFIER}
+    return shapes, [k for k in state if k not in shapes]
+
+
+def _mismatch(tensors, shapes):
+    """(missing, unexpected, other shapes) of checkpoint tensors against the network's."""
+    missing = [k for k in shapes if k not in tensors]
+    unexpected = [k for k in tensors if k not in shapes]
+    reshaped = ['%s %s, not %s' % (k, 'x'.join(map(str, tensors[k].shape)),
+                                   'x'.join(map(str, shapes[k])))
+                for k in shapes if k in tensors and tuple(tensors[k].shape) != shapes[k]]
+    return missing, unexpected, reshaped
+
+
+def _few(names, shown=3):
+    return ', '.join(names[:shown]) + (', ...' if len(names) > shown else '')
+
+
+def self_supervised_backbone(path, arch, width):
+    """The backbone tensors of the checkpoint `path` for the CIFAR network (arch, width), all
+    of them there with their shapes, and the line that says what was loaded and what starts
+    fresh. A file that does not hold that backbone is refused in one line: it names the
+    --arch and --width to pass where the checkpoint holds one of the CIFAR networks."""
+    tensors, left_out = backbone_tensors(load_checkpoint(path, SELF_SUPERVISED_FIX,
+                                                         allowed=[argparse.Namespace]))
+    if not tensors:
+        raise InputError('%s holds no network weights: %s' % (path, SELF_SUPERVISED_FIX))
+    shapes, fresh = _backbone_shapes(arch, width)
+    missing, unexpected, reshaped = _mismatch(tensors, shapes)
+    if not (missing or unexpected or reshaped):
+        return tensors, 'loaded %d tensors from %s%s; not loaded (fresh): %s' % (
+            len(tensors), path,
+            ' (left out: %s)' % ', '.join(k + '.*' for k in left_out) if left_out else '',
+            ', '.join(fresh))
+    stem = tensors.get('conv1.weight')  # both networks' stem: (width, 3, 3, 3)
+    held_width = stem.shape[0] if stem is not None and stem.dim() == 4 else None
+    for other in CIFAR_ARCHS if held_width is not None else ():
+        if (other, held_width) != (arch, width) and not any(
+                _mismatch(tensors, _backbone_shapes(other, held_width)[0])):
+            switches = ([] if other == arch else ['--arch %s' % other]) + (
+                [] if held_width == width else ['--width %d' % held_width])
+            raise InputError('%s holds a %s backbone of width %d, this run builds a %s of width '
+                             '%d: pass %s' % (path, CIFAR_ARCHS[other][1], held_width,
+                                              CIFAR_ARCHS[arch][1], width, ' '.join(switches)))
+    parts = [template % (len(names), _few(names)) for template, names in (
+        ("%d of the network's tensors missing (%s)", missing),
+        ('%d not in the network (%s)', unexpected), ('%d of other shapes (%s)', reshaped))
+        if names]
+    raise InputError('%s does not hold the backbone of the %s of width %d this run builds: %s; '
+                     '%s' % (path, CIFAR_ARCHS[arch][1], width, ', '.join(parts),
+                             SELF_SUPERVISED_FIX))

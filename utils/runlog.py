@@ -26,7 +26,8 @@ RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 
                      'compile', 'figures', 'tensorboard', 'cuda_graphs'}
 # Arguments added after runs were saved, with the value every run saved before them had: a
 # saved run that does not name one reads as having named that value (it resumes).
-ADDED_LATER = {'strong_aug': False, 'strong_warmup': False}
+ADDED_LATER = {'strong_aug': False, 'strong_warmup': False, 'arch': 'preact18',
+               'pretrained': None, 'lr_drop_every': None, 'warmup_clip_grad_norm': None}
 # What a checkpoint of ours holds besides the networks and optimizers.
 CHECKPOINT_KEYS = {'epoch', 'args', 'rng', 'log_sizes', 'scores'}
 # Arguments that say how a command was started, not what it runs: a new start in a folder
