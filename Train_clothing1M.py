@@ -9,6 +9,8 @@ lambda_u 0 (only the labeled rows are mixed), tau 0.5, T 0.5, weight decay 1e-3;
 network divides a fresh class-balanced subset of num_batches * B images and the other network
 trains on it. Each network keeps its best-validation weights; the final test is the ensemble of
 the two. Logs: checkpoint/<id>.txt (the authors' format) and <id>.jsonl.
+Beyond the paper: --strong_aug, --strong_warmup (AugDesc-WS, as Train_cifar.py; AutoAugment's
+ImageNet policy) append _strong_aug, _strong_warmup to <id>.
 """
 import argparse
 import os
@@ -20,12 +22,13 @@ import torch.nn.functional as F
 
 import dividemix as dm
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders
+from utils.augment import add_strong_arguments, strong_suffix
 from utils.checkpoint import (atomic_save, load_checkpoint, restore, rng_state, seed_everything,
                               state_of)
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, FIGURES_NEED_MATPLOTLIB,
-                       PLAIN_ID, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser, Range,
-                       Relation, TrainingError, above, at_least, check_args, check_finite,
-                       run_cli)
+                       PLAIN_ID, STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT,
+                       WARM_UP_BEFORE_END, ArgumentParser, Range, Relation, TrainingError, above,
+                       at_least, check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
@@ -65,6 +68,8 @@ def parse_args(argv):
     p.add_argument('--gmm_max_iter', type=int, default=10)
     p.add_argument('--gmm_tol', type=float, default=1e-2)
     p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    # beyond the paper (docs/beyond_the_paper.md); off by default
+    add_strong_arguments(p, 'its ImageNet policy')
     # model, images, machine
     p.add_argument('--pretrained', default='imagenet',
                    help="'imagenet' (torchvision's IMAGENET1K_V1 weights, downloaded or cached), "
@@ -76,7 +81,9 @@ def parse_args(argv):
     p.add_argument('--compile', action='store_true', help='torch.compile both networks')
     p.add_argument('--num_workers', type=int, default=5, help='image decoding workers')
     p.add_argument('--gpuid', type=int, default=0)
-    p.add_argument('--id', default='clothing1m', help='prefix of the output files')
+    p.add_argument('--id', default='clothing1m',
+                   help='prefix of the output files (--strong_aug and --strong_warmup append '
+                        '_strong_aug and _strong_warmup)')
     p.add_argument('--out_dir', default='checkpoint')
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                    help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
@@ -105,6 +112,7 @@ ARG_RULES = {
     'num_workers': at_least(0), 'gpuid': at_least(0),
     'crop within resize': CROP_WITHIN_RESIZE, 'id': PLAIN_ID,
     'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
+    'strong warm-up': STRONG_WARMUP_NEEDS_WARM_UP,
     'co-divide size': Relation(  # each network's GMM fits two components to these losses
         lambda a: a.num_batches * a.batch_size >= 2,
         '--num_batches %(num_batches)d x --batch_size %(batch_size)d is one image to co-divide: '
@@ -134,8 +142,9 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
     labeled images with their noisy labels (B,) and clean probabilities (B,) from the
     partner's GMM; u1, u2 two views of unlabeled images (None when that set is empty); lam,
     perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step (lambda_u ramped
-    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. Returns Lx and Lu
-    (0-dim tensors)."""
+    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. `strong`
+    (--strong_aug): two strongly augmented views of the same labeled and unlabeled images
+    (xs1, xs2, us1, us2). Returns Lx and Lu (0-dim tensors)."""
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
         # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
@@ -223,7 +232,8 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 def main(argv=None):
     args = check_args(parse_args(argv), ARG_RULES)
     init_distributed()  # under torchrun: one process per GPU, each with both networks
-    log = RunLog(args.out_dir, args.id, {'log': '.txt'},
+    run_name = args.id + strong_suffix(args)  # the prefix of the run's files
+    log = RunLog(args.out_dir, run_name, {'log': '.txt'},
                  other_files=('_net1_best.pth', '_net2_best.pth'))
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
@@ -262,7 +272,7 @@ def main(argv=None):
         for net, path, epoch in zip((net1, net2), best_paths, best_epoch):
             if epoch == checkpoint['epoch']:
                 atomic_save(unwrap(net).state_dict(), path)
-    tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
     clock = RunClock(args.num_epochs, args.warm_up, device=device)  # the run's time left
 
     # ---- Algorithm 1
@@ -277,7 +287,8 @@ def main(argv=None):
         if epoch < args.warm_up:
             # Warm-up with the confidence penalty, each network on its own balanced subset.
             for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
-                warmup_loader = loaders.warmup(2 * images_per_epoch)
+                warmup_loader = loaders.warmup(2 * images_per_epoch,
+                                               strong=args.strong_warmup)
                 ce = warmup_epoch(net, optimizer, warmup_loader, device,
                                   '%s Warmup %s' % (banner, name), clock)
                 record[name] = {'warmup_ce': ce}
@@ -291,13 +302,13 @@ def main(argv=None):
             if args.figures and log.writer and epoch in snapshot_epochs:
                 # Fig. 2 (each GMM saw its own subset: indices kept) and Fig. 4 (images of
                 # net1's unlabeled set, from net2's division, with the networks' guesses)
-                save_division(args.out_dir, args.id, epoch, args.p_threshold, data.train_labels,
+                save_division(args.out_dir, run_name, epoch, args.p_threshold, data.train_labels,
                               {name: dict(division._asdict(), indices=indices)
                                for name, (division, indices) in zip(('net1', 'net2'),
                                                                     divisions)})
                 division, indices = divisions[1]
                 noisy = division.clean_prob <= args.p_threshold
-                save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
+                save_unlabeled_guesses(args.out_dir, run_name, epoch, (unwrap(net1), unwrap(net2)),
                                        data.train_paths, data.train_labels, indices[noisy],
                                        division.clean_prob[noisy], loaders.test_transform,
                                        device, args.seed, class_names=data.class_names)
@@ -307,7 +318,8 @@ def main(argv=None):
                     ('net2', net2, net1, optimizer2, divisions[0])):
                 clean_prob = division.clean_prob
                 labeled = clean_prob > args.p_threshold
-                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob, indices)
+                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob, indices,
+                                                                 strong=args.strong_aug)
                 record[name] = {'labeled': int(labeled.sum()), 'divided': len(labeled)}
                 if labeled_loader is None:
                     print0('\n%s: no sample has clean probability > %g; %s skips this epoch'
@@ -370,7 +382,7 @@ def main(argv=None):
            % (test_acc, log.jsonl_path))
     if args.figures and log.writer:
         from tools.figures import write_figures_after_run  # matplotlib only when drawing
-        write_figures_after_run(args.out_dir, args.id)
+        write_figures_after_run(args.out_dir, run_name)
     if labels_failure is not None:
         raise labels_failure
     return summary

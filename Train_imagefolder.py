@@ -14,6 +14,9 @@ networks to choose from, each with its own defaults (SCHEDULES, printed at start
 With a validation set (val/ or --val_list) the best checkpoint is the best validation epoch;
 otherwise the best test epoch, or the last one when there is no test set either.
 Logs: checkpoint/<id>_acc.txt, _stats.txt and <id>.jsonl; the label errors: <id>_labels.csv.
+Beyond the paper: --strong_aug, --strong_warmup (AugDesc-WS, as Train_cifar.py; AutoAugment's
+CIFAR-10 policy for preact18, its ImageNet policy for resnet50) append _strong_aug, _strong_warmup
+to <id>.
 """
 import argparse
 import functools
@@ -27,12 +30,14 @@ import torch.nn.functional as F
 
 import dividemix as dm
 from dataloader_imagefolder import (DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, ImageFolderData,
-                                    ImageFolderLoaders, transforms_for)
+                                    ImageFolderLoaders, strong_transform_for, transforms_for)
 from PreResNet import ResNet18
+from utils.augment import add_strong_arguments, strong_suffix
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, PLAIN_ID,
-                       TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser, Range, Relation,
-                       above, at_least, check_args, check_finite, run_cli)
+                       STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END,
+                       ArgumentParser, Range, Relation, above, at_least, check_args,
+                       check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
@@ -113,6 +118,9 @@ def parse_args(argv):
                    help='confidence penalty in warm-up (Sec. 3.1)')
     p.add_argument('--balanced_warmup', action='store_true',
                    help='warm up on class-balanced draws (for imbalanced classes)')
+    # beyond the paper (docs/beyond_the_paper.md); off by default
+    add_strong_arguments(p, "its CIFAR-10 policy for --arch preact18's small images, its "
+                             "ImageNet policy for resnet50's photos")
     # machine and outputs
     p.add_argument('--plain', action='store_true',
                    help='turn the speed-ups off (fp32, no channels_last): the reference path')
@@ -121,7 +129,9 @@ def parse_args(argv):
     p.add_argument('--compile', action='store_true', help='torch.compile both networks')
     p.add_argument('--num_workers', type=int, default=4, help='image decoding workers')
     p.add_argument('--gpuid', type=int, default=0)
-    p.add_argument('--id', default='imagefolder', help='prefix of the output files')
+    p.add_argument('--id', default='imagefolder',
+                   help='prefix of the output files (--strong_aug and --strong_warmup append '
+                        '_strong_aug and _strong_warmup)')
     p.add_argument('--out_dir', default='checkpoint')
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                    help='save loss snapshots and unlabeled examples, draw the figures at the end')
@@ -171,6 +181,7 @@ ARG_RULES = {
     'lists': Relation(lambda a: a.data_path is not None or a.train_list is not None,
                       'no data: pass --data_path DIR (DIR/train/<class>/<image>) or --train_list'),
     'id': PLAIN_ID, 'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
+    'strong warm-up': STRONG_WARMUP_NEEDS_WARM_UP,
     'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
 }
 
@@ -217,8 +228,9 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
     labeled images with their noisy labels (B,) and clean probabilities (B,) from the
     partner's GMM; u1, u2 two views of unlabeled images (None when that set is empty); lam,
     perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step (lambda_u ramped
-    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. Returns Lx and Lu
-    (0-dim tensors)."""
+    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. `strong`
+    (--strong_aug): two strongly augmented views of the same labeled and unlabeled images
+    (xs1, xs2, us1, us2). Returns Lx and Lu (0-dim tensors)."""
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
         # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
@@ -324,14 +336,16 @@ def main(argv=None):
     args.num_class = data.num_class  # saved with the run: a resume must see the same classes
     if args.num_train is not None:  # a quick run on part of a large set
         data.keep_train(args.num_train, args.seed)
-    log = RunLog(args.out_dir, args.id, {'acc': '_acc.txt', 'stats': '_stats.txt'})
+    run_name = args.id + strong_suffix(args)  # the prefix of the run's files
+    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
-    train_transform, test_transform = transforms_for(args.arch, args.image_size, args.resize,
-                                                     args.mean, args.std)
+    sizes = (args.arch, args.image_size, args.resize, args.mean, args.std)
+    train_transform, test_transform = transforms_for(*sizes)
     loaders = ImageFolderLoaders(data, args.batch_size, args.num_workers, train_transform,
-                                 test_transform, balanced_warmup=args.balanced_warmup)
+                                 test_transform, balanced_warmup=args.balanced_warmup,
+                                 strong_transform=strong_transform_for(*sizes))
     eval_loader, test_loader, val_loader = loaders.eval_train(), loaders.test(), loaders.val()
     noisy_labels = data.train_labels
     # where the true label is known (--clean_list): which given labels are right
@@ -366,7 +380,7 @@ def main(argv=None):
     print0(describe_device(device, *speed_ups(net1), cuda_graphs, args.compile))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
-    tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
     clock = RunClock(args.num_epochs, args.warm_up, device=device,  # the run's time left
                      quick_look=lambda epoch_seconds: quick_look(
                          args, argv, len(noisy_labels),
@@ -380,10 +394,10 @@ def main(argv=None):
         for group in optimizer1.param_groups + optimizer2.param_groups:
             group['lr'] = lr
         record = {'epoch': epoch, 'lr': lr}
-        banner = '%s | Epoch [%3d/%3d]' % (args.id, epoch, args.num_epochs)
+        banner = '%s | Epoch [%3d/%3d]' % (run_name, epoch, args.num_epochs)
         if epoch < args.warm_up:
             # Warm-up on all data with the noisy labels (optionally class-balanced draws).
-            warmup_loader = loaders.warmup()
+            warmup_loader = loaders.warmup(strong=args.strong_warmup)
             for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
                 ce = warmup_epoch(net, optimizer, warmup_loader, device, args.warmup_penalty,
                                   cuda_graphs, '%s Warmup %s' % (banner, name), clock)
@@ -397,11 +411,11 @@ def main(argv=None):
             if args.figures and log.writer and epoch in snapshot_epochs:
                 # Fig. 2 (with the truth where --clean_list gives all of it), and Fig. 4:
                 # images of net1's unlabeled set (from net2's division) with the guesses
-                save_division(args.out_dir, args.id, epoch, args.p_threshold, noisy_labels,
+                save_division(args.out_dir, run_name, epoch, args.p_threshold, noisy_labels,
                               {'net1': divisions[0]._asdict(), 'net2': divisions[1]._asdict()},
                               is_clean if known is not None and known.all() else None)
                 noisy = np.flatnonzero(clean_prob2 <= args.p_threshold)
-                save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
+                save_unlabeled_guesses(args.out_dir, run_name, epoch, (unwrap(net1), unwrap(net2)),
                                        data.train_paths, noisy_labels, noisy, clean_prob2[noisy],
                                        test_transform, device, args.seed,
                                        class_names=data.classes)
@@ -417,7 +431,8 @@ def main(argv=None):
                     record[name]['labeled'] = int(labeled.sum())
                 log.write('stats', 'Numer of labeled samples:%d   AUC:%.3f\n'
                           % (labeled.sum(), record[name].get('auc', float('nan'))))
-                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob)
+                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob,
+                                                                 strong=args.strong_aug)
                 if labeled_loader is None:
                     print0('\n%s: no sample has clean probability > %g; %s skips this epoch'
                            % (banner, args.p_threshold, name))
@@ -471,10 +486,10 @@ def main(argv=None):
                 len(noisy_labels), min(len(noisy_labels), 2000), replace=False)
             features = penultimate_features(unwrap(net1), loaders.eval_train(chosen), device)
             truth = data.clean_labels if known is not None and known.all() else None
-            save_features(args.out_dir, args.id, features, noisy_labels[chosen],
+            save_features(args.out_dir, run_name, features, noisy_labels[chosen],
                           None if truth is None else truth[chosen], chosen)
         from tools.figures import write_figures_after_run  # matplotlib only when drawing
-        write_figures_after_run(args.out_dir, args.id)
+        write_figures_after_run(args.out_dir, run_name)
     return summary
 
 

@@ -10,6 +10,8 @@ tested on the WebVision validation set and on the same 50 classes of the ILSVRC1
 are mixed), tau 0.5, T 0.5, weight decay 1e-3. The authors' single-GPU script differs: 80 epochs,
 lr drop at 40, weight decay 5e-4 (pass those to match it).
 Logs: checkpoint/<id>_acc.txt and _stats.txt (the authors' formats) and <id>.jsonl.
+Beyond the paper: --strong_aug, --strong_warmup (AugDesc-WS, as Train_cifar.py; AutoAugment's
+ImageNet policy) append _strong_aug, _strong_warmup to <id>.
 """
 import argparse
 import os
@@ -23,10 +25,12 @@ import torch.nn.functional as F
 import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
 from InceptionResNetV2 import INPUT_SIZE, InceptionResNetV2
+from utils.augment import add_strong_arguments, strong_suffix
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, FIGURES_NEED_MATPLOTLIB,
-                       PLAIN_ID, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser,
-                       InputError, Range, above, at_least, check_args, check_finite, run_cli)
+                       PLAIN_ID, STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT,
+                       WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, above, at_least,
+                       check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels, relative_to
@@ -63,6 +67,8 @@ def parse_args(argv):
     p.add_argument('--gmm_max_iter', type=int, default=10)
     p.add_argument('--gmm_tol', type=float, default=1e-2)
     p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    # beyond the paper (docs/beyond_the_paper.md); off by default
+    add_strong_arguments(p, 'its ImageNet policy')
     # images, machine
     p.add_argument('--resize', type=int, default=320)
     p.add_argument('--crop', type=int, default=299, help='Inception-ResNet-v2 needs 299')
@@ -71,7 +77,9 @@ def parse_args(argv):
     p.add_argument('--compile', action='store_true', help='torch.compile both networks')
     p.add_argument('--num_workers', type=int, default=5, help='image decoding workers')
     p.add_argument('--gpuid', type=int, default=0)
-    p.add_argument('--id', default='webvision', help='prefix of the output files')
+    p.add_argument('--id', default='webvision',
+                   help='prefix of the output files (--strong_aug and --strong_warmup append '
+                        '_strong_aug and _strong_warmup)')
     p.add_argument('--out_dir', default='checkpoint')
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                    help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
@@ -101,6 +109,7 @@ ARG_RULES = {
     'num_workers': at_least(0), 'gpuid': at_least(0),
     'crop within resize': CROP_WITHIN_RESIZE, 'id': PLAIN_ID,
     'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
+    'strong warm-up': STRONG_WARMUP_NEEDS_WARM_UP,
     'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
 }
 
@@ -132,8 +141,9 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
     labeled images with their noisy labels (B,) and clean probabilities (B,) from the
     partner's GMM; u1, u2 two views of unlabeled images (None when that set is empty); lam,
     perm the mixup draws (dm.draw_mix); weight_u the weight of Lu at this step (lambda_u ramped
-    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. Returns Lx and Lu
-    (0-dim tensors)."""
+    up by dm.linear_rampup). The frozen `partner` (eval mode) co-guesses. `strong`
+    (--strong_aug): two strongly augmented views of the same labeled and unlabeled images
+    (xs1, xs2, us1, us2). Returns Lx and Lu (0-dim tensors)."""
     with torch.no_grad():
         # The trained net stays in train mode for these passes (authors' code): its BatchNorm
         # sees each view alone, and the order u1, u2, x1, x2 sets its running statistics.
@@ -221,7 +231,8 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 def main(argv=None):
     args = check_args(parse_args(argv), ARG_RULES)
     init_distributed()  # under torchrun: one process per GPU, each with both networks
-    log = RunLog(args.out_dir, args.id, {'acc': '_acc.txt', 'stats': '_stats.txt'})
+    run_name = args.id + strong_suffix(args)  # the prefix of the run's files
+    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
@@ -253,7 +264,7 @@ def main(argv=None):
     print0(describe_device(device, *speed_ups(net1), False, args.compile))
     snapshot_epochs = division_epochs(args.warm_up, args.num_epochs)
     log.begin(args, checkpoint)  # every input is checked: the run's files appear from here
-    tensorboard = TensorBoardLog(os.path.join(args.out_dir, args.id + '_tb'), args.tensorboard)
+    tensorboard = TensorBoardLog(os.path.join(args.out_dir, run_name + '_tb'), args.tensorboard)
     clock = RunClock(args.num_epochs, args.warm_up, device=device)  # the run's time left
 
     # ---- Algorithm 1
@@ -267,7 +278,7 @@ def main(argv=None):
         banner = 'WebVision | Epoch [%3d/%3d]' % (epoch, args.num_epochs)
         if epoch < args.warm_up:
             # Warm-up with plain CE (the authors' WebVision code has no confidence penalty).
-            warmup_loader = loaders.warmup()
+            warmup_loader = loaders.warmup(strong=args.strong_warmup)
             for name, net, optimizer in (('net1', net1, optimizer1), ('net2', net2, optimizer2)):
                 ce = warmup_epoch(net, optimizer, warmup_loader, device,
                                   '%s Warmup %s' % (banner, name), clock)
@@ -280,10 +291,10 @@ def main(argv=None):
             clean_prob1, clean_prob2 = (division.clean_prob for division in divisions)
             if args.figures and log.writer and epoch in snapshot_epochs:
                 # Fig. 2, and Fig. 4: images of net1's unlabeled set (from net2's division)
-                save_division(args.out_dir, args.id, epoch, args.p_threshold, data.train_labels,
+                save_division(args.out_dir, run_name, epoch, args.p_threshold, data.train_labels,
                               {'net1': divisions[0]._asdict(), 'net2': divisions[1]._asdict()})
                 noisy = np.flatnonzero(clean_prob2 <= args.p_threshold)
-                save_unlabeled_guesses(args.out_dir, args.id, epoch, (unwrap(net1), unwrap(net2)),
+                save_unlabeled_guesses(args.out_dir, run_name, epoch, (unwrap(net1), unwrap(net2)),
                                        data.train_paths, data.train_labels, noisy,
                                        clean_prob2[noisy], loaders.test_transform, device,
                                        args.seed, class_names=data.class_names)
@@ -293,7 +304,8 @@ def main(argv=None):
                 labeled = clean_prob > args.p_threshold
                 log.write('stats', 'Numer of labeled samples:%d \n' % labeled.sum())
                 record[name] = {'labeled': int(labeled.sum())}
-                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob)
+                labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob,
+                                                                 strong=args.strong_aug)
                 if labeled_loader is None:
                     print0('\n%s: no sample has clean probability > %g; %s skips this epoch'
                            % (banner, args.p_threshold, name))
@@ -336,7 +348,7 @@ def main(argv=None):
            % (summary['best'], summary['last10'], log.jsonl_path))
     if args.figures and log.writer:
         from tools.figures import write_figures_after_run  # matplotlib only when drawing
-        write_figures_after_run(args.out_dir, args.id)
+        write_figures_after_run(args.out_dir, run_name)
     return summary
 
 

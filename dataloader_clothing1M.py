@@ -9,6 +9,8 @@ opened when a batch needs them.
 Each epoch works on fresh class-balanced subsets of the 1M-image noisy pool (§4.4): warm-up on
 num_batches*2B images, co-divide on num_batches*B, drawn with Python's global `random` module so
 that seeding it (and saving its state in a checkpoint) covers the sampling.
+
+The transforms: the authors' (transforms_for) and AugDesc-WS's strong one (strong_transform_for).
 """
 import os
 import random
@@ -16,6 +18,7 @@ import random
 import numpy as np
 import torchvision.transforms as T
 
+from utils.augment import autoaugmented
 from utils.cli import InputError, one_line
 from utils.data import ImageFiles, NoisyLabelDataset, check_images, make_loader
 
@@ -166,6 +169,20 @@ def balanced_subset(labels, num_samples, num_class):
     return np.asarray(kept, dtype=np.int64)
 
 
+def transforms_for(resize=256, crop=224):
+    """The authors' (train transform, test transform): resize the shorter side, then crop
+    (train: at random, and flip), normalised with Clothing1M's mean and std."""
+    to_tensor = [T.ToTensor(), T.Normalize(MEAN, STD)]
+    train = T.Compose([T.Resize(resize), T.RandomCrop(crop), T.RandomHorizontalFlip()] + to_tensor)
+    return train, T.Compose([T.Resize(resize), T.CenterCrop(crop)] + to_tensor)
+
+
+def strong_transform_for(resize=256, crop=224):
+    """AugDesc-WS's strong augmentation, as AugDesc's Clothing1M code: the train transform's
+    crop and flip, then AutoAugment with its ImageNet policy."""
+    return autoaugmented(transforms_for(resize, crop)[0], 'imagenet')
+
+
 class Clothing1MLoaders:
     """Builds the authors' loaders from a Clothing1M read once:
       warmup(N)       fresh balanced subset of N, train transform, batch 2B, shuffled
@@ -177,7 +194,9 @@ class Clothing1MLoaders:
     Batch sizes: B = batch_size. `eval_batch_size`, when given, is used by eval_train, val and
     test; by default val/test use the authors' 1000 and eval_train 4B (the authors use B there;
     in eval mode the batch size changes only speed and memory, not the per-sample losses).
-    `resize` and `crop` are 256 and 224 as the authors'; tests make them tiny.
+    `resize` and `crop` are 256 and 224 as the authors'; tests make them tiny. strong=True
+    (AugDesc-WS, strong_transform_for): warm-up on strongly augmented images; two strong views
+    more per SSL item.
     """
 
     def __init__(self, data, batch_size=32, num_workers=0, resize=256, crop=224,
@@ -185,24 +204,22 @@ class Clothing1MLoaders:
         self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
         self.eval_train_batch = eval_batch_size or 4 * batch_size
         self.val_test_batch = eval_batch_size or VAL_TEST_BATCH
-        self.train_transform = T.Compose([T.Resize(resize), T.RandomCrop(crop),
-                                          T.RandomHorizontalFlip(), T.ToTensor(),
-                                          T.Normalize(MEAN, STD)])
-        self.test_transform = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(),
-                                         T.Normalize(MEAN, STD)])
+        self.train_transform, self.test_transform = transforms_for(resize, crop)
+        self.strong_transform = strong_transform_for(resize, crop)
 
     def _loader(self, dataset, batch_size, shuffle):
         return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
-    def _pool(self, transform, mode, indices, prob=None):
+    def _pool(self, transform, mode, indices, prob=None, strong=None):
         """A subset of the noisy pool; in 'all' mode items carry their position in it."""
         return NoisyLabelDataset(ImageFiles(self.data.train_paths), self.data.train_labels,
-                                 transform, mode, indices, prob)
+                                 transform, mode, indices, prob, strong)
 
-    def warmup(self, num_samples):
+    def warmup(self, num_samples, strong=False):
         indices = balanced_subset(self.data.train_labels, num_samples, self.data.num_class)
-        return self._loader(self._pool(self.train_transform, 'all', indices),
-                            2 * self.batch_size, shuffle=True)
+        transform = self.strong_transform if strong else self.train_transform
+        return self._loader(self._pool(transform, 'all', indices), 2 * self.batch_size,
+                            shuffle=True)
 
     def eval_train(self, num_samples=None):
         indices = None if num_samples is None else balanced_subset(
@@ -210,17 +227,21 @@ class Clothing1MLoaders:
         return self._loader(self._pool(self.test_transform, 'all', indices),
                             self.eval_train_batch, shuffle=False)
 
-    def train(self, pred, prob, pool_indices):
+    def train(self, pred, prob, pool_indices, strong=False):
         """Labeled set = pool_indices where pred is True, with their clean prob; unlabeled = the
         rest. pred and prob are aligned with pool_indices (eval_train's dataset.indices).
-        An empty set gives None instead of a loader."""
+        An empty set gives None instead of a loader. strong=True adds two strongly augmented
+        views (AugDesc-WS)."""
         pred = np.asarray(pred, dtype=bool)
         prob, pool_indices = np.asarray(prob), np.asarray(pool_indices)
         if not len(pred) == len(prob) == len(pool_indices):
             raise ValueError('pred, prob and pool_indices differ in length: %d, %d, %d'
                              % (len(pred), len(prob), len(pool_indices)))
-        labeled = self._pool(self.train_transform, 'labeled', pool_indices[pred], prob[pred])
-        unlabeled = self._pool(self.train_transform, 'unlabeled', pool_indices[~pred])
+        strong = self.strong_transform if strong else None
+        labeled = self._pool(self.train_transform, 'labeled', pool_indices[pred], prob[pred],
+                             strong)
+        unlabeled = self._pool(self.train_transform, 'unlabeled', pool_indices[~pred],
+                               strong=strong)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))
 

@@ -1,6 +1,6 @@
 """Any image classification dataset with noisy labels: its files and labels, read and checked up
-front (ImageFolderData), the transforms of the two networks (transforms_for), and the loaders
-DivideMix uses (ImageFolderLoaders).
+front (ImageFolderData), the transforms of the two networks (transforms_for; the strong ones of
+AugDesc-WS: strong_transform_for), and the loaders DivideMix uses (ImageFolderLoaders).
 
 Two layouts:
   folders (torchvision's ImageFolder):
@@ -40,6 +40,7 @@ import torchvision.transforms as T
 from torch.utils.data import WeightedRandomSampler
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from utils.augment import autoaugmented
 from utils.cli import InputError, one_line
 from utils.data import ImageFiles, Loader, NoisyLabelDataset, check_images, make_loader
 from utils.distributed import distributed
@@ -50,6 +51,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Per network: the side of the images it sees and the side they are resized to first.
 DEFAULTS = {'preact18': dict(image_size=32, resize=32),    # CIFAR-style, trained from scratch
             'resnet50': dict(image_size=224, resize=256)}  # ImageNet-pretrained (Clothing1M)
+# Per network: the AutoAugment policy of its strong views (AugDesc-WS): CIFAR-10's for the small
+# images preact18 takes, ImageNet's for resnet50's photos (as AugDesc for Clothing1M).
+POLICIES = {'preact18': 'cifar10', 'resnet50': 'imagenet'}
 
 HEADER = ['path', 'label']
 INTEGER = re.compile(r'-?[0-9]+')  # an integer label is a class index
@@ -414,6 +418,13 @@ def transforms_for(arch, image_size, resize, mean, std):
     return T.Compose(train + to_tensor), T.Compose(centre + to_tensor)
 
 
+def strong_transform_for(arch, image_size, resize, mean, std):
+    """AugDesc-WS's strong augmentation for a network: its train transform (transforms_for)
+    with AutoAugment after the crop and flip, with the policy POLICIES gives the network."""
+    train, _ = transforms_for(arch, image_size, resize, mean, std)
+    return autoaugmented(train, POLICIES[arch])
+
+
 # ---------------------------------------------------------------- loaders --------------------
 
 class ImageFolderLoaders:
@@ -429,10 +440,12 @@ class ImageFolderLoaders:
     count), as many as there are training images, so each class is seen about equally often;
     the draws come from torch's global RNG, so seeding torch and saving its state cover them.
     Under torch.distributed it is ignored: each process reads its usual shard.
+    strong_transform (strong_transform_for): warmup(strong=True) warms up on it, and
+    train(..., strong=True) adds two views with it to each item (AugDesc-WS).
     """
 
     def __init__(self, data, batch_size, num_workers, train_transform, test_transform,
-                 eval_batch_size=None, balanced_warmup=False):
+                 eval_batch_size=None, balanced_warmup=False, strong_transform=None):
         if len(data.train_paths) < batch_size:
             raise InputError('the training set has %d images, fewer than one batch '
                              '(--batch_size %d): lower --batch_size'
@@ -441,16 +454,23 @@ class ImageFolderLoaders:
         self.train_transform, self.test_transform = train_transform, test_transform
         self.eval_batch_size = eval_batch_size or 4 * batch_size
         self.balanced_warmup = balanced_warmup
+        self.strong_transform = strong_transform
 
     def _loader(self, dataset, batch_size, shuffle):
         return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
-    def _train_set(self, transform, mode, indices=None, prob=None):
+    def _train_set(self, transform, mode, indices=None, prob=None, strong=None):
         return NoisyLabelDataset(ImageFiles(self.data.train_paths), self.data.train_labels,
-                                 transform, mode, indices, prob)
+                                 transform, mode, indices, prob, strong)
 
-    def warmup(self):
-        ds = self._train_set(self.train_transform, 'all')  # item index = image index
+    def _strong(self):
+        if self.strong_transform is None:
+            raise ValueError('strong views need the loaders built with a strong_transform')
+        return self.strong_transform
+
+    def warmup(self, strong=False):
+        transform = self._strong() if strong else self.train_transform
+        ds = self._train_set(transform, 'all')  # item index = image index
         if not self.balanced_warmup or distributed()[1] > 1:
             return self._loader(ds, 2 * self.batch_size, shuffle=True)
         labels = self.data.train_labels
@@ -466,18 +486,20 @@ class ImageFolderLoaders:
         ds = self._train_set(self.test_transform, 'all', indices)
         return self._loader(ds, self.eval_batch_size, shuffle=False)
 
-    def train(self, pred, prob, augment=True):
+    def train(self, pred, prob, augment=True, strong=False):
         """Labeled set = images where pred is True (with their clean prob), unlabeled = rest;
         pred and prob are aligned with the training images. An empty set gives None instead
-        of a loader. augment=False (ablation) gives both views without augmentation."""
+        of a loader. augment=False (ablation) gives both views without augmentation;
+        strong=True adds two strongly augmented views (AugDesc-WS)."""
         pred, prob = np.asarray(pred, dtype=bool), np.asarray(prob)
         if not len(pred) == len(prob) == len(self.data.train_paths):
             raise ValueError('pred and prob need one value per training image (%d): got %d, %d'
                              % (len(self.data.train_paths), len(pred), len(prob)))
         labeled_idx, unlabeled_idx = np.flatnonzero(pred), np.flatnonzero(~pred)
         transform = self.train_transform if augment else self.test_transform
-        labeled = self._train_set(transform, 'labeled', labeled_idx, prob[labeled_idx])
-        unlabeled = self._train_set(transform, 'unlabeled', unlabeled_idx)
+        strong = self._strong() if strong else None
+        labeled = self._train_set(transform, 'labeled', labeled_idx, prob[labeled_idx], strong)
+        unlabeled = self._train_set(transform, 'unlabeled', unlabeled_idx, strong=strong)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))
 

@@ -10,12 +10,14 @@ Layout under the root folder (the official one, as the authors use it):
   info/synsets.txt                 (optional) '<wnid> <names>' per class, in class order
 The lists are read, and every image checked (utils.data.check_images), once, up front; images
 are opened when a batch needs them.
+The transforms: the authors' (transforms_for) and AugDesc-WS's strong one (strong_transform_for).
 """
 import os
 
 import numpy as np
 import torchvision.transforms as T
 
+from utils.augment import autoaugmented
 from utils.cli import InputError, one_line
 from utils.data import ImageFiles, NoisyLabelDataset, check_images, make_loader
 
@@ -148,31 +150,41 @@ def transforms_for(resize, crop):
     return train, test
 
 
+def strong_transform_for(resize, crop):
+    """AugDesc-WS's strong augmentation: the train transform's resize, crop and flip, then
+    AutoAugment with its ImageNet policy (as AugDesc for Clothing1M)."""
+    return autoaugmented(transforms_for(resize, crop)[0], 'imagenet')
+
+
 class WebVisionLoaders:
     """Builds the authors' loaders from a WebVision read once:
     warmup (all, train transform, 2B, shuffled), eval_train (all, test transform), webvision_val
     and imagenet_val (test transform), and train(pred, prob) -> (labeled loader, unlabeled
-    loader) of batch B, shuffled. Evaluation loaders use eval_batch_size (authors: 20B)."""
+    loader) of batch B, shuffled. Evaluation loaders use eval_batch_size (authors: 20B).
+    strong=True (AugDesc-WS, strong_transform_for): warm-up on strongly augmented images; two
+    strong views more per SSL item."""
 
     def __init__(self, data, batch_size=32, num_workers=0, resize=320, crop=299,
                  eval_batch_size=None):
         self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
         self.eval_batch_size = 20 * batch_size if eval_batch_size is None else eval_batch_size
         self.train_transform, self.test_transform = transforms_for(resize, crop)
+        self.strong_transform = strong_transform_for(resize, crop)
 
     def _loader(self, dataset, batch_size, shuffle):
         return make_loader(dataset, batch_size, shuffle, self.num_workers)
 
-    def _train_set(self, transform, mode, indices=None, prob=None):
+    def _train_set(self, transform, mode, indices=None, prob=None, strong=None):
         return NoisyLabelDataset(ImageFiles(self.data.train_paths), self.data.train_labels,
-                                 transform, mode, indices, prob)
+                                 transform, mode, indices, prob, strong)
 
     def _test_set(self, paths, labels):
         ds = NoisyLabelDataset(ImageFiles(paths), labels, self.test_transform, 'test')
         return self._loader(ds, self.eval_batch_size, shuffle=False)
 
-    def warmup(self):
-        return self._loader(self._train_set(self.train_transform, 'all'), 2 * self.batch_size,
+    def warmup(self, strong=False):
+        transform = self.strong_transform if strong else self.train_transform
+        return self._loader(self._train_set(transform, 'all'), 2 * self.batch_size,
                             shuffle=True)
 
     def eval_train(self):
@@ -185,17 +197,20 @@ class WebVisionLoaders:
     def imagenet_val(self):
         return self._test_set(self.data.imagenet_paths, self.data.imagenet_labels)
 
-    def train(self, pred, prob):
+    def train(self, pred, prob, strong=False):
         """Labeled set = indices where pred is True (with their clean prob), unlabeled = rest;
-        pred and prob are aligned with train_paths. An empty set gives None, not a loader."""
+        pred and prob are aligned with train_paths. An empty set gives None, not a loader.
+        strong=True adds two strongly augmented views (AugDesc-WS)."""
         pred, prob = np.asarray(pred, dtype=bool), np.asarray(prob)
         n = len(self.data.train_paths)
         if len(pred) != n or len(prob) != n:
             raise ValueError('pred (%d) and prob (%d) must have one entry per training image '
                              '(%d)' % (len(pred), len(prob), n))
         labeled_idx, unlabeled_idx = np.flatnonzero(pred), np.flatnonzero(~pred)
+        strong = self.strong_transform if strong else None
         labeled = self._train_set(self.train_transform, 'labeled', labeled_idx,
-                                  prob[labeled_idx])
-        unlabeled = self._train_set(self.train_transform, 'unlabeled', unlabeled_idx)
+                                  prob[labeled_idx], strong)
+        unlabeled = self._train_set(self.train_transform, 'unlabeled', unlabeled_idx,
+                                    strong=strong)
         return tuple(self._loader(ds, self.batch_size, shuffle=True) if len(ds) else None
                      for ds in (labeled, unlabeled))

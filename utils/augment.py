@@ -4,7 +4,11 @@ CVPR 2019) with the CIFAR-10 policy for CIFAR and the ImageNet policy for larger
 fill 128 where a geometric operation uncovers the border.
 
   autoaugment(policy)            torchvision's AutoAugment on PIL images (DataLoader workers)
+  autoaugmented(train, policy)   a weak train transform made strong: AutoAugment after its crop
+                                 and flip, before ToTensor
   BatchAutoAugment(policy, hw)   the same per-image draws on a uint8 batch on any device
+  add_strong_arguments(parser)   --strong_aug and --strong_warmup as Train_cifar.py has them,
+  strong_suffix(args)            and what they add to a run's file prefix (the other scripts)
 
 Both draw, per image, one sub-policy uniformly, then fire each of its two operations with its
 probability and give a signed operation a random sign; both apply torchvision's operations with
@@ -27,6 +31,35 @@ def autoaugment(policy):
     """torchvision's AutoAugment with AugDesc's fill, for PIL images: policy 'cifar10' (CIFAR-10
     and CIFAR-100, as AugDesc) or 'imagenet' (Clothing1M, WebVision, large images)."""
     return T.AutoAugment(POLICIES[policy], fill=(FILL,) * 3)
+
+
+def autoaugmented(train_transform, policy):
+    """The strong transform of a weak one (a T.Compose of PIL steps, then ToTensor and
+    Normalize): the same steps with autoaugment(policy) after the PIL ones (the crop and flip),
+    before ToTensor."""
+    steps = list(train_transform.transforms)
+    to_tensor = next(i for i, step in enumerate(steps) if isinstance(step, T.ToTensor))
+    return T.Compose(steps[:to_tensor] + [autoaugment(policy)] + steps[to_tensor:])
+
+
+STRONG_SWITCHES = ('strong_aug', 'strong_warmup')
+
+
+def add_strong_arguments(parser, policy_help):
+    """--strong_aug and --strong_warmup as Train_cifar.py has them; `policy_help` says which
+    AutoAugment policy the script's images get."""
+    parser.add_argument('--strong_aug', action='store_true',
+                        help='AugDesc-WS (Nishi et al., CVPR 2021): two more views per image '
+                             'with AutoAugment (%s); the targets come from the weak views, the '
+                             'strong ones are mixed and trained on' % policy_help)
+    parser.add_argument('--strong_warmup', action='store_true',
+                        help='warm up on strongly augmented images (AugDesc\'s "SAW")')
+
+
+def strong_suffix(args):
+    """What the switches add to a run's file prefix, as to Train_cifar.py's run names
+    ('_strong_aug', '_strong_warmup'): such a run never shares the paper's files."""
+    return ''.join('_' + switch for switch in STRONG_SWITCHES if getattr(args, switch))
 
 
 class BatchAutoAugment:

@@ -107,6 +107,10 @@ COMPILE_NEEDS_SPEED_UPS = Relation(lambda a: not (a.compile and a.plain),
 WARM_UP_BEFORE_END = Relation(lambda a: a.warm_up < a.num_epochs,
                               '--warm_up %(warm_up)d is not below --num_epochs %(num_epochs)d: '
                               'the run is warm-up only and DivideMix never starts', warn=True)
+STRONG_WARMUP_NEEDS_WARM_UP = Relation(
+    lambda a: not a.strong_warmup or a.warm_up > 0,
+    '--strong_warmup warms up on strongly augmented images, and --warm_up 0 has no warm-up: '
+    'drop --strong_warmup or pass --warm_up 1 or more')
 CROP_WITHIN_RESIZE = Relation(lambda a: a.crop <= a.resize,
                               '--crop %(crop)d is larger than --resize %(resize)d: the crop is '
                               'taken from the resized image')
