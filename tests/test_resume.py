@@ -35,14 +35,14 @@ def train(argv, point=None, n=0):
     return subprocess.run(cmd + argv, capture_output=True, text=True, timeout=300)
 
 
-def outcome(out):
+def outcome(out, prefix=PREFIX):
     """Final weights and the JSONL without wall-clock times."""
-    ckpt = torch.load(os.path.join(out, PREFIX + '_last.pth'), weights_only=True)
-    with open(os.path.join(out, PREFIX + '.jsonl')) as f:
+    ckpt = torch.load(os.path.join(out, prefix + '_last.pth'), weights_only=True)
+    with open(os.path.join(out, prefix + '.jsonl')) as f:
         records = [json.loads(line) for line in f]
     records = [{k: v for k, v in r.items() if k != 'seconds'} for r in records]
-    with open(os.path.join(out, PREFIX + '_acc.txt')) as f, \
-            open(os.path.join(out, PREFIX + '_stats.txt')) as g:
+    with open(os.path.join(out, prefix + '_acc.txt')) as f, \
+            open(os.path.join(out, prefix + '_stats.txt')) as g:
         return ckpt['net1'], ckpt['net2'], records, f.read(), g.read()
 
 
