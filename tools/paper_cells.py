@@ -5,6 +5,7 @@
     python tools/paper_cells.py run --tables 2 --seeds 123    # run them one after another
     python tools/paper_cells.py table checkpoint/             # Markdown: paper beside ours
     python tools/paper_cells.py table checkpoint/ --all       # ... and every cell not run
+    python tools/paper_cells.py list --tables augdesc         # AugDesc-WS's cells (strong aug.)
 
 Run them from the repository root (the commands name Train_*.py there). Each CIFAR command
 relies on Train_cifar.py's per-cell defaults (Table 7: Train_cifar.paper_settings, the only copy
@@ -13,7 +14,9 @@ of lambda_u and tau), so the command is short and the settings are printed by th
 (finished or not): it groups the runs by cell and scale, and gives the best and the mean of the
 last 10 epochs (mean +- std over seeds), the noise actually injected, and the paper's numbers
 for the same cell; one row per cell and scale that has runs, and with `--all` also a row for
-each paper cell not run. A run's script is the one its _args.json names.
+each paper cell not run. A run's script is the one its _args.json names. Beyond the paper, the
+cells of 'augdesc' are AugDesc-WS's (strong augmentation, docs/beyond_the_paper.md) with the
+numbers its authors published; a run with --strong_aug is never counted as the paper's cell.
 """
 import argparse
 import contextlib
@@ -64,6 +67,23 @@ PAPER_CE = {  # Cross-Entropy rows of Tables 1 and 2
     ('cifar100', 'sym', 0.2): (62.0, 61.8), ('cifar100', 'sym', 0.5): (46.7, 37.3),
     ('cifar100', 'sym', 0.8): (19.9, 8.8), ('cifar100', 'sym', 0.9): (10.1, 3.5),
 }
+# AugDesc-WS (Nishi et al., CVPR 2021; docs/beyond_the_paper.md), in CIFAR_COLUMNS order: warm-up
+# on weak views (WAW, their headline) and on strong ones (SAW), each (epochs, lr drop epoch, best,
+# last-10) as their repository gives them: schedule from presets.json, numbers from README.md.
+PAPER_AUGDESC = [
+    {'WAW': (300, 150, 96.33, 96.168), 'SAW': (300, 150, 96.35, 96.138)},
+    {'WAW': (300, 150, 95.36, 95.134), 'SAW': (300, 200, 95.64, 95.417)},
+    {'WAW': (350, 200, 93.77, 93.641), 'SAW': (350, 200, 93.72, 93.563)},
+    {'WAW': (350, 250, 91.88, 91.76), 'SAW': (350, 250, 35.33, 10.0)},
+    {'WAW': (350, 250, 94.64, 94.258), 'SAW': (300, 150, 94.39, 94.078)},
+    {'WAW': (400, 300, 79.50, 79.216), 'SAW': (400, 300, 79.61, 79.464)},
+    {'WAW': (400, 300, 77.24, 77.01), 'SAW': (400, 300, 77.64, 77.522)},
+    {'WAW': (400, 300, 66.36, 66.046), 'SAW': (400, 300, 61.83, 61.632)},
+    {'WAW': (400, 300, 41.20, 40.895), 'SAW': (400, 300, 17.57, 15.05)},
+]
+AUGDESC_BATCH_SIZE = 128  # their presets' SSL batch (DivideMix's is 64)
+AUGDESC_WARMUP = {'WAW': ('weak warm-up', []), 'SAW': ('strong warm-up', ['--strong_warmup'])}
+STRONG_FLAGS = ('--strong_aug', '--strong_warmup')  # what makes a run AugDesc's, not the paper's
 PAPER_TABLE6 = {  # one number per cell (test accuracy), true label never kept
     ('cifar10', 0.2): 96.2, ('cifar10', 0.4): 94.9, ('cifar10', 0.6): 94.3, ('cifar10', 0.8): 79.8,
     ('cifar100', 0.2): 77.2, ('cifar100', 0.4): 75.2, ('cifar100', 0.6): 72.0,
@@ -86,6 +106,12 @@ def cells():
         for flag, label in ABLATIONS:
             out.append(('5', '%s %s' % (column, label), 'Train_cifar.py', args + [flag],
                         *PAPER_TABLE5[label][k]))
+        for variant, (epochs, drop, best, last) in PAPER_AUGDESC[k].items():
+            label, warmup = AUGDESC_WARMUP[variant]
+            schedule = ['--num_epochs', str(epochs), '--lr_drop_epoch', str(drop),
+                        '--batch_size', str(AUGDESC_BATCH_SIZE)]
+            out.append(('augdesc', '%s AugDesc-WS, %s (%s)' % (column, label, variant),
+                        'Train_cifar.py', args + ['--strong_aug'] + warmup + schedule, best, last))
     out.append(('3', 'Clothing1M DivideMix', 'Train_clothing1M.py', [], 74.76, None))
     out.append(('4', 'WebVision DivideMix (WebVision top-1; paper top-5 91.64, ILSVRC12 '
                      '75.20 / 90.84)', 'Train_webvision.py', [], 77.32, None))
@@ -110,6 +136,7 @@ def run_key(script, args_dict):
     flags = tuple(f for f, _ in ABLATIONS if args_dict.get(f[2:]))
     if args_dict.get('divide_and_mixmatch'):
         flags = ('--divide_and_mixmatch',)
+    flags += tuple(f for f in STRONG_FLAGS if args_dict.get(f[2:]))  # absent in older runs
     r = None if args_dict['noise_mode'] == 'cifar-n' else round(args_dict['r'], 2)
     return (script, args_dict['dataset'], args_dict['noise_mode'], r,
             args_dict.get('cifar_n_label'), args_dict.get('method', 'dividemix'), flags)
@@ -150,6 +177,7 @@ def describe(script, args, name):
     if script != 'Train_cifar.py' or args['noise_mode'] != 'cifar-n':
         return name
     method = 'Cross-Entropy' if args.get('method') == 'ce' else 'DivideMix'
+    method += ' AugDesc-WS' if args.get('strong_aug') else ''
     return '%s CIFAR-N %s %s' % (args['dataset'], args['cifar_n_label'], method)
 
 
@@ -257,7 +285,7 @@ def main(argv=None):
     p.add_argument('paths', nargs='*', help='jobs: the output file; table: run folders')
     p.add_argument('--tables', nargs='+', choices=TABLES, default=TABLES, metavar='N',
                    help='the paper\'s tables whose cells to list, write or run: %s (default: '
-                        'all)' % ' '.join(TABLES))
+                        'all; augdesc: AugDesc-WS\'s cells)' % ' '.join(TABLES))
     p.add_argument('--seeds', nargs='+', type=int, default=[123])
     p.add_argument('--out_root', default='checkpoint')
     rows = p.add_mutually_exclusive_group()
