@@ -287,9 +287,14 @@ def test_table_has_the_cells_with_runs_and_with_all_every_cell(tmp_path, capsys)
     assert '| 1 | cifar10 sym 50% DivideMix |' in row and 'not run' not in row
     assert rows('--runs_only') == [row]  # the old flag, accepted: the default
     assert rows(str(tmp_path / 'checkpoint')) == [row]
-    every = rows('--all')  # and a row for every other cell (Tables 1-6 and C2D)
-    assert len(every) == len(paper_cells.cells()) == 75 and row in every
-    assert sum('| not run | not run |' in r for r in every) == 74
+    every = rows('--all')  # and a row for every other cell of the paper's Tables 1-6
+    paper = [c for c in paper_cells.cells() if c[0] in paper_cells.PAPER_TABLES]
+    assert len(every) == len(paper) == 73 and row in every
+    assert sum('| not run | not run |' in r for r in every) == 72
+    # beyond the paper, when named: C2D's 2 cells and AugDesc-WS's 18
+    assert sum('not run' in r for r in rows('--all', '--tables', 'C2D', 'augdesc')) == 2 + 18
+    table1 = [r for r in rows('--all', '--tables', '1', 'augdesc') if r.startswith('| 1 |')]
+    assert len(table1) == sum(c[0] == '1' for c in paper_cells.cells()) and row in table1
     # a folder that is not there: one error naming it and --all; with no run anywhere and no
     # folder named, --all gives every cell as not run
     assert run_cli(paper_cells.main, ['table', str(tmp_path / 'none')]) == 2
@@ -298,4 +303,80 @@ def test_table_has_the_cells_with_runs_and_with_all_every_cell(tmp_path, capsys)
                    ' in the --out_dir of Train_*.py): pass the folders that hold runs, or add '
                    '--all for every cell of the paper\n' % (tmp_path / 'none'))
     shutil.rmtree(tmp_path / 'checkpoint')
-    assert sum('not run' in r for r in rows('--all')) == 75
+    assert sum('not run' in r for r in rows('--all')) == 73
+    # as a command: the table alone (the cells' argument checks print nothing)
+    assert run_cli(paper_cells.main, ['table', '--all']) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 + 73
+
+
+def augdesc_cells():
+    return [c for c in paper_cells.cells() if c[0] == 'augdesc']
+
+
+def test_augdesc_cells_pass_the_argument_check_with_their_presets(capsys):
+    cells = augdesc_cells()
+    assert len(cells) == 9 * 2  # weak and strong warm-up per CIFAR column
+    for k, (dataset, mode, r) in enumerate(paper_cells.CIFAR_COLUMNS):
+        for variant in ('WAW', 'SAW'):
+            (cell,) = [c for c in cells if c[1].startswith('%s %s %d%% ' % (dataset, mode, 100 * r))
+                       and c[1].endswith('(%s)' % variant)]
+            args = Train_cifar.complete_args(Train_cifar.parse_args(cell[3]))
+            epochs, drop, best, last = paper_cells.PAPER_AUGDESC[k][variant]
+            assert args.strong_aug and args.strong_warmup == (variant == 'SAW')
+            assert (args.num_epochs, args.lr_drop_epoch, args.batch_size) == (epochs, drop, 128)
+            assert cell[4:] == (best, last) and best >= last
+            # their presets' lambda_u, p_threshold and loss averaging are the paper's Table 7
+            assert (args.lambda_u, args.p_threshold) == TABLE7[(dataset, mode, r)]
+            assert args.loss_history == (5 if r >= 0.9 else 1)
+            assert args.warm_up == (10 if dataset == 'cifar10' else 30)
+    assert paper_cells.PAPER_AUGDESC[3]['WAW'][2:] == (91.88, 91.76)  # their CIFAR-10 90%
+    capsys.readouterr()
+    assert paper_cells.main(['list', '--tables', 'augdesc']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * 18 and all('--strong_aug' in x for x in lines[1::2])
+    assert lines[6:8] == [
+        '# Table augdesc: cifar10 sym 50% AugDesc-WS, strong warm-up (SAW)',
+        'python Train_cifar.py --r 0.5 --strong_aug --strong_warmup --num_epochs 300 '
+        '--lr_drop_epoch 200 --batch_size 128 --seed 123 --out_dir checkpoint/seed123']
+
+
+def test_run_key_keeps_strong_runs_apart_from_the_paper_cells():
+    with open(os.path.join(ROOT, 'results', 'authors_setting', 'cifar10_0.5_sym_args.json')) as f:
+        saved = json.load(f)  # a run saved before the strong switches existed
+    assert 'strong_aug' not in saved
+    keys = {c[1]: paper_cells.cell_key(c) for c in paper_cells.cells()}
+    dividemix = keys['cifar10 sym 50% DivideMix']
+    waw = keys['cifar10 sym 50% AugDesc-WS, weak warm-up (WAW)']
+    saw = keys['cifar10 sym 50% AugDesc-WS, strong warm-up (SAW)']
+    assert len({dividemix, waw, saw}) == 3 and len(set(keys.values())) == len(keys)
+    assert paper_cells.run_key('Train_cifar.py', saved) == dividemix
+    off = dict(saved, strong_aug=False, strong_warmup=False)
+    assert paper_cells.run_key('Train_cifar.py', off) == dividemix
+    strong = dict(saved, strong_aug=True, strong_warmup=False)
+    assert paper_cells.run_key('Train_cifar.py', strong) == waw
+    assert paper_cells.run_key('Train_cifar.py', dict(strong, strong_warmup=True)) == saw
+    # the schedule and batch size are a run's scale, not its cell
+    assert paper_cells.run_key('Train_cifar.py', dict(strong, num_epochs=3, batch_size=16)) == waw
+
+
+def test_table_shows_augdesc_numbers_beside_a_strong_run(tmp_path):
+    source = os.path.join(ROOT, 'results', 'authors_setting', 'cifar10_0.5_sym')
+    with open(source + '_args.json') as f:
+        saved = json.load(f)
+    runs = {'cifar10_0.5_sym': {}, 'cifar10_0.5_sym_strong_aug': dict(strong_aug=True),
+            'cifar10_0.5_sym_strong_aug_strong_warmup': dict(strong_aug=True,
+                                                             strong_warmup=True)}
+    for name, switches in runs.items():
+        shutil.copy(source + '.jsonl', str(tmp_path / (name + '.jsonl')))
+        with open(tmp_path / (name + '_args.json'), 'w') as f:
+            json.dump(dict(saved, batch_size=128, **switches), f)
+    rows = paper_cells.table([str(tmp_path)]).splitlines()[2:]
+    cols = {r.split('|')[2].strip(): [c.strip() for c in r.split('|')[1:-1]] for r in rows}
+    assert len(rows) == 3
+    waw = cols['cifar10 sym 50% AugDesc-WS, weak warm-up (WAW)']
+    saw = cols['cifar10 sym 50% AugDesc-WS, strong warm-up (SAW)']
+    plain = cols['cifar10 sym 50% DivideMix']
+    assert waw[0] == saw[0] == 'augdesc' and plain[0] == '1'
+    assert waw[4:6] == ['95.36', '95.13'] and saw[4:6] == ['95.64', '95.42']
+    assert plain[4:6] == ['94.60', '94.40']
+    assert waw[6:] == saw[6:] == plain[6:]  # the same log: the same numbers of ours

@@ -247,16 +247,17 @@ def test_paper_cells_refuses_c2d_cells_without_their_checkpoint(action, tmp_path
     assert os.listdir(tmp_path) == []
 
 
-def test_paper_cells_jobs_of_c2d_cells_and_the_default_leaving_them_out(tmp_path, capsys):
+def test_paper_cells_jobs_of_c2d_cells_and_the_default_leaving_them_out(tmp_path):
     jobs = str(tmp_path / 'jobs.txt')
     assert paper_cells.main(['jobs', jobs, '--tables', 'C2D', '--pretrained_cifar10', 'a.pth',
                              '--pretrained_cifar100', 'b.pth']) == 0
     lines = open(jobs).read().splitlines()
     assert len(lines) == 2 and '--pretrained a.pth' in lines[0] and '--pretrained b.pth' in \
         lines[1]
-    assert paper_cells.main(['jobs', str(tmp_path / 'all.txt')]) == 0  # the default: all
-    assert 'C2D cells left out' in capsys.readouterr().out
-    assert len(open(tmp_path / 'all.txt').read().splitlines()) == len(paper_cells.cells()) - 2
+    assert paper_cells.main(['jobs', str(tmp_path / 'all.txt')]) == 0  # the default: the paper's
+    default = open(tmp_path / 'all.txt').read().splitlines()
+    assert len(default) == sum(c[0] in paper_cells.PAPER_TABLES for c in paper_cells.cells()) == 73
+    assert not any('--pretrained' in line or '--strong_aug' in line for line in default)
 
 
 def test_run_key_tells_a_pretrained_run_and_another_network_from_the_paper_cell():

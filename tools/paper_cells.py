@@ -6,6 +6,7 @@
     python tools/paper_cells.py table checkpoint/             # Markdown: paper beside ours
     python tools/paper_cells.py table checkpoint/ --all       # ... and every cell not run
     python tools/paper_cells.py run --tables C2D --pretrained_cifar10 A --pretrained_cifar100 B
+    python tools/paper_cells.py list --tables augdesc         # AugDesc-WS's cells (strong aug.)
 
 Run them from the repository root (the commands name Train_*.py there). Each CIFAR command
 relies on Train_cifar.py's per-cell defaults (Table 7: Train_cifar.paper_settings, the only copy
@@ -14,15 +15,15 @@ of lambda_u and tau), so the command is short and the settings are printed by th
 (finished or not): it groups the runs by cell and scale, and gives the best and the mean of the
 last 10 epochs (mean +- std over seeds), the noise actually injected, and the paper's numbers
 for the same cell; one row per cell and scale that has runs, and with `--all` also a row for
-each paper cell not run. A run's script is the one its _args.json names.
-Beyond the paper, `--tables C2D` gives C2D's cells (DivideMix from a self-supervised start,
-docs/beyond_the_paper.md); they need the checkpoints named by --pretrained_cifar10 and
---pretrained_cifar100, and are listed with a placeholder for a checkpoint not given.
+each cell of the chosen tables not run. A run's script is the one its _args.json names.
+Beyond the paper (docs/beyond_the_paper.md), named with --tables only: `C2D` gives C2D's cells
+(DivideMix from a self-supervised start), which need the checkpoints named by
+--pretrained_cifar10 and --pretrained_cifar100 (listed with a placeholder for one not given);
+`augdesc` gives AugDesc-WS's (strong augmentation) with the numbers its authors published. A
+run with --strong_aug, --arch or --pretrained is never counted as the paper's cell.
 """
 import argparse
-import contextlib
 import glob
-import io
 import os
 import shlex
 import subprocess
@@ -34,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import Train_cifar  # noqa: E402 (after the path line above)
 from utils.checkpoint import atomic_write  # noqa: E402
 from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
+from utils.distributed import quiet  # noqa: E402
 from utils.runs import read_run as read_run_folder  # noqa: E402
 
 ABLATIONS = [  # Table 5 rows: (flag, label)
@@ -84,6 +86,23 @@ def c2d_placeholder(dataset):
     return '<%s FILE>' % C2D_CHECKPOINT_OPTION[dataset]
 
 
+# AugDesc-WS (Nishi et al., CVPR 2021; docs/beyond_the_paper.md), in CIFAR_COLUMNS order: warm-up
+# on weak views (WAW, their headline) and on strong ones (SAW), each (epochs, lr drop epoch, best,
+# last-10) as their repository gives them: schedule from presets.json, numbers from README.md.
+PAPER_AUGDESC = [
+    {'WAW': (300, 150, 96.33, 96.168), 'SAW': (300, 150, 96.35, 96.138)},
+    {'WAW': (300, 150, 95.36, 95.134), 'SAW': (300, 200, 95.64, 95.417)},
+    {'WAW': (350, 200, 93.77, 93.641), 'SAW': (350, 200, 93.72, 93.563)},
+    {'WAW': (350, 250, 91.88, 91.76), 'SAW': (350, 250, 35.33, 10.0)},
+    {'WAW': (350, 250, 94.64, 94.258), 'SAW': (300, 150, 94.39, 94.078)},
+    {'WAW': (400, 300, 79.50, 79.216), 'SAW': (400, 300, 79.61, 79.464)},
+    {'WAW': (400, 300, 77.24, 77.01), 'SAW': (400, 300, 77.64, 77.522)},
+    {'WAW': (400, 300, 66.36, 66.046), 'SAW': (400, 300, 61.83, 61.632)},
+    {'WAW': (400, 300, 41.20, 40.895), 'SAW': (400, 300, 17.57, 15.05)},
+]
+AUGDESC_BATCH_SIZE = 128  # their presets' SSL batch (DivideMix's is 64)
+AUGDESC_WARMUP = {'WAW': ('weak warm-up', []), 'SAW': ('strong warm-up', ['--strong_warmup'])}
+STRONG_FLAGS = ('--strong_aug', '--strong_warmup')  # what makes a run AugDesc's, not the paper's
 PAPER_TABLE6 = {  # one number per cell (test accuracy), true label never kept
     ('cifar10', 0.2): 96.2, ('cifar10', 0.4): 94.9, ('cifar10', 0.6): 94.3, ('cifar10', 0.8): 79.8,
     ('cifar100', 0.2): 77.2, ('cifar100', 0.4): 75.2, ('cifar100', 0.6): 72.0,
@@ -109,6 +128,12 @@ def cells(checkpoints=None):
         for flag, label in ABLATIONS:
             out.append(('5', '%s %s' % (column, label), 'Train_cifar.py', args + [flag],
                         *PAPER_TABLE5[label][k]))
+        for variant, (epochs, drop, best, last) in PAPER_AUGDESC[k].items():
+            label, warmup = AUGDESC_WARMUP[variant]
+            schedule = ['--num_epochs', str(epochs), '--lr_drop_epoch', str(drop),
+                        '--batch_size', str(AUGDESC_BATCH_SIZE)]
+            out.append(('augdesc', '%s AugDesc-WS, %s (%s)' % (column, label, variant),
+                        'Train_cifar.py', args + ['--strong_aug'] + warmup + schedule, best, last))
     out.append(('3', 'Clothing1M DivideMix', 'Train_clothing1M.py', [], 74.76, None))
     out.append(('4', 'WebVision DivideMix (WebVision top-1; paper top-5 91.64, ILSVRC12 '
                      '75.20 / 90.84)', 'Train_webvision.py', [], 77.32, None))
@@ -139,6 +164,7 @@ def run_key(script, args_dict):
     flags = tuple(f for f, _ in ABLATIONS if args_dict.get(f[2:]))
     if args_dict.get('divide_and_mixmatch'):
         flags = ('--divide_and_mixmatch',)
+    flags += tuple(f for f in STRONG_FLAGS if args_dict.get(f[2:]))  # absent in older runs
     r = None if args_dict['noise_mode'] == 'cifar-n' else round(args_dict['r'], 2)
     return (script, args_dict['dataset'], args_dict['noise_mode'], r,
             args_dict.get('cifar_n_label'), args_dict.get('method', 'dividemix'), flags,
@@ -149,7 +175,7 @@ def cell_key(cell):
     _, _, script, args, _, _ = cell
     if script != 'Train_cifar.py':
         return (script,)
-    with contextlib.redirect_stdout(io.StringIO()):  # complete_args prints the settings
+    with quiet():  # complete_args prints the settings
         parsed = Train_cifar.complete_args(Train_cifar.parse_args(args))
     return run_key(script, vars(parsed))
 
@@ -180,6 +206,7 @@ def describe(script, args, name):
     if script != 'Train_cifar.py' or args['noise_mode'] != 'cifar-n':
         return name
     method = 'Cross-Entropy' if args.get('method') == 'ce' else 'DivideMix'
+    method += ' AugDesc-WS' if args.get('strong_aug') else ''
     return '%s CIFAR-N %s %s' % (args['dataset'], args['cifar_n_label'], method)
 
 
@@ -200,9 +227,10 @@ def fmt(values):
     return '%.2f ± %.2f' % (np.mean(values), np.std(values))
 
 
-def table(folders, missing=False):
-    """Markdown rows for every run found under `folders`, and (missing=True) the paper cells
-    that have none. Without runs and without missing, an InputError that says so."""
+def table(folders, missing=False, tables=None):
+    """Markdown rows for every run found under `folders`, and (missing=True) the cells of
+    `tables` (default: all) that have none. Without runs and without missing, an InputError
+    that says so."""
     groups = {}
     for folder in folders:
         paths = sorted(glob.glob(os.path.join(folder, '**', '*.jsonl'), recursive=True))
@@ -242,13 +270,14 @@ def table(folders, missing=False):
             fmt([r['best'] for r in runs]), fmt([r['last'] for r in runs]),
             '-' if noise is None else '%.1f%%' % (100 * noise)))
     for key, cell in paper.items() if missing else ():
-        if key not in seen:
+        if key not in seen and (tables is None or cell[0] in tables):
             lines.append('| %s | %s | - | - | %s | %s | not run | not run | - |'
                          % (cell[0], cell[1], fmt([cell[4]]), fmt([cell[5]])))
     return '\n'.join(lines)
 
 
 TABLES = sorted({cell[0] for cell in cells()})
+PAPER_TABLES = [t for t in TABLES if t.isdigit()]  # the default; the others are beyond the paper
 
 
 def check_options(args):
@@ -277,20 +306,15 @@ def checkpoints_of(args):
     return {'cifar10': args.pretrained_cifar10, 'cifar100': args.pretrained_cifar100}
 
 
-def ready(chosen, args):
-    """The chosen cells whose commands can run: a C2D cell needs its checkpoint. Those named
-    by --tables are refused without it; by default they are left out, with a line saying so."""
+def ready(chosen):
+    """The chosen cells, refused in one line where a C2D cell's checkpoint was not given."""
     missing = [d for d in C2D_CHECKPOINT_OPTION
                if any(c[0] == 'C2D' and c2d_placeholder(d) in c[3] for c in chosen)]
-    if not missing:
-        return chosen
-    fix = 'pass %s' % ' and '.join(C2D_CHECKPOINT_OPTION[d] + ' FILE' for d in missing)
-    if args.tables is not None:
+    if missing:
         raise InputError('the C2D cells start both networks from a self-supervised checkpoint '
-                         '(docs/beyond_the_paper.md): %s' % fix)
-    print('C2D cells left out: they start from a self-supervised checkpoint; %s to add them'
-          % fix)
-    return [c for c in chosen if not any(c2d_placeholder(d) in c[3] for d in missing)]
+                         '(docs/beyond_the_paper.md): pass %s'
+                         % ' and '.join(C2D_CHECKPOINT_OPTION[d] + ' FILE' for d in missing))
+    return chosen
 
 
 def write_jobs(path, commands):
@@ -310,9 +334,10 @@ def main(argv=None):
     p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('action', choices=['list', 'jobs', 'run', 'table'])
     p.add_argument('paths', nargs='*', help='jobs: the output file; table: run folders')
-    p.add_argument('--tables', nargs='+', choices=TABLES, default=None, metavar='N',
-                   help='the paper\'s tables whose cells to list, write or run: %s (default: '
-                        'all; C2D: beyond the paper, a self-supervised start)' % ' '.join(TABLES))
+    p.add_argument('--tables', nargs='+', choices=TABLES, default=PAPER_TABLES, metavar='N',
+                   help='the tables whose cells to list, write, run or (table --all) show not '
+                        'run: %s (default: the paper\'s, 1-6; beyond the paper, C2D: a '
+                        'self-supervised start, augdesc: strong augmentation)' % ' '.join(TABLES))
     p.add_argument('--seeds', nargs='+', type=int, default=[123])
     p.add_argument('--out_root', default='checkpoint')
     for dataset, option in C2D_CHECKPOINT_OPTION.items():
@@ -321,8 +346,8 @@ def main(argv=None):
                             'on %s start from' % dataset.upper().replace('CIFAR', 'CIFAR-'))
     rows = p.add_mutually_exclusive_group()
     rows.add_argument('--all', action='store_true',
-                      help='table: also a row for each paper cell not run (default: only the '
-                           'cells with runs)')
+                      help='table: also a row for each cell of --tables not run (default: '
+                           'only the cells with runs)')
     rows.add_argument('--runs_only', action='store_true', help=argparse.SUPPRESS)  # the default
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     args = p.parse_intermixed_args(argv)
@@ -331,11 +356,11 @@ def main(argv=None):
         folders = args.paths or [args.out_root]
         if not args.paths and args.all and not os.path.isdir(args.out_root):
             folders = []  # no run yet: the paper's cells alone
-        print(table(folders, missing=args.all))
+        print(table(folders, missing=args.all, tables=args.tables))
         return 0
-    chosen = [c for c in cells(checkpoints_of(args)) if c[0] in (args.tables or TABLES)]
+    chosen = [c for c in cells(checkpoints_of(args)) if c[0] in args.tables]
     if args.action != 'list':  # list shows a placeholder for a checkpoint not given
-        chosen = ready(chosen, args)
+        chosen = ready(chosen)
     commands = [command(c, seed, args.out_root) for c in chosen for seed in args.seeds]
     if args.action == 'list':
         for c, cmd in zip([c for c in chosen for _ in args.seeds], commands):

@@ -13,9 +13,10 @@ fill 128 where a geometric operation uncovers the border.
 Both draw, per image, one sub-policy uniformly, then fire each of its two operations with its
 probability and give a signed operation a random sign; both apply torchvision's operations with
 its magnitudes, so the two paths draw from one distribution (tests/test_strong_augmentation.py
-counts it). What differs from AugDesc's own AutoAugment code: shear uses nearest-neighbour
-interpolation (theirs bicubic), and solarize's weakest magnitude is the threshold 255 (theirs
-256, which leaves the image unchanged) (docs/beyond_the_paper.md).
+counts it). What differs from AugDesc's own AutoAugment code (same policy tables): shear uses
+nearest-neighbour interpolation (theirs bicubic), solarize's thresholds run from 255 (theirs
+256, which leaves the image unchanged), rotate takes a random sign (theirs is always
+counter-clockwise) and translate whole pixels (docs/beyond_the_paper.md lists it all).
 """
 import torch
 import torchvision.transforms as T

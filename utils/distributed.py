@@ -1,5 +1,6 @@
 """Processes and devices: a plain `python Train_*.py` is one process on one device; under
 torchrun each process drives one GPU and holds both networks."""
+import contextlib
 import os
 
 import torch
@@ -19,6 +20,7 @@ def is_main():
 
 
 _held = None  # while a command checks its inputs: the lines it has said (utils.cli.run_cli)
+_quiet = False  # inside quiet(): print0 says nothing
 
 
 def print0(*args, now=False, **kwargs):
@@ -26,12 +28,23 @@ def print0(*args, now=False, **kwargs):
     log file shows each line when it happens. While output is held (hold_output), the line
     waits for release_output, or is dropped with the rest when the inputs are refused;
     now=True prints it at once all the same (what a long wait is for, such as a download)."""
-    if not is_main():
+    if not is_main() or _quiet:
         return
     if _held is not None and not now:
         _held.append((args, kwargs))
         return
     print(*args, **dict({'flush': True}, **kwargs))
+
+
+@contextlib.contextmanager
+def quiet():
+    """print0 drops its lines inside: a tool calling a script's helpers only for their result."""
+    global _quiet
+    _quiet = True
+    try:
+        yield
+    finally:
+        _quiet = False
 
 
 def hold_output():
