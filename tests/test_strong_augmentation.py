@@ -25,6 +25,7 @@ from conftest import write_fake_cifar
 from dataloader_cifar import MEAN_STD, CIFARLoaders, DeviceCIFARLoaders
 from test_resume import assert_same, outcome, tiny_args
 from utils.augment import FILL, BatchAutoAugment, autoaugment
+from utils import runlog
 from utils.cli import run_cli
 from utils.data import ssl_batches
 
@@ -421,15 +422,20 @@ def test_resume_with_strong_augmentation_is_exact(path, data, tmp_path):
 
 @pytest.mark.slow
 def test_a_run_saved_before_strong_augmentation_resumes(data, tmp_path, capsys):
+    # and before C2D's switches (--arch, --pretrained, --lr_drop_every, --warmup_clip_grad_norm)
     out = str(tmp_path / 'run')
     assert run_cli(Train_cifar.main, small_args(data, out, '--num_epochs', '2')) == 0
     prefix = os.path.join(out, 'cifar10_0.5_sym')
+    later = runlog.ADDED_LATER
+    assert set(later) >= {'strong_aug', 'strong_warmup', 'arch', 'pretrained', 'lr_drop_every',
+                          'warmup_clip_grad_norm'}
     checkpoint = torch.load(prefix + '_last.pth', weights_only=True)
-    del checkpoint['args']['strong_aug'], checkpoint['args']['strong_warmup']
+    for switch in later:
+        del checkpoint['args'][switch]
     torch.save(checkpoint, prefix + '_last.pth')
     with open(prefix + '_args.json') as f:
         saved = json.load(f)
-    assert saved.pop('strong_aug') is False and saved.pop('strong_warmup') is False
+    assert {switch: saved.pop(switch) for switch in later} == later
     with open(prefix + '_args.json', 'w') as f:
         json.dump(saved, f)
     capsys.readouterr()
