@@ -1,7 +1,9 @@
 """The table of results/strong_aug/table.md from the run folders beside this file: per seed
-the best and the final-epoch test accuracy of each augmentation, and the mean difference
-(strong - paper) over the seeds with its standard error (the seeds pair the runs: same noisy
-labels, same initial weights)."""
+the best and the final-epoch test accuracy of each augmentation, the mean test accuracy over the
+SSL epochs, and the mean difference (strong - paper) over the seeds with its standard error (the
+seeds pair the runs: same noisy labels, same initial weights). The warm-up is the same in both
+runs of a seed (weak in both), so a best reached during the warm-up is the same in both; the SSL
+epochs' mean is where the two augmentations differ."""
 import glob
 import json
 import os
@@ -13,7 +15,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 
 
 def result(folder):
-    """(best, final-epoch accuracy, mean AUC of the last epoch's divisions, seconds) or None."""
+    """(best, final-epoch accuracy, mean accuracy over the SSL epochs, mean AUC of the last
+    epoch's divisions, seconds) or None."""
     logs = glob.glob(os.path.join(folder, '*.jsonl'))
     if not logs:
         return None
@@ -21,8 +24,10 @@ def result(folder):
     epochs = [r for r in lines if 'epoch' in r]
     if not lines[-1].get('final'):
         return None
+    ssl_mean = np.mean([r['test_acc'] for r in epochs if 'auc' in r['net1']])  # co-divided
     auc = np.mean([epochs[-1][n]['auc'] for n in ('net1', 'net2')])
-    return lines[-1]['best'], epochs[-1]['test_acc'], auc, sum(r['seconds'] for r in epochs)
+    return (lines[-1]['best'], epochs[-1]['test_acc'], ssl_mean, auc,
+            sum(r['seconds'] for r in epochs))
 
 
 seeds = sorted({int(re.search(r'seed(\d+)$', f).group(1))
@@ -33,15 +38,16 @@ for seed in seeds:
                      for kind in ('paper', 'strong'))
     for kind, r in (('paper', paper), ('strong (--strong_aug)', strong)):
         if r is not None:
-            rows.append('| %d | %s | %.2f | %.2f | %.3f | %.0f |' % ((seed, kind) + r))
+            rows.append('| %d | %s | %.2f | %.2f | %.2f | %.3f | %.0f |' % ((seed, kind) + r))
     if paper is not None and strong is not None:
-        pairs.append(np.subtract(strong[:3], paper[:3]))
-print('| seed | augmentation | best | final epoch | AUC (final epoch) | seconds |')
-print('|---|---|---|---|---|---|')
+        pairs.append(np.subtract(strong[:4], paper[:4]))
+print('| seed | augmentation | best | final epoch | SSL epochs\' mean | AUC (final epoch) | seconds |')
+print('|---|---|---|---|---|---|---|')
 print('\n'.join(rows))
 if pairs:
     d = np.array(pairs)
-    se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.full(3, np.nan)
+    se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.full(4, np.nan)
     print('\nstrong - paper over %d seeds (mean ± standard error of the paired differences): '
-          'best %+.2f ± %.2f points, final epoch %+.2f ± %.2f points, AUC %+.3f ± %.3f'
-          % (len(d), d[:, 0].mean(), se[0], d[:, 1].mean(), se[1], d[:, 2].mean(), se[2]))
+          'best %+.2f ± %.2f points, final epoch %+.2f ± %.2f points, SSL epochs\' mean '
+          '%+.2f ± %.2f points, AUC %+.3f ± %.3f' % ((len(d),) + tuple(
+              x for k in range(4) for x in (d[:, k].mean(), se[k]))))
