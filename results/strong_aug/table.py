@@ -63,3 +63,10 @@ if pairs:
     mean, se = mean_se(np.array(per_epoch))
     print('\nstrong - paper per SSL epoch (test accuracy, points): '
           + ', '.join('%+.2f ± %.2f' % m_s for m_s in zip(mean, se)))
+    if len(mean) > 5:  # a longer run: does the gap close? Mean test accuracy per 5 SSL epochs
+        diffs, parts = np.array(per_epoch), []
+        for start in range(0, len(mean), 5):
+            block_mean, block_se = mean_se(diffs[:, start:start + 5].mean(axis=1))
+            parts.append('SSL epochs %d-%d %+.2f ± %.2f'
+                         % (start + 1, min(start + 5, len(mean)), block_mean, block_se))
+        print('\nstrong - paper per 5 SSL epochs (mean test accuracy, points): ' + ', '.join(parts))
