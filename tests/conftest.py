@@ -130,8 +130,7 @@ def _real_cifar_home():
 
 
 SKIP_REAL = ('no real CIFAR-10: set %s to the folder holding cifar-10-batches-py/ (the python '
-             'version from https://www.cs.toronto.edu/~kriz/cifar.html; CI builds it from '
-             '../shared beside the checkout)' % REAL_CIFAR10_VAR)
+             'version from https://www.cs.toronto.edu/~kriz/cifar.html)' % REAL_CIFAR10_VAR)
 
 
 @pytest.fixture(scope='session')
