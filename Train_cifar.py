@@ -75,170 +75,171 @@ def paper_settings(dataset, noise_mode, r, cifar_n_label=None):
         "not a paper cell, the authors' code defaults"
 
 
-def parse_args(argv):
+def argument_parser():
+    """Every argument, declared once with its range, its rules, and whether it changes the
+    method (names_run: the run's name shows it) or may change on --resume (utils.cli)."""
     p = ArgumentParser(description='DivideMix on CIFAR-10/100 with synthetic label noise')
     p.add_argument('--dataset', default='cifar10', choices=['cifar10', 'cifar100'])
-    p.add_argument('--data_path', default=None,
+    p.add_argument('--data_path', default=None, resumable=True,
                    help='folder with the python pickles, or its parent (default ./cifar-10 or '
                         './cifar-100)')
     p.add_argument('--download', action=argparse.BooleanOptionalAction, default=True,
+                   resumable=True,
                    help='download the official archive (checksum verified) when the data is '
                         'not found; --no-download to never touch the network')
-    p.add_argument('--r', type=float, default=0.5, help='noise ratio')
+    p.add_argument('--r', type=float, default=0.5, help='noise ratio',
+                   check=Range(0, 1, hint='give the noise ratio as a fraction, e.g. --r 0.5'))
     p.add_argument('--noise_mode', default='sym',
                    choices=['sym', 'asym', 'sym_exclusive', 'cifar-n'],
                    help='sym: uniform over all classes (the paper\'s Table 1); sym_exclusive: '
                         'never the true class (Table 6); cifar-n: human labels (CIFAR-N)')
-    p.add_argument('--noise_file', default=None,
-                   help='JSON list of noisy labels (default <data_path>/<r:.1f>_<mode>.json, '
-                        'made when missing); a file named here must exist unless '
-                        '--create_noise_file')
-    p.add_argument('--create_noise_file', action='store_true',
-                   help='generate the labels into --noise_file when that file does not exist')
     p.add_argument('--cifar_n_file', default=None,
                    help='CIFAR-N labels (default <data_path>/CIFAR-10_human.pt or '
-                        'CIFAR-100_human.pt)')
+                        'CIFAR-100_human.pt)',
+                   rule=Relation(lambda a: a.noise_mode == 'cifar-n' or (
+                       a.cifar_n_label is None and a.cifar_n_file is None),
+                       '--cifar_n_label and --cifar_n_file are for --noise_mode cifar-n: add it '
+                       'or drop them'))
     p.add_argument('--cifar_n_label', default=None,
                    help='aggre_label, random_label1..3 or worse_label (CIFAR-10N; default '
                         'worse_label), noisy_label (CIFAR-100N)')
-    p.add_argument('--seed', type=int, default=123)
+    p.add_argument('--noise_file', default=None, resumable=True,
+                   help='JSON list of noisy labels (default <data_path>/<r:.1f>_<mode>.json, '
+                        'made when missing); a file named here must exist unless '
+                        '--create_noise_file',
+                   rule=Relation(lambda a: a.noise_mode != 'cifar-n' or a.noise_file is None,
+                                 '--noise_file holds synthetic noise; CIFAR-N labels come from '
+                                 '--cifar_n_file'))
+    p.add_argument('--create_noise_file', action='store_true', resumable=True,
+                   help='generate the labels into --noise_file when that file does not exist',
+                   rule=Relation(lambda a: a.noise_file is not None or not a.create_noise_file,
+                                 '--create_noise_file needs --noise_file PATH: the default noise '
+                                 'file is always made when missing'))
+    p.add_argument('--seed', type=int, default=123, check=Range(0, 2**32 - 1))  # numpy's range
     # optimisation (Sec. 4.1)
-    p.add_argument('--num_epochs', type=int, default=300,
+    p.add_argument('--num_epochs', type=int, default=300, check=at_least(1), resumable=True,
                    help='the authors\' loop runs 301 epochs (0..300): pass 301 to match it')
-    p.add_argument('--warm_up', type=int, default=None, help='default 10 (C10) / 30 (C100)')
-    p.add_argument('--batch_size', type=int, default=64, help='labeled = unlabeled batch B')
-    p.add_argument('--lr', '--learning_rate', type=float, default=0.02)
-    p.add_argument('--lr_drop_epoch', type=int, default=150, help='lr / 10 from this epoch')
-    p.add_argument('--lr_drop_every', type=int, default=None,
+    p.add_argument('--warm_up', type=int, default=None, check=at_least(0),
+                   help='default 10 (C10) / 30 (C100)',  # CE warms up throughout
+                   rule=Relation(lambda a: a.method == 'ce' or WARM_UP_BEFORE_END.holds(a),
+                                 WARM_UP_BEFORE_END.message, warn=True))
+    p.add_argument('--batch_size', type=int, default=64, check=at_least(1),
+                   help='labeled = unlabeled batch B')
+    p.add_argument('--lr', '--learning_rate', type=float, default=0.02, check=above(0))
+    p.add_argument('--lr_drop_epoch', type=int, default=150, check=at_least(0),
+                   help='lr / 10 from this epoch')
+    p.add_argument('--lr_drop_every', type=int, default=None, check=at_least(1),
                    help='instead of --lr_drop_epoch: lr / 10 every this many epochs (a step '
                         'schedule, C2D\'s code: 150)')
-    p.add_argument('--momentum', type=float, default=0.9)
-    p.add_argument('--weight_decay', type=float, default=5e-4)
+    p.add_argument('--momentum', type=float, default=0.9, check=Range(0, 1))
+    p.add_argument('--weight_decay', type=float, default=5e-4, check=at_least(0))
     # DivideMix (Sec. 3, Appendix B)
-    p.add_argument('--lambda_u', type=float, default=None, help='default: Table 7')
-    p.add_argument('--p_threshold', type=float, default=None,
+    p.add_argument('--lambda_u', type=float, default=None, check=at_least(0),
+                   help='default: Table 7')
+    p.add_argument('--p_threshold', type=float, default=None, check=Range(0, 1, high_open=True),
                    help='clean probability threshold tau (default: 0.5, 0.6 at 90%% noise)')
-    p.add_argument('--T', type=float, default=0.5, help='sharpening temperature')
-    p.add_argument('--alpha', type=float, default=4, help='Beta(alpha, alpha) of mixup')
-    p.add_argument('--rampup_epochs', type=int, default=16,
+    p.add_argument('--T', type=float, default=0.5, check=above(0),
+                   help='sharpening temperature')
+    p.add_argument('--alpha', type=float, default=4, check=above(0),
+                   help='Beta(alpha, alpha) of mixup')
+    p.add_argument('--rampup_epochs', type=int, default=16, check=at_least(1),
                    help='lambda_u ramps up linearly over this many epochs after warm-up')
-    p.add_argument('--loss_history', type=int, default=None,
-                   help='GMM on the mean normalised loss of this many epochs (default 5 at '
-                        '90%% noise or more, else 1)')
-    p.add_argument('--gmm_max_iter', type=int, default=10)
-    p.add_argument('--gmm_tol', type=float, default=1e-2)
-    p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    p.add_argument('--loss_history', type=int, default=None, check=at_least(1),
+                   help='the mixture models the mean normalised loss of this many epochs '
+                        '(default 5 at 90%% noise or more, else 1)')
+    dm.add_co_divide_arguments(p)
     p.add_argument('--warmup_penalty', default='auto', choices=['auto', 'on', 'off'],
                    help='confidence penalty in warm-up; auto: for asym and CIFAR-N noise')
-    p.add_argument('--warmup_clip_grad_norm', type=float, default=None,
+    p.add_argument('--warmup_clip_grad_norm', type=float, default=None, check=above(0),
                    help='clip the gradient norm of warm-up steps to this (C2D\'s code: 1; '
                         'default: no clipping, as the paper)')
-    # baseline and ablations (Tables 1 and 5); none of them is on by default
-    p.add_argument('--method', default='dividemix', choices=['dividemix', 'ce'],
-                   help='ce: the cross-entropy baseline, one network trained on the noisy labels')
-    p.add_argument('--test_net1_only', action='store_true',
-                   help='ablation: test with net1 alone instead of the ensemble')
-    p.add_argument('--no_cotraining', action='store_true',
-                   help='ablation: one network, divided by its own GMM (self-divide)')
-    p.add_argument('--no_label_refinement', action='store_true',
-                   help='ablation: labeled targets are the noisy labels')
-    p.add_argument('--no_augmentation', action='store_true',
-                   help='ablation: no augmentation of the SSL views (mixup stays)')
-    p.add_argument('--divide_and_mixmatch', action='store_true',
-                   help='ablation: self-divide plus the original MixMatch (no co-refinement, '
-                        'no co-guessing)')
-    # beyond the paper (docs/beyond_the_paper.md); off by default
-    p.add_argument('--strong_aug', action='store_true',
-                   help='AugDesc-WS (Nishi et al., CVPR 2021): two more views per image with '
-                        'AutoAugment; the targets come from the weak views, the strong ones are '
-                        'mixed and trained on')
-    p.add_argument('--strong_warmup', action='store_true',
-                   help='warm up on strongly augmented images (AugDesc\'s "SAW")')
-    # model, quick runs, machine
-    p.add_argument('--num_class', type=int, default=None, help='follows --dataset')
-    p.add_argument('--arch', default='preact18', choices=list(CIFAR_ARCHS),
+    # the network; another one, or a self-supervised start, names the run
+    p.add_argument('--num_class', type=int, default=None, help='follows --dataset',
+                   rule=Relation(lambda a: a.num_class == NUM_CLASSES[a.dataset],
+                                 '--num_class %(num_class)d disagrees with --dataset '
+                                 '%(dataset)s: drop --num_class'))
+    p.add_argument('--arch', default='preact18', choices=list(CIFAR_ARCHS), names_run=True,
                    help='preact18: the paper\'s PreAct-ResNet18; resnet18: the ResNet-18 with a '
                         'CIFAR stem that C2D starts from a SimCLR checkpoint (ResNet.py)')
-    p.add_argument('--width', type=int, default=64, help='the network\'s base width')
-    p.add_argument('--pretrained', default=None, metavar='FILE',
+    p.add_argument('--width', type=int, default=64, check=at_least(1),
+                   help='the network\'s base width')
+    p.add_argument('--pretrained', default=None, metavar='FILE', names_run=True,
                    help='start both networks from this self-supervised (SimCLR) checkpoint, '
                         'each with a fresh classifier (C2D; docs/beyond_the_paper.md)')
+    # the baseline and the ablations (Tables 1 and 5); none of them is on by default
+    ablations = p.add_argument_group('ablations (Table 5), off by default')
+    p.add_argument('--method', default='dividemix', choices=['dividemix', 'ce'], names_run=True,
+                   help='ce: the cross-entropy baseline, one network trained on the noisy labels',
+                   rule=Relation(lambda a: a.method == 'dividemix' or not any(
+                       getattr(a, ablation) for ablation in ablations.dests),
+                       '--method ce trains one network on the noisy labels: drop the DivideMix '
+                       'ablation switches'))
+    ablations.add_argument('--test_net1_only', action='store_true', names_run=True,
+                           help='test with net1 alone instead of the ensemble')
+    ablations.add_argument('--no_cotraining', action='store_true', names_run=True,
+                           help='one network, divided by its own mixture (self-divide)')
+    ablations.add_argument('--no_label_refinement', action='store_true', names_run=True,
+                           help='labeled targets are the noisy labels')
+    ablations.add_argument('--no_augmentation', action='store_true', names_run=True,
+                           help='no augmentation of the SSL views (mixup stays)')
+    ablations.add_argument('--divide_and_mixmatch', action='store_true', names_run=True,
+                           implies={'no_cotraining': True, 'no_label_refinement': True},
+                           help='self-divide plus the original MixMatch (no co-refinement, '
+                                'no co-guessing)')
+    # beyond the paper (docs/beyond_the_paper.md); off by default
+    p.add_argument('--strong_aug', action='store_true', names_run=True,
+                   help='AugDesc-WS (Nishi et al., CVPR 2021): two more views per image with '
+                        'AutoAugment; the targets come from the weak views, the strong ones are '
+                        'mixed and trained on',
+                   rule=Relation(lambda a: not a.strong_aug or (
+                       a.method == 'dividemix' and not a.no_augmentation),
+                       '--strong_aug adds strongly augmented views to DivideMix\'s SSL epochs: '
+                       'drop it with --method ce or --no_augmentation'))
+    p.add_argument('--strong_warmup', action='store_true', names_run=True,
+                   help='warm up on strongly augmented images (AugDesc\'s "SAW")')
+    # quick runs, speed, machine
     p.add_argument('--num_train', type=int, default=None,
+                   check=at_least(2),  # the mixture needs two samples
                    help='use only the first N training images (quick runs)')
-    p.add_argument('--num_test', type=int, default=None,
+    p.add_argument('--num_test', type=int, default=None, check=at_least(1),
                    help='use only the first N test images (quick runs)')
-    p.add_argument('--plain', action='store_true',
+    p.add_argument('--plain', action='store_true', resumable=True,
                    help='turn off the speed-ups that change the arithmetic: PIL transforms in '
                         'DataLoader workers, fp32, no channels_last, no CUDA graphs (the '
                         'reference path to check any doubt against)')
     p.add_argument('--cuda_graphs', action=argparse.BooleanOptionalAction, default=True,
+                   resumable=True,
                    help='on one GPU, replay each training step as a CUDA graph (2.5x faster '
                         'epochs on an H200; docs/speed.md)')
-    p.add_argument('--compile', action='store_true',
+    p.add_argument('--compile', action='store_true', resumable=True,
+                   rule=COMPILE_NEEDS_SPEED_UPS,
                    help='torch.compile both networks instead of the CUDA graphs (no gain '
                         'measured)')
-    p.add_argument('--num_workers', type=int, default=4, help='data workers of --plain')
-    p.add_argument('--gpuid', type=int, default=0)
-    p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--num_workers', type=int, default=4, check=at_least(0), resumable=True,
+                   help='data workers of --plain')
+    p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True)
+    p.add_argument('--out_dir', default='checkpoint', resumable=True)
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
+                   resumable=True, rule=FIGURES_NEED_MATPLOTLIB,
                    help='save loss snapshots and features, draw the paper\'s figures at the end '
                         '(tools/figures.py)')
-    p.add_argument('--tensorboard', action='store_true',
+    p.add_argument('--tensorboard', action='store_true', resumable=True,
+                   rule=TENSORBOARD_NEEDS_IT,
                    help='also log the per-epoch numbers for TensorBoard (needs tensorboard)')
-    p.add_argument('--resume', action='store_true',
+    p.add_argument('--resume', action='store_true', resumable=True,
                    help='continue the run in --out_dir from its latest checkpoint')
-    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    p.add_argument('--debug', action='store_true', resumable=True,
+                   help='show tracebacks for input errors')
     p.set_defaults(script='Train_cifar.py')  # saved with the run: what tools/ read it as
-    return p.parse_args(argv)
+    return p
 
 
-# What each argument may be, checked by utils.cli.check_args before anything is read or
-# written (None: the per-cell default); the relations between arguments come last.
-ARG_RULES = {
-    'r': Range(0, 1, hint='give the noise ratio as a fraction, e.g. --r 0.5'),
-    'seed': Range(0, 2**32 - 1),  # numpy's seed range
-    'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
-    'lr': above(0), 'lr_drop_epoch': at_least(0), 'lr_drop_every': at_least(1),
-    'momentum': Range(0, 1), 'warmup_clip_grad_norm': above(0),
-    'weight_decay': at_least(0),
-    'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
-    'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
-    'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
-    'num_class': Relation(lambda a: a.num_class == NUM_CLASSES[a.dataset],
-                          '--num_class %(num_class)d disagrees with --dataset %(dataset)s: drop '
-                          '--num_class'),
-    'width': at_least(1), 'num_train': at_least(2),  # the mixture needs two samples
-    'num_test': at_least(1), 'num_workers': at_least(0), 'gpuid': at_least(0),
-    'CIFAR-N switches': Relation(
-        lambda a: a.noise_mode == 'cifar-n' or (a.cifar_n_label is None
-                                                 and a.cifar_n_file is None),
-        '--cifar_n_label and --cifar_n_file are for --noise_mode cifar-n: add it or drop them'),
-    'noise file': Relation(
-        lambda a: a.noise_mode != 'cifar-n' or a.noise_file is None,
-        '--noise_file holds synthetic noise; CIFAR-N labels come from --cifar_n_file'),
-    'create noise file': Relation(
-        lambda a: a.noise_file is not None or not a.create_noise_file,
-        '--create_noise_file needs --noise_file PATH: the default noise file is always made '
-        'when missing'),
-    'baseline': Relation(
-        lambda a: a.method == 'dividemix' or not (
-            a.no_cotraining or a.no_label_refinement or a.no_augmentation
-            or a.divide_and_mixmatch or a.test_net1_only),
-        '--method ce trains one network on the noisy labels: drop the DivideMix ablation '
-        'switches'),
-    'strong augmentation': Relation(
-        lambda a: not a.strong_aug or (a.method == 'dividemix' and not a.no_augmentation),
-        '--strong_aug adds strongly augmented views to DivideMix\'s SSL epochs: drop it with '
-        '--method ce or --no_augmentation'),
-    'compile': COMPILE_NEEDS_SPEED_UPS,
-    'warm-up only': Relation(lambda a: a.method == 'ce' or WARM_UP_BEFORE_END.holds(a),
-                             WARM_UP_BEFORE_END.message, warn=True),  # CE: warm-up throughout
-    'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
-}
+def parse_args(argv):
+    return argument_parser().parse_args(argv)
 
 
 def complete_args(args):
-    """Fill in the per-cell defaults, then check every argument (ARG_RULES)."""
+    """Fill in the per-cell defaults, then check every argument (their declarations' rules)."""
     if args.num_class is None:
         args.num_class = NUM_CLASSES[args.dataset]
     args.data_path = args.data_path or ('./cifar-10' if args.dataset == 'cifar10'
@@ -255,14 +256,12 @@ def complete_args(args):
                              % (args.cifar_n_label, args.dataset, ', '.join(choices)))
         args.cifar_n_file = args.cifar_n_file or os.path.join(args.data_path,
                                                               CIFAR_N_FILES[args.dataset])
-    if args.divide_and_mixmatch:  # = self-divide + MixMatch's own targets
-        args.no_cotraining = args.no_label_refinement = True
     lambda_u, p_threshold, source = paper_settings(args.dataset, args.noise_mode, args.r,
                                                    args.cifar_n_label)
     from_table = args.lambda_u is None or args.p_threshold is None
     args.lambda_u = lambda_u if args.lambda_u is None else args.lambda_u
     args.p_threshold = p_threshold if args.p_threshold is None else args.p_threshold
-    check_args(args, ARG_RULES)
+    check_args(args, argument_parser().rules)
     if from_table:
         cell = args.cifar_n_label if args.noise_mode == 'cifar-n' else '%s %g%%' % (
             args.noise_mode, 100 * args.r)
@@ -400,7 +399,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = complete_args(parse_args(argv))
     run_name = run_name_of(args)
-    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
+    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'},
+                 arguments=argument_parser())
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     backbone = None  # C2D: a self-supervised start, checked whole before anything is written
     if args.pretrained and checkpoint is None:  # (a resumed run's networks are in checkpoint)
@@ -451,7 +451,6 @@ def main(argv=None):
     net1, net2 = make_net(), make_net()
     optimizer1, optimizer2 = make_optimizer(net1), make_optimizer(net2)
     loss_history = ([], [])  # per network: normalised per-sample losses of the last epochs
-    gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
     parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
     start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
@@ -498,22 +497,19 @@ def main(argv=None):
                                   args.warmup_clip_grad_norm)
                 record[name] = {'warmup_ce': ce}
         else:
-            # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
-            divisions = [dm.co_divide(net, eval_loader, history, args.loss_history, device,
-                                      **gmm_kwargs)
+            # Co-divide (lines 4-8): each network's mixture on its per-sample losses.
+            divisions = [dm.co_divide(net, eval_loader, history, device, args)
                          for (_, net, _), history in zip(networks, loss_history)]
-            clean_probs = [division.clean_prob for division in divisions]
             if args.figures and log.writer and epoch in snapshot_epochs:  # Fig. 2
                 save_division(args.out_dir, run_name, epoch, args.p_threshold, noisy_labels,
                               {name: division._asdict() for (name, _, _), division
                                in zip(networks, divisions)}, is_clean)
             # Lines 6-30: net1 trains on net2's division with net2 co-guessing, then vice versa.
             # Without co-training, net1 trains on its own division and guesses alone.
-            plan = ([('net1', net1, net2, optimizer1, clean_probs[1]),
-                     ('net2', net2, net1, optimizer2, clean_probs[0])] if not single else
-                    [('net1', net1, None, optimizer1, clean_probs[0])])
-            for name, net, partner, optimizer, clean_prob in plan:
-                labeled = clean_prob > args.p_threshold  # authors' strict '>' (paper: >=)
+            plan = ([('net1', net1, net2, optimizer1, divisions[1]),
+                     ('net2', net2, net1, optimizer2, divisions[0])] if not single else
+                    [('net1', net1, None, optimizer1, divisions[0])])
+            for name, net, partner, optimizer, (clean_prob, labeled, *_) in plan:
                 stats = dm.division_stats(clean_prob, labeled, is_clean)
                 log.write('stats', 'Numer of labeled samples:%d   AUC:%.3f\n'
                           % (stats['labeled'], stats['auc']))
@@ -551,10 +547,8 @@ def main(argv=None):
     # division), the test's prediction and the flag; the truth is known here.
     labels = export_labels(log.labels_path,
                            [net for _, net, _ in networks], eval_loader, device,
-                           epoch=args.num_epochs - 1, p_threshold=args.p_threshold,
-                           gmm_kwargs=gmm_kwargs, loss_histories=loss_history,
-                           history_len=args.loss_history,
-                           predict_with=1 if args.test_net1_only else None,
+                           epoch=args.num_epochs - 1, args=args,
+                           loss_histories=loss_history, predict_with=1 if args.test_net1_only else None,
                            true=clean_labels, class_names=class_names(args.data_path,
                                                                       args.dataset))
     print0(labels.line)
@@ -604,28 +598,17 @@ def learning_rate(args, epoch):
 
 
 def run_name_of(args):
-    """The authors' file prefix <dataset>_<r>_<mode>, with the CIFAR-N labels, another
-    network, a self-supervised start or the baseline / ablation switched on, so different
-    experiments never share files."""
+    """The authors' file prefix <dataset>_<r>_<mode> (or <dataset>_<CIFAR-N label>), plus a part
+    for each argument declared names_run that is not at its default (another network, a
+    self-supervised start, the baseline, an ablation, ...), so different experiments never
+    share files."""
     if args.noise_mode == 'cifar-n':
         name = '%s_%s' % (args.dataset, args.cifar_n_label)
     else:
         # one decimal as the authors' names; a finer ratio keeps its digits (0.45 is not 0.5)
         ratio = '%.1f' % args.r if round(args.r, 1) == args.r else repr(args.r)
         name = '%s_%s_%s' % (args.dataset, ratio, args.noise_mode)
-    if args.arch != 'preact18':
-        name += '_' + args.arch
-    if args.pretrained:
-        name += '_pretrained'
-    if args.method != 'dividemix':
-        name += '_' + args.method
-    if args.divide_and_mixmatch:
-        return name + '_divide_and_mixmatch'
-    for switch in ('test_net1_only', 'no_cotraining', 'no_label_refinement', 'no_augmentation',
-                   'strong_aug', 'strong_warmup'):
-        if getattr(args, switch):
-            name += '_' + switch
-    return name
+    return name + argument_parser().run_name_parts(args)
 
 
 def _division_summary(record, name):

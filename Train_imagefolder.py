@@ -32,12 +32,11 @@ import dividemix as dm
 from dataloader_imagefolder import (DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, ImageFolderData,
                                     ImageFolderLoaders, strong_transform_for, transforms_for)
 from PreResNet import ResNet18
-from utils.augment import add_strong_arguments, strong_suffix
+from utils.augment import add_strong_arguments
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, PLAIN_ID,
-                       STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END,
-                       ArgumentParser, Range, Relation, above, at_least, check_args,
-                       check_finite, run_cli)
+                       TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser, Range, Relation,
+                       above, at_least, check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
@@ -62,12 +61,18 @@ SCHEDULES = {
 }
 
 
-def parse_args(argv):
+def argument_parser():
+    """Every argument, declared once with its range, its rules, and whether it changes the
+    method (names_run: the run's name shows it) or may change on --resume (utils.cli). None:
+    the network's SCHEDULES or DEFAULTS value, filled in by complete_args."""
     p = ArgumentParser(description='DivideMix on an image folder or image lists with noisy '
                                    'labels')
-    p.add_argument('--data_path', default=None,
+    p.add_argument('--data_path', default=None, resumable=True,
                    help='folder with train/<class>/<image> (and optionally test/, val/), or the '
-                        'folder the paths in the lists are relative to')
+                        'folder the paths in the lists are relative to',
+                   rule=Relation(lambda a: a.data_path is not None or a.train_list is not None,
+                                 'no data: pass --data_path DIR (DIR/train/<class>/<image>) or '
+                                 '--train_list'))
     p.add_argument('--train_list', default=None,
                    help='CSV of "<image path>,<label>" rows instead of train/ folders')
     p.add_argument('--test_list', default=None, help='the same for a clean test set')
@@ -78,42 +83,70 @@ def parse_args(argv):
     p.add_argument('--clean_list', default=None,
                    help='"<image path>,<label>" rows with the true labels of some or all '
                         'training images: turns on division AUC, precision and recall')
-    p.add_argument('--seed', type=int, default=123)
+    p.add_argument('--seed', type=int, default=123, check=Range(0, 2**32 - 1))  # numpy's range
     # network and images
     p.add_argument('--arch', default='preact18', choices=sorted(SCHEDULES),
                    help='preact18: from scratch, small images; resnet50: ImageNet-pretrained')
     p.add_argument('--pretrained', default='imagenet',
                    help="resnet50's start: 'imagenet' (torchvision's weights, downloaded or "
-                        "cached), a local ResNet-50 weights file, or 'none'")
-    p.add_argument('--width', type=int, default=64, help='preact18 base width')
-    p.add_argument('--num_train', type=int, default=None,
-                   help='train on N of the training images drawn at random (quick runs)')
-    p.add_argument('--image_size', type=int, default=None, help='default 32 / 224 by --arch')
-    p.add_argument('--resize', type=int, default=None,
-                   help='shorter side before cropping; default 32 / 256 by --arch')
-    p.add_argument('--mean', type=float, nargs=3, default=list(IMAGENET_MEAN))
-    p.add_argument('--std', type=float, nargs=3, default=list(IMAGENET_STD))
+                        "cached), a local ResNet-50 weights file, or 'none'",
+                   rule=Relation(lambda a: a.arch == 'resnet50' or a.pretrained in (
+                       'imagenet', 'none'), '--pretrained is for --arch resnet50 (preact18 '
+                       'trains from scratch)'))
+    p.add_argument('--width', type=int, default=64, check=at_least(1),
+                   help='preact18 base width')
+    p.add_argument('--num_train', type=int, default=None, check=at_least(2),
+                   help='train on N of the training images drawn at random (quick runs)',
+                   rule=Relation(lambda a: a.num_train is None or a.num_train >= a.batch_size,
+                                 '--num_train %(num_train)d is fewer images than a batch '
+                                 '(--batch_size %(batch_size)d)'))
+    p.add_argument('--image_size', type=int, default=None, check=at_least(8),
+                   help='default 32 / 224 by --arch',
+                   rule=[Relation(lambda a: a.arch != 'preact18' or a.image_size == 32,
+                                  '--image_size %(image_size)d: preact18 takes 32-px images (its '
+                                  'final pool fits a 4x4 map); pass --image_size 32, or --arch '
+                                  'resnet50 for larger images'),
+                         Relation(lambda a: a.arch != 'resnet50'
+                                  or a.image_size >= RESNET50_SMALLEST_INPUT,
+                                  '--image_size %(image_size)d: resnet50 takes images of at '
+                                  'least ' + str(RESNET50_SMALLEST_INPUT) + ' px ('
+                                  + RESNET50_INPUT_HINT + ')')])
+    p.add_argument('--resize', type=int, default=None, check=at_least(8),
+                   help='shorter side before cropping; default 32 / 256 by --arch',
+                   rule=Relation(lambda a: a.resize >= a.image_size,
+                                 '--resize %(resize)d is smaller than --image_size '
+                                 '%(image_size)d: images are resized, then cropped'))
+    p.add_argument('--mean', type=float, nargs=3, default=list(IMAGENET_MEAN),
+                   rule=Relation(lambda a: all(np.isfinite(a.mean)),
+                                 '--mean must be three numbers'))
+    p.add_argument('--std', type=float, nargs=3, default=list(IMAGENET_STD),
+                   rule=Relation(lambda a: all(np.isfinite(a.std)) and min(a.std) > 0,
+                                 '--std must be three numbers above 0'))
     # optimisation and DivideMix; None: the network's SCHEDULES value
-    p.add_argument('--num_epochs', type=int, default=None)
-    p.add_argument('--warm_up', type=int, default=None)
-    p.add_argument('--batch_size', type=int, default=None, help='labeled = unlabeled batch B')
-    p.add_argument('--lr', '--learning_rate', type=float, default=None)
-    p.add_argument('--lr_drop_epoch', type=int, default=None, help='lr / 10 from this epoch')
-    p.add_argument('--momentum', type=float, default=0.9)
-    p.add_argument('--weight_decay', type=float, default=None)
-    p.add_argument('--lambda_u', type=float, default=None,
+    p.add_argument('--num_epochs', type=int, default=None, check=at_least(1), resumable=True)
+    p.add_argument('--warm_up', type=int, default=None, check=at_least(0),
+                   rule=WARM_UP_BEFORE_END)
+    p.add_argument('--batch_size', type=int, default=None, check=at_least(1),
+                   help='labeled = unlabeled batch B')
+    p.add_argument('--lr', '--learning_rate', type=float, default=None, check=above(0))
+    p.add_argument('--lr_drop_epoch', type=int, default=None, check=at_least(0),
+                   help='lr / 10 from this epoch')
+    p.add_argument('--momentum', type=float, default=0.9, check=Range(0, 1))
+    p.add_argument('--weight_decay', type=float, default=None, check=at_least(0))
+    p.add_argument('--lambda_u', type=float, default=None, check=at_least(0),
                    help='weight of Lu; 0: mix only the labeled rows (as for Clothing1M)')
-    p.add_argument('--p_threshold', type=float, default=None, help='clean probability tau')
-    p.add_argument('--T', type=float, default=0.5, help='sharpening temperature')
-    p.add_argument('--alpha', type=float, default=None, help='Beta(alpha, alpha) of mixup')
-    p.add_argument('--rampup_epochs', type=int, default=16,
+    p.add_argument('--p_threshold', type=float, default=None, check=Range(0, 1, high_open=True),
+                   help='clean probability tau')
+    p.add_argument('--T', type=float, default=0.5, check=above(0),
+                   help='sharpening temperature')
+    p.add_argument('--alpha', type=float, default=None, check=above(0),
+                   help='Beta(alpha, alpha) of mixup')
+    p.add_argument('--rampup_epochs', type=int, default=16, check=at_least(1),
                    help='lambda_u ramps up linearly over this many epochs after warm-up')
-    p.add_argument('--loss_history', type=int, default=1,
-                   help='GMM on the mean normalised loss of this many epochs (5 helps at '
-                        'very high noise)')
-    p.add_argument('--gmm_max_iter', type=int, default=10)
-    p.add_argument('--gmm_tol', type=float, default=1e-2)
-    p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    p.add_argument('--loss_history', type=int, default=1, check=at_least(1),
+                   help='the mixture models the mean normalised loss of this many epochs (5 '
+                        'helps at very high noise)')
+    dm.add_co_divide_arguments(p)
     p.add_argument('--warmup_penalty', action=argparse.BooleanOptionalAction, default=True,
                    help='confidence penalty in warm-up (Sec. 3.1)')
     p.add_argument('--balanced_warmup', action='store_true',
@@ -122,68 +155,36 @@ def parse_args(argv):
     add_strong_arguments(p, "its CIFAR-10 policy for --arch preact18's small images, its "
                              "ImageNet policy for resnet50's photos")
     # machine and outputs
-    p.add_argument('--plain', action='store_true',
+    p.add_argument('--plain', action='store_true', resumable=True,
                    help='turn the speed-ups off (fp32, no channels_last): the reference path')
     p.add_argument('--cuda_graphs', action=argparse.BooleanOptionalAction, default=True,
+                   resumable=True,
                    help='on one GPU, replay each training step as a CUDA graph')
-    p.add_argument('--compile', action='store_true', help='torch.compile both networks')
-    p.add_argument('--num_workers', type=int, default=4, help='image decoding workers')
-    p.add_argument('--gpuid', type=int, default=0)
-    p.add_argument('--id', default='imagefolder',
-                   help='prefix of the output files (--strong_aug and --strong_warmup append '
-                        '_strong_aug and _strong_warmup)')
-    p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--compile', action='store_true', resumable=True,
+                   rule=COMPILE_NEEDS_SPEED_UPS, help='torch.compile both networks')
+    p.add_argument('--num_workers', type=int, default=4, check=at_least(0), resumable=True,
+                   help='image decoding workers')
+    p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True)
+    p.add_argument('--id', default='imagefolder', rule=PLAIN_ID,
+                   help='prefix of the output files (a switch that changes the method, such as '
+                        '--strong_aug, appends its name)')
+    p.add_argument('--out_dir', default='checkpoint', resumable=True)
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
+                   resumable=True, rule=FIGURES_NEED_MATPLOTLIB,
                    help='save loss snapshots and unlabeled examples, draw the figures at the end')
-    p.add_argument('--tensorboard', action='store_true',
+    p.add_argument('--tensorboard', action='store_true', resumable=True,
+                   rule=TENSORBOARD_NEEDS_IT,
                    help='also log the per-epoch numbers for TensorBoard (needs tensorboard)')
-    p.add_argument('--resume', action='store_true',
+    p.add_argument('--resume', action='store_true', resumable=True,
                    help='continue the run in --out_dir from its latest checkpoint')
-    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    p.add_argument('--debug', action='store_true', resumable=True,
+                   help='show tracebacks for input errors')
     p.set_defaults(script='Train_imagefolder.py')  # saved with the run: what tools/ read it as
-    return p.parse_args(argv)
+    return p
 
 
-# What each argument may be, checked by utils.cli.check_args before anything is read or
-# written; the relations between arguments come last.
-ARG_RULES = {
-    'seed': Range(0, 2**32 - 1),  # numpy's seed range
-    'width': at_least(1), 'num_train': at_least(2), 'image_size': at_least(8),
-    'resize': at_least(8),
-    'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
-    'lr': above(0), 'lr_drop_epoch': at_least(0), 'momentum': Range(0, 1),
-    'weight_decay': at_least(0),
-    'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
-    'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
-    'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
-    'num_workers': at_least(0), 'gpuid': at_least(0),
-    'mean': Relation(lambda a: all(np.isfinite(a.mean)), '--mean must be three numbers'),
-    'std': Relation(lambda a: all(np.isfinite(a.std)) and min(a.std) > 0,
-                    '--std must be three numbers above 0'),
-    'preact18 input': Relation(
-        lambda a: a.arch != 'preact18' or a.image_size == 32,
-        '--image_size %(image_size)d: preact18 takes 32-px images (its final pool fits a 4x4 '
-        'map); pass --image_size 32, or --arch resnet50 for larger images'),
-    'resnet50 input': Relation(
-        lambda a: a.arch != 'resnet50' or a.image_size >= RESNET50_SMALLEST_INPUT,
-        '--image_size %(image_size)d: resnet50 takes images of at least ' + str(
-            RESNET50_SMALLEST_INPUT) + ' px (' + RESNET50_INPUT_HINT + ')'),
-    'resize at least image_size': Relation(
-        lambda a: a.resize >= a.image_size,
-        '--resize %(resize)d is smaller than --image_size %(image_size)d: images are resized, '
-        'then cropped'),
-    'pretrained': Relation(
-        lambda a: a.arch == 'resnet50' or a.pretrained in ('imagenet', 'none'),
-        '--pretrained is for --arch resnet50 (preact18 trains from scratch)'),
-    'num_train at least a batch': Relation(
-        lambda a: a.num_train is None or a.num_train >= a.batch_size,
-        '--num_train %(num_train)d is fewer images than a batch (--batch_size %(batch_size)d)'),
-    'lists': Relation(lambda a: a.data_path is not None or a.train_list is not None,
-                      'no data: pass --data_path DIR (DIR/train/<class>/<image>) or --train_list'),
-    'id': PLAIN_ID, 'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
-    'strong warm-up': STRONG_WARMUP_NEEDS_WARM_UP,
-    'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
-}
+def parse_args(argv):
+    return argument_parser().parse_args(argv)
 
 
 def complete_args(args):
@@ -191,7 +192,7 @@ def complete_args(args):
     for name, value in dict(SCHEDULES[args.arch], **DEFAULTS[args.arch]).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    check_args(args, ARG_RULES)
+    check_args(args, argument_parser().rules)
     print0('%s: epochs=%d warm_up=%d lr=%g (/10 from %d) batch=%d weight_decay=%g alpha=%g '
            'lambda_u=%g p_threshold=%g image_size=%d resize=%d warm-up penalty %s'
            % (args.arch, args.num_epochs, args.warm_up, args.lr, args.lr_drop_epoch,
@@ -336,8 +337,10 @@ def main(argv=None):
     args.num_class = data.num_class  # saved with the run: a resume must see the same classes
     if args.num_train is not None:  # a quick run on part of a large set
         data.keep_train(args.num_train, args.seed)
-    run_name = args.id + strong_suffix(args)  # the prefix of the run's files
-    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
+    parser = argument_parser()
+    run_name = args.id + parser.run_name_parts(args)  # the prefix of the run's files
+    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'},
+                 arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
@@ -365,7 +368,6 @@ def main(argv=None):
                                               weight_decay=args.weight_decay)
                               for net in (net1, net2))
     loss_history = ([], [])  # per network: normalised per-sample losses of the last epochs
-    gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
     parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
     start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
@@ -403,27 +405,24 @@ def main(argv=None):
                                   cuda_graphs, '%s Warmup %s' % (banner, name), clock)
                 record[name] = {'warmup_ce': ce}
         else:
-            # Co-divide (lines 4-5): each network's GMM on its per-sample losses.
-            divisions = [dm.co_divide(net, eval_loader, history, args.loss_history, device,
-                                      **gmm_kwargs)
+            # Co-divide (lines 4-8): each network's mixture on its per-sample losses.
+            divisions = [dm.co_divide(net, eval_loader, history, device, args)
                          for net, history in zip((net1, net2), loss_history)]
-            clean_prob1, clean_prob2 = (division.clean_prob for division in divisions)
             if args.figures and log.writer and epoch in snapshot_epochs:
                 # Fig. 2 (with the truth where --clean_list gives all of it), and Fig. 4:
                 # images of net1's unlabeled set (from net2's division) with the guesses
                 save_division(args.out_dir, run_name, epoch, args.p_threshold, noisy_labels,
                               {'net1': divisions[0]._asdict(), 'net2': divisions[1]._asdict()},
                               is_clean if known is not None and known.all() else None)
-                noisy = np.flatnonzero(clean_prob2 <= args.p_threshold)
+                noisy = np.flatnonzero(~divisions[1].labeled)
                 save_unlabeled_guesses(args.out_dir, run_name, epoch, (unwrap(net1), unwrap(net2)),
-                                       data.train_paths, noisy_labels, noisy, clean_prob2[noisy],
-                                       test_transform, device, args.seed,
-                                       class_names=data.classes)
+                                       data.train_paths, noisy_labels, noisy,
+                                       divisions[1].clean_prob[noisy], test_transform, device,
+                                       args.seed, class_names=data.classes)
             # Lines 6-30: net1 trains on net2's division with net2 co-guessing, then vice versa.
-            for name, net, partner, optimizer, clean_prob in (
-                    ('net1', net1, net2, optimizer1, clean_prob2),
-                    ('net2', net2, net1, optimizer2, clean_prob1)):
-                labeled = clean_prob > args.p_threshold  # authors' strict '>' (paper: >=)
+            for name, net, partner, optimizer, (clean_prob, labeled, *_) in (
+                    ('net1', net1, net2, optimizer1, divisions[1]),
+                    ('net2', net2, net1, optimizer2, divisions[0])):
                 record[name] = {'labeled': int(labeled.sum())}
                 if known is not None and known.any():  # the division against the truth known
                     record[name] = dm.division_stats(clean_prob[known], labeled[known],
@@ -467,8 +466,7 @@ def main(argv=None):
     # division), the test's prediction and the flag; the truth where --clean_list gives it.
     labels = export_labels(log.labels_path, [net1, net2],
                            eval_loader, device, epoch=args.num_epochs - 1,
-                           p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
-                           loss_histories=loss_history, history_len=args.loss_history,
+                           args=args, loss_histories=loss_history,
                            true=data.clean_labels, paths=data.train_relpaths,
                            class_names=data.classes)
     print0(labels.line)

@@ -25,12 +25,11 @@ import torch.nn.functional as F
 import dividemix as dm
 from dataloader_webvision import WebVision, WebVisionLoaders
 from InceptionResNetV2 import INPUT_SIZE, InceptionResNetV2
-from utils.augment import add_strong_arguments, strong_suffix
+from utils.augment import add_strong_arguments
 from utils.checkpoint import restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, FIGURES_NEED_MATPLOTLIB,
-                       PLAIN_ID, STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT,
-                       WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, above, at_least,
-                       check_args, check_finite, run_cli)
+                       PLAIN_ID, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser,
+                       InputError, Range, above, at_least, check_args, check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels, relative_to
@@ -41,77 +40,75 @@ from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
 from utils.speed import prepare, speed_ups
 
 
-def parse_args(argv):
+def argument_parser():
+    """Every argument, declared once with its range, its rules, and whether it changes the
+    method (names_run: the run's name shows it) or may change on --resume (utils.cli)."""
     p = ArgumentParser(description='DivideMix on mini-WebVision')
-    p.add_argument('--data_path', default='./webvision',
+    p.add_argument('--data_path', default='./webvision', resumable=True,
                    help='folder with info/, the Google images, val_images_256/ and imagenet/val/')
-    p.add_argument('--num_class', type=int, default=50, help='the first N WebVision classes')
-    p.add_argument('--seed', type=int, default=123)
+    p.add_argument('--num_class', type=int, default=50, check=Range(2, 1000),
+                   help='the first N WebVision classes')
+    p.add_argument('--seed', type=int, default=123, check=Range(0, 2**32 - 1))  # numpy's range
     # optimisation (Appendix B)
-    p.add_argument('--num_epochs', type=int, default=100)
-    p.add_argument('--warm_up', type=int, default=1)
-    p.add_argument('--batch_size', type=int, default=32, help='labeled = unlabeled batch B')
-    p.add_argument('--lr', '--learning_rate', type=float, default=0.01)
-    p.add_argument('--lr_drop_epoch', type=int, default=50, help='lr / 10 from this epoch')
-    p.add_argument('--momentum', type=float, default=0.9)
-    p.add_argument('--weight_decay', type=float, default=1e-3)
+    p.add_argument('--num_epochs', type=int, default=100, check=at_least(1), resumable=True)
+    p.add_argument('--warm_up', type=int, default=1, check=at_least(0), rule=WARM_UP_BEFORE_END)
+    p.add_argument('--batch_size', type=int, default=32, check=at_least(1),
+                   help='labeled = unlabeled batch B')
+    p.add_argument('--lr', '--learning_rate', type=float, default=0.01, check=above(0))
+    p.add_argument('--lr_drop_epoch', type=int, default=50, check=at_least(0),
+                   help='lr / 10 from this epoch')
+    p.add_argument('--momentum', type=float, default=0.9, check=Range(0, 1))
+    p.add_argument('--weight_decay', type=float, default=1e-3, check=at_least(0))
     # DivideMix
-    p.add_argument('--lambda_u', type=float, default=0,
+    p.add_argument('--lambda_u', type=float, default=0, check=at_least(0),
                    help='0 (paper): mix only the labeled rows, no Lu; > 0: full MixMatch')
-    p.add_argument('--p_threshold', type=float, default=0.5, help='clean probability tau')
-    p.add_argument('--T', type=float, default=0.5, help='sharpening temperature')
-    p.add_argument('--alpha', type=float, default=0.5, help='Beta(alpha, alpha) of mixup')
-    p.add_argument('--rampup_epochs', type=int, default=16, help='lambda_u ramp (if > 0)')
-    p.add_argument('--loss_history', type=int, default=1,
-                   help='GMM on the mean normalised loss of this many epochs')
-    p.add_argument('--gmm_max_iter', type=int, default=10)
-    p.add_argument('--gmm_tol', type=float, default=1e-2)
-    p.add_argument('--gmm_reg_covar', type=float, default=5e-4)
+    p.add_argument('--p_threshold', type=float, default=0.5, check=Range(0, 1, high_open=True),
+                   help='clean probability tau')
+    p.add_argument('--T', type=float, default=0.5, check=above(0),
+                   help='sharpening temperature')
+    p.add_argument('--alpha', type=float, default=0.5, check=above(0),
+                   help='Beta(alpha, alpha) of mixup')
+    p.add_argument('--rampup_epochs', type=int, default=16, check=at_least(1),
+                   help='lambda_u ramp (if > 0)')
+    p.add_argument('--loss_history', type=int, default=1, check=at_least(1),
+                   help='the mixture models the mean normalised loss of this many epochs')
+    dm.add_co_divide_arguments(p)
     # beyond the paper (docs/beyond_the_paper.md); off by default
     add_strong_arguments(p, 'its ImageNet policy')
     # images, machine
-    p.add_argument('--resize', type=int, default=320)
-    p.add_argument('--crop', type=int, default=299, help='Inception-ResNet-v2 needs 299')
-    p.add_argument('--plain', action='store_true',
+    p.add_argument('--resize', type=int, default=320, check=at_least(1))
+    p.add_argument('--crop', type=int, default=299, help='Inception-ResNet-v2 needs 299',
+                   check=Range(INPUT_SIZE, INPUT_SIZE, hint='the final 8x8 average pool of '
+                               'Inception-ResNet-v2 fits one input size'),
+                   rule=CROP_WITHIN_RESIZE)
+    p.add_argument('--plain', action='store_true', resumable=True,
                    help='turn the speed-ups off (fp32, no channels_last): the reference path')
-    p.add_argument('--compile', action='store_true', help='torch.compile both networks')
-    p.add_argument('--num_workers', type=int, default=5, help='image decoding workers')
-    p.add_argument('--gpuid', type=int, default=0)
-    p.add_argument('--id', default='webvision',
-                   help='prefix of the output files (--strong_aug and --strong_warmup append '
-                        '_strong_aug and _strong_warmup)')
-    p.add_argument('--out_dir', default='checkpoint')
+    p.add_argument('--compile', action='store_true', resumable=True,
+                   rule=COMPILE_NEEDS_SPEED_UPS, help='torch.compile both networks')
+    p.add_argument('--num_workers', type=int, default=5, check=at_least(0), resumable=True,
+                   help='image decoding workers')
+    p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True)
+    p.add_argument('--id', default='webvision', rule=PLAIN_ID,
+                   help='prefix of the output files (a switch that changes the method, such as '
+                        '--strong_aug, appends its name)')
+    p.add_argument('--out_dir', default='checkpoint', resumable=True)
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
+                   resumable=True, rule=FIGURES_NEED_MATPLOTLIB,
                    help='save loss snapshots and unlabeled examples, draw the paper\'s figures '
                         'at the end (tools/figures.py)')
-    p.add_argument('--tensorboard', action='store_true',
+    p.add_argument('--tensorboard', action='store_true', resumable=True,
+                   rule=TENSORBOARD_NEEDS_IT,
                    help='also log the per-epoch numbers for TensorBoard (needs tensorboard)')
-    p.add_argument('--resume', action='store_true',
+    p.add_argument('--resume', action='store_true', resumable=True,
                    help='continue the run in --out_dir from its latest checkpoint')
-    p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    p.add_argument('--debug', action='store_true', resumable=True,
+                   help='show tracebacks for input errors')
     p.set_defaults(script='Train_webvision.py')  # saved with the run: what tools/ read it as
-    return p.parse_args(argv)
+    return p
 
 
-# What each argument may be, checked by utils.cli.check_args before anything is read or
-# written; the relations between arguments come last.
-ARG_RULES = {
-    'num_class': Range(2, 1000), 'seed': Range(0, 2**32 - 1),  # numpy's seed range
-    'num_epochs': at_least(1), 'warm_up': at_least(0), 'batch_size': at_least(1),
-    'lr': above(0), 'lr_drop_epoch': at_least(0), 'momentum': Range(0, 1),
-    'weight_decay': at_least(0),
-    'lambda_u': at_least(0), 'p_threshold': Range(0, 1, high_open=True), 'T': above(0),
-    'alpha': above(0), 'rampup_epochs': at_least(1), 'loss_history': at_least(1),
-    'gmm_max_iter': at_least(1), 'gmm_tol': at_least(0), 'gmm_reg_covar': at_least(0),
-    'resize': at_least(1),
-    'crop': Range(INPUT_SIZE, INPUT_SIZE, hint='the final 8x8 average pool of '
-                  'Inception-ResNet-v2 fits one input size'),
-    'num_workers': at_least(0), 'gpuid': at_least(0),
-    'crop within resize': CROP_WITHIN_RESIZE, 'id': PLAIN_ID,
-    'compile': COMPILE_NEEDS_SPEED_UPS, 'warm-up only': WARM_UP_BEFORE_END,
-    'strong warm-up': STRONG_WARMUP_NEEDS_WARM_UP,
-    'figures': FIGURES_NEED_MATPLOTLIB, 'tensorboard': TENSORBOARD_NEEDS_IT,
-}
+def parse_args(argv):
+    return argument_parser().parse_args(argv)
 
 
 def create_model(args):
@@ -229,10 +226,12 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 # ---------------------------------------------------------------- the run ---------------------
 
 def main(argv=None):
-    args = check_args(parse_args(argv), ARG_RULES)
+    parser = argument_parser()
+    args = check_args(parser.parse_args(argv), parser.rules)
     init_distributed()  # under torchrun: one process per GPU, each with both networks
-    run_name = args.id + strong_suffix(args)  # the prefix of the run's files
-    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'})
+    run_name = args.id + parser.run_name_parts(args)  # the prefix of the run's files
+    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'},
+                 arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
@@ -252,7 +251,6 @@ def main(argv=None):
                                               weight_decay=args.weight_decay)
                               for net in (net1, net2))
     loss_history = ([], [])
-    gmm_kwargs = dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol, reg_covar=args.gmm_reg_covar)
     parts = {'net1': net1, 'net2': net2, 'optimizer1': optimizer1, 'optimizer2': optimizer2}
     start_epoch = restore(checkpoint, parts, log.last_path)
     if checkpoint is not None:
@@ -284,24 +282,22 @@ def main(argv=None):
                                   '%s Warmup %s' % (banner, name), clock)
                 record[name] = {'warmup_ce': ce}
         else:
-            # Co-divide: each network's GMM divides all training images for the other one.
-            divisions = [
-                dm.co_divide(net, eval_loader, history, args.loss_history, device, **gmm_kwargs)
-                for net, history in ((net1, loss_history[0]), (net2, loss_history[1]))]
-            clean_prob1, clean_prob2 = (division.clean_prob for division in divisions)
+            # Co-divide: each network's mixture divides all training images for the other one.
+            divisions = [dm.co_divide(net, eval_loader, history, device, args)
+                         for net, history in ((net1, loss_history[0]), (net2, loss_history[1]))]
             if args.figures and log.writer and epoch in snapshot_epochs:
                 # Fig. 2, and Fig. 4: images of net1's unlabeled set (from net2's division)
                 save_division(args.out_dir, run_name, epoch, args.p_threshold, data.train_labels,
                               {'net1': divisions[0]._asdict(), 'net2': divisions[1]._asdict()})
-                noisy = np.flatnonzero(clean_prob2 <= args.p_threshold)
+                noisy = np.flatnonzero(~divisions[1].labeled)
                 save_unlabeled_guesses(args.out_dir, run_name, epoch, (unwrap(net1), unwrap(net2)),
                                        data.train_paths, data.train_labels, noisy,
-                                       clean_prob2[noisy], loaders.test_transform, device,
+                                       divisions[1].clean_prob[noisy], loaders.test_transform,
+                                       device,
                                        args.seed, class_names=data.class_names)
-            for name, net, partner, optimizer, clean_prob in (
-                    ('net1', net1, net2, optimizer1, clean_prob2),
-                    ('net2', net2, net1, optimizer2, clean_prob1)):
-                labeled = clean_prob > args.p_threshold
+            for name, net, partner, optimizer, (clean_prob, labeled, *_) in (
+                    ('net1', net1, net2, optimizer1, divisions[1]),
+                    ('net2', net2, net1, optimizer2, divisions[0])):
                 log.write('stats', 'Numer of labeled samples:%d \n' % labeled.sum())
                 record[name] = {'labeled': int(labeled.sum())}
                 labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob,
@@ -337,8 +333,7 @@ def main(argv=None):
     # of the loss histories: the next epoch's division), the ensemble's prediction, the flag.
     labels = export_labels(log.labels_path, [net1, net2],
                            eval_loader, device, epoch=args.num_epochs - 1,
-                           p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
-                           loss_histories=loss_history, history_len=args.loss_history,
+                           args=args, loss_histories=loss_history,
                            paths=relative_to(data.root, data.train_paths),
                            class_names=data.class_names)
     print0(labels.line)

@@ -6,8 +6,9 @@ unlabeled images per mini-batch, C classes. Where the authors' public code does 
 paper does not say, the code's behaviour is kept (their hyperparameters were tuned with it) and
 marked.
 
-  co-divide   per_sample_loss -> normalise -> gmm_clean_prob: clean probabilities (Eq. 1,
-              Alg. 1 lines 4-8); co_divide does the three for one network
+  co-divide   per_sample_loss -> normalise -> a mixture (MIXTURES; the paper's GMM:
+              gmm_clean_prob) -> clean probabilities (Eq. 1) -> labeled_set (Alg. 1 lines
+              4-8); co_divide does them all for one network, with the run's arguments
   warm-up     cross-entropy, plus the confidence penalty (negative_entropy, Eq. 2) where asked
   SSL step    mean_prediction of the augmented views; co_refine (Eq. 3-4, Alg. 1 lines 17-20),
               co_guess (lines 21-23), draw_mix + mixup (Eq. 5-8); dividemix_loss: Lx (Eq. 9),
@@ -26,6 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
+from utils.cli import at_least
 from utils.distributed import all_reduce
 
 
@@ -151,7 +153,7 @@ def gmm_clean_prob(loss_history, random_state, max_iter=10, tol=1e-2, reg_covar=
     (the last few epochs; one entry = the current epoch only) and return the posterior of the
     lower-mean component: the probability w_i that sample i is clean (Sec. 3.1), and the
     fitted components {'means', 'variances', 'weights'}, each (2,) float64, which the run's
-    figures draw. Another mixture model goes here, returning the same two things."""
+    figures draw (gmm_log_density)."""
     # float64 (the authors pass float32; the posteriors differ at the 1e-7 level)
     x = torch.stack(list(loss_history)).mean(0).double().numpy().reshape(-1, 1)
     gmm = GaussianMixture(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
@@ -167,19 +169,62 @@ def gmm_clean_prob(loss_history, random_state, max_iter=10, tol=1e-2, reg_covar=
     return gmm.predict_proba(x)[:, gmm.means_.argmin()], components
 
 
-Division = collections.namedtuple('Division', 'clean_prob loss mixture')
+def gmm_log_density(components, x):
+    """log(w_k N(x; m_k, v_k)) of each fitted component at the losses x: (K, len(x))."""
+    x = np.asarray(x, np.float64)[None, :]
+    means, variances = components['means'][:, None], components['variances'][:, None]
+    return (np.log(components['weights'])[:, None] - 0.5 * np.log(2 * np.pi * variances)
+            - 0.5 * (x - means) ** 2 / variances)
 
 
-def co_divide(net, eval_loader, loss_history, history_len, device, **gmm_kwargs):
+# The models that co-divide may fit to the losses, chosen by name (--mixture in every script):
+#   fit(loss_history, random_state, args) -> (clean probability (N,), components), where
+#     components is a dict of (K,) float64 arrays, 'means' among them: the clean component is
+#     the one of lowest mean loss (Sec. 3.1);
+#   log_density(components, x) -> (K, len(x)), log(weight * density) of each component at x:
+#     what Fig. 2 draws (and where its posterior crosses tau);
+#   label: how the figures name it.
+# A new model is one entry here: the division, the labels file and Fig. 2 follow it.
+Mixture = collections.namedtuple('Mixture', 'label fit log_density')
+MIXTURES = {
+    'gmm': Mixture('GMM', lambda history, seed, args: gmm_clean_prob(
+        history, seed, args.gmm_max_iter, args.gmm_tol, args.gmm_reg_covar), gmm_log_density),
+}
+
+
+def add_co_divide_arguments(parser):
+    """The arguments of co-divide's model, as every training script declares them."""
+    parser.add_argument('--mixture', default='gmm', choices=sorted(MIXTURES), names_run=True,
+                        help='the model of the per-sample losses that divides them '
+                             '(dividemix.MIXTURES; gmm: the paper\'s two-component GMM)')
+    parser.add_argument('--gmm_max_iter', type=int, default=10, check=at_least(1))
+    parser.add_argument('--gmm_tol', type=float, default=1e-2, check=at_least(0))
+    parser.add_argument('--gmm_reg_covar', type=float, default=5e-4, check=at_least(0))
+
+
+def labeled_set(clean_prob, args):
+    """Alg. 1 lines 6-8: the samples put in the labeled set, w_i > tau (--p_threshold; the
+    authors' strict '>', the paper writes >=: with continuous probabilities the two agree)."""
+    return clean_prob > args.p_threshold
+
+
+Division = collections.namedtuple('Division', 'clean_prob labeled loss mixture components')
+
+
+def co_divide(net, eval_loader, loss_history, device, args):
     """One network's half of co-divide: per-sample loss, normalise, append to its history
-    (keeping the last `history_len`), GMM. Returns a Division: the clean probabilities (N,)
-    as numpy, the loss the mixture was fitted on and its components (for the run's figures).
-    The GMM seed comes from numpy's global RNG, so a seeded run is repeatable."""
+    (keeping the last --loss_history), fit --mixture, threshold (labeled_set). Returns a
+    Division: the clean probabilities (N,) as numpy, the labeled set (N,) bool, the loss the
+    mixture was fitted on, the mixture's name and its components (for the run's figures).
+    The mixture's seed comes from numpy's global RNG, so a seeded run is repeatable."""
     losses = per_sample_loss(net, eval_loader, len(eval_loader.dataset), device)
     loss_history.append(normalise(losses))
-    del loss_history[:-history_len]
-    prob, mixture = gmm_clean_prob(loss_history, np.random.randint(2 ** 31), **gmm_kwargs)
-    return Division(prob, torch.stack(loss_history).mean(0), mixture)
+    # (Clothing1M divides a fresh subset every epoch: no history, no --loss_history)
+    del loss_history[:-getattr(args, 'loss_history', 1)]
+    prob, components = MIXTURES[args.mixture].fit(loss_history, np.random.randint(2 ** 31),
+                                                  args)
+    return Division(prob, labeled_set(prob, args), torch.stack(loss_history).mean(0),
+                    args.mixture, components)
 
 
 def division_stats(clean_prob, labeled, is_clean):

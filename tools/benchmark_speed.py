@@ -131,7 +131,7 @@ def run_path(path, args, train_args, data, device):
     def co_divide(data):
         loader = data[0].eval_train()
         for net in nets:
-            dm.co_divide(net, loader, [], 1, device)
+            dm.co_divide(net, loader, [], device, train_args)
 
     def ssl(data):
         loaders, labeled, prob = data
@@ -173,17 +173,9 @@ def run_path(path, args, train_args, data, device):
     return seconds
 
 
-ARG_RULES = {
-    'num_train': at_least(2),  # the division's GMM needs two losses
-    'num_test': at_least(1), 'width': at_least(1), 'batch_size': at_least(1),
-    'r': Range(0, 1), 'num_workers': at_least(0), 'seed': Range(0, 2**32 - 1),
-    'gpu_warm_images': at_least(1),
-}
-
-
-def check_options(args):
+def check_options(args, parser):
     """Refuse what means nothing before the data is read or anything is timed."""
-    check_args(args, ARG_RULES)
+    check_args(args, parser.rules)
     if len(set(args.paths)) < len(args.paths):
         raise InputError('--paths %s: a path named twice is timed once' % ' '.join(args.paths))
     if args.json is not None:
@@ -203,23 +195,25 @@ def check_options(args):
 def main(argv=None):
     p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--data_path', default='./cifar-10')
-    p.add_argument('--num_train', type=int, default=2000)
-    p.add_argument('--num_test', type=int, default=1000)
-    p.add_argument('--width', type=int, default=64)
-    p.add_argument('--batch_size', type=int, default=64)
-    p.add_argument('--r', type=float, default=0.5, help='sym noise ratio')
+    p.add_argument('--num_train', type=int, default=2000,
+                   check=at_least(2))  # the division's mixture needs two losses
+    p.add_argument('--num_test', type=int, default=1000, check=at_least(1))
+    p.add_argument('--width', type=int, default=64, check=at_least(1))
+    p.add_argument('--batch_size', type=int, default=64, check=at_least(1))
+    p.add_argument('--r', type=float, default=0.5, check=Range(0, 1), help='sym noise ratio')
     p.add_argument('--paths', nargs='+', default=['plain', 'fast'],
                    choices=['plain', 'eager', 'fast', 'compile', 'views_apart'])
     p.add_argument('--no_breakdown', action='store_true',
                    help='on a GPU, skip the extra pass that breaks the SSL training time down')
-    p.add_argument('--num_workers', type=int, default=4, help="the plain path's workers")
-    p.add_argument('--seed', type=int, default=123)
-    p.add_argument('--gpu_warm_images', type=int, default=4096,
+    p.add_argument('--num_workers', type=int, default=4, check=at_least(0),
+                   help="the plain path's workers")
+    p.add_argument('--seed', type=int, default=123, check=Range(0, 2**32 - 1))
+    p.add_argument('--gpu_warm_images', type=int, default=4096, check=at_least(1),
                    help='on a GPU, each stage first runs untimed on this many images')
     p.add_argument('--json', default=None,
                    help='also write the numbers to this new file (never overwritten)')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
-    args = check_options(p.parse_args(argv))
+    args = check_options(p.parse_args(argv), p)
     release_output()  # the options are good: what the timed runs say comes as it is said
 
     device = pick_device(0)
@@ -228,7 +222,7 @@ def main(argv=None):
     noisy = np.asarray(make_noisy_labels(clean, args.r, 'sym', 10, seed=args.seed))
     data = (train_images, noisy, noisy == clean, test_images[:args.num_test],
             test_labels[:args.num_test])
-    # Train_cifar.py's defaults for this noise: lambda_u, T, alpha, warm-up, ramp-up
+    # Train_cifar.py's defaults for this noise: lambda_u, T, alpha, warm-up, ramp-up, co-divide
     train_args = Train_cifar.complete_args(Train_cifar.parse_args(['--r', str(args.r)]))
     results = {path: run_path(path, args, train_args, data, device) for path in args.paths}
 

@@ -117,8 +117,8 @@ RUNS = {'Train_cifar.py': cifar_run, 'Train_clothing1M.py': clothing1m_run,
 # ---------------------------------------------------------------- the command ----------------
 
 def read_checkpoint(path):
-    """The checkpoint at `path`, its script and its arguments (the script's defaults for any
-    argument added since the run was saved)."""
+    """The checkpoint at `path`, its script and its arguments (for any argument added since
+    the run was saved, what its declaration says such runs had)."""
     checkpoint = load_checkpoint(path, GIVE)
     if not isinstance(checkpoint, dict) or not {'net1', 'args', 'epoch'} <= set(checkpoint):
         raise InputError('%s is not the checkpoint of a run (a network\'s weights alone hold '
@@ -127,8 +127,8 @@ def read_checkpoint(path):
     if script not in RUNS:
         raise InputError('%s was saved by %s, whose labels this command does not export: %s'
                          % (path, script or 'an unknown script', GIVE))
-    defaults = vars(SCRIPTS[script].parse_args([]))
-    return checkpoint, script, argparse.Namespace(**dict(defaults, **checkpoint['args']))
+    arguments = SCRIPTS[script].argument_parser()
+    return checkpoint, script, argparse.Namespace(**arguments.completed(checkpoint['args']))
 
 
 def run_name(path):
@@ -188,11 +188,7 @@ def main(argv=None):
     print('exporting the labels of %s (epoch %d of %s) on %s'
           % (options.checkpoint, checkpoint['epoch'], script, device))
     labels = export_labels(out, nets, run.pop('eval_loader'), device, epoch=checkpoint['epoch'],
-                           p_threshold=args.p_threshold,
-                           gmm_kwargs=dict(max_iter=args.gmm_max_iter, tol=args.gmm_tol,
-                                           reg_covar=args.gmm_reg_covar),
-                           loss_histories=checkpoint.get('loss_history'),
-                           history_len=getattr(args, 'loss_history', 1), **run)
+                           args=args, loss_histories=checkpoint.get('loss_history'), **run)
     print(labels.line)
     return labels
 

@@ -102,7 +102,6 @@ PAPER_AUGDESC = [
 ]
 AUGDESC_BATCH_SIZE = 128  # their presets' SSL batch (DivideMix's is 64)
 AUGDESC_WARMUP = {'WAW': ('weak warm-up', []), 'SAW': ('strong warm-up', ['--strong_warmup'])}
-STRONG_FLAGS = ('--strong_aug', '--strong_warmup')  # what makes a run AugDesc's, not the paper's
 PAPER_TABLE6 = {  # one number per cell (test accuracy), true label never kept
     ('cifar10', 0.2): 96.2, ('cifar10', 0.4): 94.9, ('cifar10', 0.6): 94.3, ('cifar10', 0.8): 79.8,
     ('cifar100', 0.2): 77.2, ('cifar100', 0.4): 75.2, ('cifar100', 0.6): 72.0,
@@ -157,18 +156,16 @@ def command(cell, seed, out_root):
 
 
 def run_key(script, args_dict):
-    """What identifies a cell in a run's saved arguments (seed and scale aside): a run of
-    another network or from a self-supervised start is never the paper's cell."""
+    """What identifies a cell in a run's saved arguments (seed and scale aside): its noise and
+    what its run name says of the method (every argument declared names_run: the baseline, an
+    ablation, another network, a self-supervised start, strong augmentation, ...), so a run
+    that changes the method is never the paper's cell."""
     if script != 'Train_cifar.py':
         return (script,)
-    flags = tuple(f for f, _ in ABLATIONS if args_dict.get(f[2:]))
-    if args_dict.get('divide_and_mixmatch'):
-        flags = ('--divide_and_mixmatch',)
-    flags += tuple(f for f in STRONG_FLAGS if args_dict.get(f[2:]))  # absent in older runs
     r = None if args_dict['noise_mode'] == 'cifar-n' else round(args_dict['r'], 2)
+    method = Train_cifar.argument_parser().run_name_parts(args_dict)
     return (script, args_dict['dataset'], args_dict['noise_mode'], r,
-            args_dict.get('cifar_n_label'), args_dict.get('method', 'dividemix'), flags,
-            args_dict.get('arch', 'preact18'), bool(args_dict.get('pretrained')))
+            args_dict.get('cifar_n_label'), method)
 
 
 def cell_key(cell):
@@ -282,7 +279,7 @@ PAPER_TABLES = [t for t in TABLES if t.isdigit()]  # the default; the others are
 
 def check_options(args):
     """Refuse what means nothing for the action, before anything is written or run."""
-    seed_rule = Train_cifar.ARG_RULES['seed']
+    seed_rule = Train_cifar.argument_parser().declared['seed'].check
     for seed in args.seeds:
         if not seed_rule.allows(seed):
             raise InputError('--seeds %d: a seed must be %s' % (seed, seed_rule))

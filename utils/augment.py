@@ -7,8 +7,8 @@ fill 128 where a geometric operation uncovers the border.
   autoaugmented(train, policy)   a weak train transform made strong: AutoAugment after its crop
                                  and flip, before ToTensor
   BatchAutoAugment(policy, hw)   the same per-image draws on a uint8 batch on any device
-  add_strong_arguments(parser)   --strong_aug and --strong_warmup as Train_cifar.py has them,
-  strong_suffix(args)            and what they add to a run's file prefix (the other scripts)
+  add_strong_arguments(parser)   --strong_aug and --strong_warmup as Train_cifar.py has them
+                                 (the other scripts)
 
 Both draw, per image, one sub-policy uniformly, then fire each of its two operations with its
 probability and give a signed operation a random sign; both apply torchvision's operations with
@@ -22,6 +22,8 @@ import torch
 import torchvision.transforms as T
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.autoaugment import _apply_op  # what T.AutoAugment applies per op
+
+from utils.cli import STRONG_WARMUP_NEEDS_WARM_UP
 
 FILL = 128  # AugDesc's grey for the pixels a rotation, shear or translation uncovers
 MAGNITUDE_BINS = 10  # T.AutoAugment's: magnitude bins 0..9 of its policies
@@ -43,24 +45,16 @@ def autoaugmented(train_transform, policy):
     return T.Compose(steps[:to_tensor] + [autoaugment(policy)] + steps[to_tensor:])
 
 
-STRONG_SWITCHES = ('strong_aug', 'strong_warmup')
-
-
 def add_strong_arguments(parser, policy_help):
-    """--strong_aug and --strong_warmup as Train_cifar.py has them; `policy_help` says which
-    AutoAugment policy the script's images get."""
-    parser.add_argument('--strong_aug', action='store_true',
+    """--strong_aug and --strong_warmup as Train_cifar.py has them (each names the run);
+    `policy_help` says which AutoAugment policy the script's images get."""
+    parser.add_argument('--strong_aug', action='store_true', names_run=True,
                         help='AugDesc-WS (Nishi et al., CVPR 2021): two more views per image '
                              'with AutoAugment (%s); the targets come from the weak views, the '
                              'strong ones are mixed and trained on' % policy_help)
-    parser.add_argument('--strong_warmup', action='store_true',
+    parser.add_argument('--strong_warmup', action='store_true', names_run=True,
+                        rule=STRONG_WARMUP_NEEDS_WARM_UP,
                         help='warm up on strongly augmented images (AugDesc\'s "SAW")')
-
-
-def strong_suffix(args):
-    """What the switches add to a run's file prefix, as to Train_cifar.py's run names
-    ('_strong_aug', '_strong_warmup'): such a run never shares the paper's files."""
-    return ''.join('_' + switch for switch in STRONG_SWITCHES if getattr(args, switch))
 
 
 class BatchAutoAugment:

@@ -12,49 +12,130 @@ import torch
 import torch.distributed as dist
 
 from utils.distributed import hold_output, is_main, print0, release_output
+from utils.errors import InputError, TrainingError, WriteError, one_line  # noqa: F401 (theirs)
 
 
-class InputError(ValueError):
-    """Bad input (arguments, data, files): the message is one line that says what to fix."""
+_DEFAULT = object()  # `before` not given: runs saved before an argument existed had its default
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite loss); the message says what happened."""
+class Declared:
+    """What an argument's declaration says besides argparse's part (ArgumentParser)."""
+
+    def __init__(self, action, check, rule, names_run, resumable, before, implies):
+        self.check, self.names_run, self.resumable = check, names_run, resumable
+        self.rules = tuple(rule) if isinstance(rule, (list, tuple)) else (
+            (rule,) if rule is not None else ())
+        self.default, self.choices = action.default, action.choices
+        self.before = action.default if before is _DEFAULT else before
+        self.implies = dict(implies or {})
 
 
-def one_line(text, limit=120):
-    """`text` as it may go into a one-line message whatever bytes it came from: a string read
-    from a file, or an exception (its text, an OSError's reason without the file name, or its
-    type name when it has no text). Characters that are not printable are escaped as repr
-    escapes them (a newline as \\n, an undecodable byte as \\udcff); at most `limit` characters."""
-    if isinstance(text, BaseException):
-        error = text
-        text = ((error.strerror if isinstance(error, OSError) else None) or str(error).strip()
-                or type(error).__name__)
-    text = ''.join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
-    return text if len(text) <= limit else text[:limit - 3] + '...'
+class _Declares:
+    """add_argument with the keywords of ArgumentParser's docstring, for a parser and its
+    argument groups; each group keeps the destinations declared in it (dests)."""
+
+    def add_argument(self, *names, check=None, rule=None, names_run=False, resumable=False,
+                     before=_DEFAULT, implies=None, **kwargs):
+        action = super().add_argument(*names, **kwargs)
+        if action.default is not argparse.SUPPRESS:  # (--help holds no value)
+            self.declared[action.dest] = Declared(action, check, rule, names_run, resumable,
+                                                  before, implies)
+            self.dests.append(action.dest)
+        return action
 
 
-class WriteError(TrainingError):
-    """A file could not be written (disk full, file too large, no permission); nothing half
-    written is left. run_cli adds what to do next: rerun a tool, resume a run."""
-
-    def __init__(self, path, reason):
-        super().__init__('cannot write %s (%s): free some space or make the folder writable'
-                         % (path, reason))
-        self.path, self.reason = path, reason
+class _Group(_Declares, argparse._ArgumentGroup):
+    def __init__(self, parser, *args, **kwargs):
+        super().__init__(parser, *args, **kwargs)
+        self.declared, self.dests = parser.declared, []
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
+class ArgumentParser(_Declares, argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump) and exits with 2, and
+    where each argument is declared once, with whatever else must know of it said beside it
+    as keywords of add_argument:
+
+      check=Range(...)     the values it may take (check_args; None, a per-cell default that
+                           the script fills in, is not checked)
+      rule=Relation(...)   what it cannot be combined with (a list for several)
+      names_run=True       it changes the method: a run where it is not at its default says so
+                           in its file names (run_name_parts), and is never a paper's cell
+      resumable=True       it may change when a run is resumed (where things are, how fast
+                           they run, what else is written)
+      before=VALUE         what runs saved before the argument existed had, where that is not
+                           its default (a saved run that lacks it reads as having had this)
+      implies={...}        the values it sets in other arguments (a switch that stands for
+                           several); the run's name shows it alone
+
+    Nothing else lists arguments: the rules, run names, resume and the tools read these."""
+
+    def __init__(self, *args, **kwargs):
+        self.declared, self.dests = {}, []  # (argparse's own __init__ declares --help)
+        super().__init__(*args, **kwargs)
+
+    def add_argument_group(self, *args, **kwargs):
+        group = _Group(self, *args, **kwargs)
+        self._action_groups.append(group)
+        return group
 
     def error(self, message):
         self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
 
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        for dest, declared in self.declared.items():
+            if declared.implies and getattr(parsed, dest):
+                for other, value in declared.implies.items():
+                    setattr(parsed, other, value)
+        return parsed
+
+    @property
+    def rules(self):
+        """What check_args applies: every check= in the order declared, then every rule=."""
+        rules = {dest: d.check for dest, d in self.declared.items() if d.check is not None}
+        for dest, declared in self.declared.items():
+            rules.update(('%s, rule %d' % (dest, k), rule)
+                         for k, rule in enumerate(declared.rules))
+        return rules
+
+    @property
+    def resumable(self):
+        """The arguments that may change when a run is resumed."""
+        return {dest for dest, d in self.declared.items() if d.resumable}
+
+    def completed(self, saved):
+        """A run's saved arguments (a dict) with each argument it predates read as its
+        `before` value."""
+        return dict({dest: d.before for dest, d in self.declared.items()}, **saved)
+
+    def run_name_parts(self, args):
+        """What a run's name adds for the arguments declared names_run=True whose value is not
+        their default, in the order declared: '_<name>' for a switch turned on ('_no_<name>'
+        off), '_<value>' for a choice, '_<name>' for a file, '_<name><value>' for a number.
+        A switch that another one implies is left to that one's part. `args` is a Namespace
+        or a run's saved arguments (a dict; what a run predates reads as before)."""
+        values = self.completed(args if isinstance(args, dict) else vars(args))
+        implied = {other for dest, d in self.declared.items() if d.implies and values[dest]
+                   for other in d.implies}
+        parts = []
+        for dest, d in self.declared.items():
+            value = values[dest]
+            if not d.names_run or dest in implied or value == d.default:
+                continue
+            if isinstance(value, bool):
+                parts.append(dest if value else 'no_' + dest)
+            elif d.choices is not None:
+                parts.append(str(value))
+            elif isinstance(value, str):
+                parts.append(dest)
+            else:
+                parts.append('%s%g' % (dest, value))
+        return ''.join('_' + part for part in parts)
+
 
 # ---------------------------------------------------------------- the arguments' rules -------
-# Each script declares ARG_RULES beside its argument list: {argument: Range(...)} for values
-# and {'a relation': Relation(...)} between arguments; check_args applies them all before
+# Each argument's declaration says what it may be (check=Range(...)) and what it cannot be
+# combined with (rule=Relation(...)); check_args applies them all (the parser's `rules`) before
 # anything is read or written. A value of None means "the script's default" and is not checked.
 
 class Range:

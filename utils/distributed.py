@@ -6,6 +6,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from utils.errors import InputError
+
 
 def distributed():
     """(rank, world size); (0, 1) in a plain single-process run."""
@@ -73,7 +75,6 @@ def pick_device(gpuid):
     if torch.cuda.is_available():
         gpuid = int(os.environ.get('LOCAL_RANK', gpuid))
         if gpuid >= torch.cuda.device_count():
-            from utils.cli import InputError  # (cli imports this module)
             raise InputError('--gpuid %d: this machine has %d GPU(s), numbered from 0'
                              % (gpuid, torch.cuda.device_count()))
         torch.cuda.set_device(gpuid)

@@ -8,9 +8,8 @@ uses them, the run's per-network loss histories, which are copied, never changed
 
     labels = export_labels(os.path.join(args.out_dir, run_name + '_labels.csv'),
                            [net1, net2], eval_loader, device, epoch=args.num_epochs - 1,
-                           p_threshold=args.p_threshold, gmm_kwargs=gmm_kwargs,
-                           loss_histories=loss_history, history_len=args.loss_history,
-                           true=clean_labels, class_names=names)
+                           args=args, loss_histories=loss_history, true=clean_labels,
+                           class_names=names)
     print0(labels.line)                          # how many are flagged; precision and recall
     summary = log.summary(**labels.record)       # the final JSONL record names the file
 
@@ -19,11 +18,12 @@ The columns, in this order:
   path             its file relative to the data folder; empty for images held in memory
   given_label      the label it was trained with (the noisy one)
   clean_prob_net1  each network's co-divide on these weights over all training images
-  clean_prob_net2  (dm.co_divide with the run's loss history and GMM settings): the probability
+  clean_prob_net2  (dm.co_divide with the run's loss history and arguments): the probability
                    that the given label is clean; net2's is empty when one network is exported
   predicted_label  the prediction as the test makes it: argmax of the networks' summed logits
   confidence       the networks' mean softmax probability of the predicted label
-  flagged_noisy    1 when the mean clean probability is not above tau, else 0
+  flagged_noisy    1 when the mean clean probability is outside the labeled set
+                   (dm.labeled_set: not above tau), else 0
   true_label       only where the truth is known: the true label, empty for an unknown one
 Labels are class names where the dataset has them, integers otherwise; probabilities have 6
 decimals. The file is written atomically by the main process.
@@ -89,14 +89,14 @@ class _LogitBatches:
             yield self.logits[index], self.labels[index], index
 
 
-def clean_probability(logits, labels, loss_history, history_len, gmm_kwargs):
-    """A network's co-divide (dm.co_divide) from its logits (N, C) and the given labels (N,),
-    on a copy of its loss history (the run's own list is left as it is): the division the next
-    epoch would make. Returns the clean probabilities (N,) and how many epochs' losses the
-    mixture averaged."""
+def clean_probability(logits, labels, loss_history, args):
+    """A network's co-divide (dm.co_divide with the run's arguments) from its logits (N, C)
+    and the given labels (N,), on a copy of its loss history (the run's own list is left as it
+    is): the division the next epoch would make. Returns the clean probabilities (N,) and how
+    many epochs' losses the mixture averaged."""
     history = list(loss_history)
     division = dm.co_divide(torch.nn.Identity(), _LogitBatches(logits, labels), history,
-                            history_len, torch.device('cpu'), **gmm_kwargs)
+                            torch.device('cpu'), args)
     return division.clean_prob, len(history)
 
 
@@ -109,10 +109,11 @@ def ensemble_prediction(logits):
     return predicted.numpy(), mean_prob.gather(1, predicted[:, None])[:, 0].numpy()
 
 
-def flagged_noisy(clean_probs, p_threshold):
-    """1 where the mean clean probability over the networks is not above tau (the image would
-    go to the unlabeled set, Alg. 1 lines 6-8), else 0. clean_probs: one (N,) per network."""
-    return (np.mean(clean_probs, axis=0) <= p_threshold).astype(np.int64)
+def flagged_noisy(clean_probs, args):
+    """1 where the mean clean probability over the networks falls outside the labeled set (the
+    image would go to the unlabeled set: dm.labeled_set, Alg. 1 lines 6-8), else 0.
+    clean_probs: one (N,) per network."""
+    return (~dm.labeled_set(np.mean(clean_probs, axis=0), args)).astype(np.int64)
 
 
 def noise_detection(flagged, given, true):
@@ -159,17 +160,17 @@ def write_labels_csv(path, given, clean_probs, predicted, confidence, flagged, t
     atomic_write(write, path)
 
 
-def export_labels(path, nets, eval_loader, device, *, epoch, p_threshold, gmm_kwargs,
-                  loss_histories=None, history_len=1, predict_with=None, true=None,
-                  paths=None, class_names=None):
+def export_labels(path, nets, eval_loader, device, *, epoch, args, loss_histories=None,
+                  predict_with=None, true=None, paths=None, class_names=None):
     """Write the labels file of `nets` (net1, or net1 and net2) at `path` and say what it holds.
 
     eval_loader  every training image unaugmented, in order (the script's eval_train loader);
                  it gives the given labels
     epoch        the last finished epoch (the record says which weights made the file)
+    args         the run's arguments: co-divide's (--mixture, --loss_history, --p_threshold,
+                 ...) as dm.co_divide reads them in training
     loss_histories  per network, the normalised losses of earlier epochs (the run's lists,
                  copied: the co-divide is the one the next epoch would make); None: none kept
-    history_len  the run's --loss_history
     predict_with how many of `nets` predict (default all; 1: net1 alone, as the test does
                  in one-network runs and with --test_net1_only)
     true         the true labels, UNKNOWN where not known; None: the truth is not known
@@ -183,22 +184,21 @@ def export_labels(path, nets, eval_loader, device, *, epoch, p_threshold, gmm_kw
     streams = rng_state()
     try:
         logits, labels = zip(*(network_logits(net, eval_loader, device) for net in nets))
-        clean_probs, averaged = zip(*(clean_probability(x, labels[0], history, history_len,
-                                                        gmm_kwargs)
+        clean_probs, averaged = zip(*(clean_probability(x, labels[0], history, args)
                                       for x, history in zip(logits, histories)))
     finally:
         set_rng_state(streams)
     given = labels[0].numpy()
     predicted, confidence = ensemble_prediction(list(logits[:predict_with or len(nets)]))
-    flagged = flagged_noisy(clean_probs, p_threshold)
+    flagged = flagged_noisy(clean_probs, args)
     if is_main():
         write_labels_csv(path, given, clean_probs, predicted, confidence, flagged, true, paths,
                          class_names)
     record = {'labels_file': os.path.basename(path), 'labels_epoch': epoch,
-              'labels_p_threshold': p_threshold, 'labels_loss_history': averaged[0],
+              'labels_p_threshold': args.p_threshold, 'labels_loss_history': averaged[0],
               'labels_images': len(given), 'labels_flagged': int(flagged.sum())}
     line = ('labels: %d of %d training images flagged as noisy (mean clean probability <= %g) '
-            'in %s' % (record['labels_flagged'], len(given), p_threshold, path))
+            'in %s' % (record['labels_flagged'], len(given), args.p_threshold, path))
     if true is not None:
         precision, recall, known = noise_detection(flagged, given, true)
         record.update(labels_known=known, labels_precision=precision, labels_recall=recall)

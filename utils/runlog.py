@@ -17,17 +17,6 @@ from utils.distributed import distributed, print0, release_output
 from utils.snapshots import SNAPSHOT_SUFFIXES
 
 
-# Arguments that may change when a run is resumed: where things are, how fast they run and
-# what else is written. Raising --num_epochs extends a finished run. The speed switches
-# (plain, compile, cuda_graphs) keep the method but not the arithmetic: the continuation is
-# then not bit-exact.
-RESUMABLE_CHANGES = {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 'debug',
-                     'download', 'data_path', 'noise_file', 'create_noise_file', 'plain',
-                     'compile', 'figures', 'tensorboard', 'cuda_graphs'}
-# Arguments added after runs were saved, with the value every run saved before them had: a
-# saved run that does not name one reads as having named that value (it resumes).
-ADDED_LATER = {'strong_aug': False, 'strong_warmup': False, 'arch': 'preact18',
-               'pretrained': None, 'lr_drop_every': None, 'warmup_clip_grad_norm': None}
 # What a checkpoint of ours holds besides the networks and optimizers.
 CHECKPOINT_KEYS = {'epoch', 'args', 'rng', 'log_sizes', 'scores'}
 # Arguments that say how a command was started, not what it runs: a new start in a folder
@@ -88,10 +77,12 @@ def _clean(value):
     return value
 
 
-def _completed(saved, current):
+def _completed(saved, current, arguments):
     """A run's saved arguments with what it predates filled in: the script (a run saved before
-    its arguments named their script was run by this same script) and ADDED_LATER's values."""
-    earlier = {k: v for k, v in ADDED_LATER.items() if k in current}
+    its arguments named their script was run by this same script) and, for each argument added
+    since, the value its declaration says such runs had (utils.cli.ArgumentParser: `before`,
+    else its default)."""
+    earlier = arguments.completed({}) if arguments is not None else {}
     return dict(dict(earlier, script=current.get('script')), **saved)
 
 
@@ -143,10 +134,11 @@ class RunLog:
     removes its files again, so the same command can simply be rerun.
     A checkpoint records the log files' sizes, so resuming cuts them back to that point and
     the logs of a resumed run equal an uninterrupted one's. Under torch.distributed only rank 0
-    writes; every rank reads the checkpoint.
+    writes; every rank reads the checkpoint. `arguments`, the script's parser, says which
+    arguments may change on --resume and what a run saved before an argument existed had.
     """
 
-    def __init__(self, out_dir, prefix, text_logs, other_files=()):
+    def __init__(self, out_dir, prefix, text_logs, other_files=(), arguments=None):
         base = os.path.join(out_dir, prefix)
         self.out_dir, self.prefix = out_dir, prefix
         self.text = {name: base + suffix for name, suffix in text_logs.items()}
@@ -163,6 +155,8 @@ class RunLog:
         self.writer = distributed()[0] == 0
         self.save_in_background = False
         self._pending = None  # the background write in flight (BackgroundWrite)
+        self.arguments = arguments
+        self.resumable = arguments.resumable if arguments is not None else set()
 
     def _present(self):
         return [p for p in self.files if os.path.lexists(p)]
@@ -200,7 +194,7 @@ class RunLog:
             raise InputError('%s is not a checkpoint written by this script: %s'
                              % (self.last_path, fix))
         current = vars(args)
-        saved = _completed(checkpoint['args'], current)
+        saved = _completed(checkpoint['args'], current, self.arguments)
         if checkpoint['epoch'] + 1 > args.num_epochs:
             raise InputError('the run in %s has finished %d epochs, more than --num_epochs %d: '
                              'pass --num_epochs %d or more to continue it'
@@ -209,7 +203,7 @@ class RunLog:
         changed = ['--%s %s (was %s)' % tuple(one_line(value) for value in  # a file's text
                                               (k, current.get(k), saved.get(k)))
                    for k in sorted(set(saved) | set(current))
-                   if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)]
+                   if k not in self.resumable and saved.get(k) != current.get(k)]
         if changed:
             raise InputError('cannot resume %s with other settings: %s; run it with the '
                              'original ones, or pass another --out_dir'
@@ -233,10 +227,10 @@ class RunLog:
             return ('%s already holds files of the run %s (%s): add --resume to continue it, or '
                     'pass another --out_dir' % (self.out_dir, self.prefix, names))
         current = vars(args)
-        saved = _completed(saved, current)
+        saved = _completed(saved, current, self.arguments)
         changed = sorted((k for k in set(saved) | set(current)
                           if k not in NOT_SETTINGS and saved.get(k) != current.get(k)),
-                         key=lambda k: (k in RESUMABLE_CHANGES, k.lower()))  # refused ones first
+                         key=lambda k: (k in self.resumable, k.lower()))  # refused ones first
         held = '%s already holds the run %s' % (self.out_dir, self.prefix)
         if not changed:
             return held + (', with the same settings: add --resume to continue it, or pass '
@@ -246,7 +240,7 @@ class RunLog:
                              _shown(current.get(k))) for k in changed[:SHOWN_CHANGES])
         if len(changed) > SHOWN_CHANGES:
             shown += ' and %d more' % (len(changed) - SHOWN_CHANGES)
-        if all(k in RESUMABLE_CHANGES for k in changed):
+        if all(k in self.resumable for k in changed):
             ways = 'add --resume to continue it with these settings, or pass another --out_dir'
         else:
             ways = ("pass another --out_dir to start this one, or --resume with that run's "

@@ -53,9 +53,12 @@ def division_dir(out_dir, prefix):
 def save_division(out_dir, prefix, epoch, p_threshold, noisy_labels, nets, is_clean=None):
     """Save one co-divide as <out_dir>/<prefix>_division/epoch_<epoch:03d>.npz.
 
-    nets: {'net1': {'loss': (M,), 'clean_prob': (M,), 'mixture': {'means': (2,), ...}}, ...},
-    keyed by the network whose per-sample loss the GMM modelled (net1's GMM divides the data
-    that net2 trains on). 'loss' is what the GMM was fitted on: the normalised loss, averaged
+    nets: {'net1': {'loss': (M,), 'clean_prob': (M,), 'mixture': 'gmm',
+                    'components': {'means': (K,), ...}}, ...}
+    (a dm.Division as a dict), keyed by the network whose per-sample loss the mixture modelled
+    (net1's divides the data that net2 trains on); each component array is saved as
+    <net>_<mixture>_<name> (e.g. net1_gmm_means), what tools/figures.py finds the mixture by
+    (dm.MIXTURES). 'loss' is what the mixture was fitted on: the normalised loss, averaged
     over the loss history when there is one. Where a GMM saw a subset of the N training
     samples (Clothing1M: a fresh balanced subset per network), its entry also holds
     'indices' (M,) into them; otherwise M = N. noisy_labels (N,); is_clean (N,) bool where
@@ -72,8 +75,8 @@ def save_division(out_dir, prefix, epoch, p_threshold, noisy_labels, nets, is_cl
         arrays[name + '_clean_prob'] = _numpy(net['clean_prob']).astype(np.float16)
         if 'indices' in net:
             arrays[name + '_indices'] = _numpy(net['indices']).astype(np.int32)
-        for key, values in net['mixture'].items():  # dividemix.gmm_clean_prob's components
-            arrays['%s_gmm_%s' % (name, key)] = np.asarray(values, np.float64)
+        for key, values in net['components'].items():
+            arrays['%s_%s_%s' % (name, net['mixture'], key)] = np.asarray(values, np.float64)
     path = os.path.join(division_dir(out_dir, prefix), 'epoch_%03d.npz' % epoch)
     atomic_write(lambda f: np.savez(f, **arrays), path)
     return path

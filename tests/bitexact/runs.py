@@ -120,17 +120,20 @@ def run(name, workdir):
     else:
         root = os.path.join(workdir, 'webvision')
         make_webvision(root, per_class=4)
-        create_model = Train_webvision.create_model
+        create_model, input_size = Train_webvision.create_model, Train_webvision.INPUT_SIZE
         rules = dict(getattr(Train_webvision, 'ARG_RULES', {}))
         Train_webvision.create_model = lambda args: ResNet18(args.num_class, width=8)
-        if 'crop' in rules:  # a 32-px crop fits this small network, not Inception-ResNet-v2
+        # a 32-px crop fits this small network, not Inception-ResNet-v2: the code before
+        # --crop's range was declared with it kept it in ARG_RULES
+        if 'crop' in rules:
             Train_webvision.ARG_RULES['crop'] = Train_webvision.at_least(1)
+        Train_webvision.INPUT_SIZE = 32
         try:
             Train_webvision.main(['--data_path', root, '--out_dir', out, '--num_class', '3',
                                   '--resize', '36', '--crop', '32', '--batch_size', '4',
                                   '--num_epochs', '3', '--num_workers', '0'] + extra)
         finally:
-            Train_webvision.create_model = create_model
+            Train_webvision.create_model, Train_webvision.INPUT_SIZE = create_model, input_size
             if rules:
                 Train_webvision.ARG_RULES.update(rules)
     return outputs(out)
