@@ -62,6 +62,18 @@ def write_fake_cifar(root, dataset='cifar10', num_train=200, num_test=50, seed=0
     return folder
 
 
+def script_args(script, **values):
+    """A training script's arguments as its own parser makes them (script.parse_args), from
+    these values written as on its command line: --name value, True as the switch alone, False
+    as the switch left out. An argument the script does not declare is refused there, as on
+    the command line."""
+    argv = []
+    for name, value in values.items():
+        if value is not False:
+            argv += ['--' + name] if value is True else ['--' + name, str(value)]
+    return script.parse_args(argv)
+
+
 def files_under(root):
     """{relative path: bytes} of every file under root, and every folder (as None): what a
     refusal must leave unchanged."""

@@ -1,6 +1,5 @@
 """CIFAR reading and the loaders' outputs; every bad input file refused in one line, before
 anything is written."""
-import argparse
 import os
 import pickle
 
@@ -10,7 +9,8 @@ import torch
 
 from PIL import Image
 
-from conftest import files_under, write_fake_cifar
+import Train_cifar
+from conftest import files_under, script_args, write_fake_cifar
 from dataloader_cifar import (CIFARLoaders, default_noise_file, load_cifar, noisy_labels_for,
                               read_cifar_n, read_noise_file)
 from utils.cli import InputError, TrainingError
@@ -343,11 +343,8 @@ def test_failed_download_keeps_what_was_there(tmp_path, monkeypatch):
 # ---- noise files
 
 def noise_args(data_path, **changes):
-    args = argparse.Namespace(noise_mode='sym', dataset='cifar10', data_path=data_path,
-                              noise_file=None, r=0.5, seed=123, num_train=None, num_class=10,
-                              create_noise_file=False)
-    vars(args).update(changes)
-    return args
+    """Train_cifar.py's arguments for its default noise (sym 50%) on the data in data_path."""
+    return script_args(Train_cifar, data_path=data_path, num_class=10, **changes)
 
 
 def test_default_noise_file_is_generated_beside_the_pickles(cifar10_dir):

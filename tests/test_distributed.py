@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import Train_cifar
 import dividemix as dm
 from conftest import ROOT, write_fake_cifar
 from dataloader_cifar import CIFARLoaders, load_cifar
@@ -35,7 +36,8 @@ def divide(data_dir):
     noisy = (clean + (np.arange(len(clean)) % 3 == 0)) % 10  # a third of the labels wrong
     loaders = CIFARLoaders('cifar10', train_images, noisy, test_images, test_labels, 16)
     np.random.seed(0)
-    return dm.co_divide(net, loaders.eval_train(), [], 1, torch.device('cpu')).clean_prob
+    args = Train_cifar.parse_args(['--p_threshold', '0.5', '--loss_history', '1'])
+    return dm.co_divide(net, loaders.eval_train(), [], torch.device('cpu'), args).clean_prob
 
 
 def divide_worker(rank, world_size, port, data_dir, out):

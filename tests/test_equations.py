@@ -5,6 +5,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import Train_cifar
 import dividemix as dm
 
 
@@ -169,12 +170,15 @@ def test_co_divide_keeps_history_and_uses_its_mean():
     loader = DataLoader(ds, batch_size=7)
     history = [torch.ones(n) * 7 for _ in range(4)]
     np.random.seed(0)
-    division = dm.co_divide(LossNet(), loader, history, 2, torch.device('cpu'))
+    args = Train_cifar.parse_args(['--loss_history', '2', '--p_threshold', '0.5'])
+    division = dm.co_divide(LossNet(), loader, history, torch.device('cpu'), args)
     prob = division.clean_prob
     assert len(history) == 2 and torch.equal(history[0], torch.ones(n) * 7)
     assert torch.equal(division.loss, (history[0] + history[1]) / 2)  # what the GMM saw
-    assert sorted(division.mixture) == ['means', 'variances', 'weights']
+    assert division.mixture == 'gmm'
+    assert sorted(division.components) == ['means', 'variances', 'weights']
     assert (prob[:15] > 0.5).all() and (prob[15:] < 0.5).all()
+    assert np.array_equal(division.labeled, prob > 0.5)  # Alg. 1 line 6: w > tau
 
 
 def test_division_stats_by_hand():

@@ -84,10 +84,11 @@ def make_run(run_dir, prefix='cifar10_0.5_sym', snapshot_epochs=(3, 11)):
     noisy_labels = rng.randint(0, 10, 400)
     for epoch in snapshot_epochs:
         loss, clean_prob, mixture, _, is_clean = bimodal_division(seed=epoch)
-        nets = {'net1': {'loss': loss, 'clean_prob': clean_prob, 'mixture': mixture},
+        nets = {'net1': {'loss': loss, 'clean_prob': clean_prob, 'mixture': 'gmm',
+                         'components': mixture},
                 # as in Clothing1M, a GMM on a subset (here every other sample)
-                'net2': {'loss': loss[::2], 'clean_prob': clean_prob[::2], 'mixture': mixture,
-                         'indices': np.arange(0, 400, 2)}}
+                'net2': {'loss': loss[::2], 'clean_prob': clean_prob[::2], 'mixture': 'gmm',
+                         'components': mixture, 'indices': np.arange(0, 400, 2)}}
         snapshots.save_division(run_dir, prefix, epoch, 0.5, noisy_labels, nets, is_clean)
     clean_labels = rng.randint(0, 10, 60)
     features = np.eye(10)[clean_labels].repeat(2, 1) + 0.1 * rng.randn(60, 20)
@@ -128,9 +129,10 @@ def test_save_division_round_trip(tmp_path):
     loss, clean_prob, mixture, gmm, is_clean = bimodal_division()
     other = {'means': mixture['means'][::-1], 'variances': mixture['variances'] * 2,
              'weights': mixture['weights'][::-1]}  # net2's own GMM: other numbers
-    nets = {'net1': {'loss': torch.tensor(loss), 'clean_prob': clean_prob, 'mixture': mixture},
-            'net2': {'loss': loss[::-1].copy(), 'clean_prob': clean_prob[::-1],
-                     'mixture': other}}
+    nets = {'net1': {'loss': torch.tensor(loss), 'clean_prob': clean_prob, 'mixture': 'gmm',
+                     'components': mixture},
+            'net2': {'loss': loss[::-1].copy(), 'clean_prob': clean_prob[::-1], 'mixture': 'gmm',
+                     'components': other}}
     labels = np.arange(400) % 14
     path = snapshots.save_division(str(tmp_path), 'run', 7, 0.6, labels, nets, is_clean)
     assert path == str(tmp_path / 'run_division' / 'epoch_007.npz')
@@ -151,7 +153,7 @@ def test_save_division_round_trip(tmp_path):
                 assert saved['%s_gmm_%s' % (net, part)].dtype == np.float64
                 assert saved['%s_gmm_%s' % (net, part)].shape == (2,)
                 np.testing.assert_array_equal(saved['%s_gmm_%s' % (net, part)],
-                                              nets[net]['mixture'][part])
+                                              nets[net]['components'][part])
         assert not any(key.endswith('_mixture') for key in saved.files)  # the format is kept
         np.testing.assert_array_equal(saved['net1_gmm_means'], gmm.means_.ravel())
         np.testing.assert_array_equal(saved['net1_gmm_variances'], gmm.covariances_.ravel())
@@ -169,10 +171,10 @@ def test_threshold_from_saved_gmm_is_where_its_posterior_is_p_threshold(tmp_path
     loss, clean_prob, mixture, gmm, _ = bimodal_division()
     path = snapshots.save_division(str(tmp_path), 'run', 3, 0.5, np.zeros(400),
                                    {'net1': {'loss': loss, 'clean_prob': clean_prob,
-                                             'mixture': mixture}})
+                                             'mixture': 'gmm', 'components': mixture}})
     with np.load(path) as saved:
-        tau = figures.clean_threshold(saved['net1_gmm_means'], saved['net1_gmm_variances'],
-                                      saved['net1_gmm_weights'], 0.5)
+        (mixture, components), = figures.saved_mixtures(saved).values()
+        tau = figures.clean_threshold(mixture, components, 0.5)
     posterior = gmm.predict_proba([[tau]])[0, gmm.means_.argmin()]
     assert abs(posterior - 0.5) < 1e-4
     assert gmm.means_.min() < tau < gmm.means_.max()
@@ -183,14 +185,17 @@ def test_clean_threshold_hand_cases():
     # log(w_c / w_n) + (0.6 - 1.2 x) / (2 v), so tau = 0.5 + (2 v log(w_c / w_n) - 2 v
     # logit(p)) / 1.2.
     v = np.array([0.01, 0.01])
-    tau = figures.clean_threshold(np.array([0.2, 0.8]), v, np.array([0.5, 0.5]), 0.5)
+
+    def gmm(means, weights):
+        return {'means': np.array(means), 'variances': v, 'weights': np.array(weights)}
+    tau = figures.clean_threshold('gmm', gmm([0.2, 0.8], [0.5, 0.5]), 0.5)
     assert abs(tau - 0.5) < 1e-6
-    tau = figures.clean_threshold(np.array([0.8, 0.2]), v, np.array([0.5, 0.5]), 0.9)
+    tau = figures.clean_threshold('gmm', gmm([0.8, 0.2], [0.5, 0.5]), 0.9)
     assert abs(tau - (0.5 - 0.02 * math.log(9) / 1.2)) < 1e-5  # 0.46338; components swapped
-    tau = figures.clean_threshold(np.array([0.2, 0.8]), v, np.array([0.75, 0.25]), 0.5)
+    tau = figures.clean_threshold('gmm', gmm([0.2, 0.8], [0.75, 0.25]), 0.5)
     assert abs(tau - (0.5 + 0.02 * math.log(3) / 1.2)) < 1e-5  # 0.51831
     # p_threshold 1: the posterior never reaches it, no tau
-    assert figures.clean_threshold(np.array([0.2, 0.8]), v, np.array([0.5, 0.5]), 1.0) is None
+    assert figures.clean_threshold('gmm', gmm([0.2, 0.8], [0.5, 0.5]), 1.0) is None
 
 
 def test_penultimate_features_are_the_input_of_the_last_linear():
@@ -530,9 +535,11 @@ def test_a_cifar_run_saves_snapshots_and_draws_its_figures(cifar10_dir, tmp_path
     noisy = json.load(open(os.path.join(cifar10_dir, 'cifar-10-batches-py', '0.5_sym.json')))
     assert np.array_equal(snap['noisy_labels'], noisy)
     assert snap['net1_loss'].shape == (200,) and 0 <= snap['net1_loss'].min()
-    for net in ('net1', 'net2'):  # the saved components are the GMM that gave the saved w_i
-        gmm = [snap['%s_gmm_%s' % (net, part)] for part in ('means', 'variances', 'weights')]
-        posterior = figures.clean_posterior(snap[net + '_loss'], *gmm)
+    mixtures = figures.saved_mixtures(snap)
+    assert sorted(mixtures) == ['net1', 'net2']
+    for net, (mixture, components) in mixtures.items():  # the GMM that gave the saved w_i
+        assert mixture == 'gmm' and sorted(components) == ['means', 'variances', 'weights']
+        posterior = figures.clean_posterior(snap[net + '_loss'], mixture, components)
         # float16 loss and clean_prob on disk: 1e-3 at most, measured
         np.testing.assert_allclose(posterior, snap[net + '_clean_prob'], atol=5e-3)
     from dataloader_cifar import load_cifar

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import dividemix as dm
 import Train_cifar
+import Train_clothing1M
 from conftest import write_fake_cifar
 from dataloader_cifar import CIFAR10_CLASSES, class_names, load_cifar
 from dataloader_clothing1M import CLASS_NAMES, CLEAN_KV, Clothing1M, Clothing1MLoaders
@@ -29,7 +30,11 @@ from utils.label_export import (COLUMNS, UNKNOWN, export_labels, flagged_noisy,
 
 HEADER = ['index', 'path', 'given_label', 'clean_prob_net1', 'clean_prob_net2',
           'predicted_label', 'confidence', 'flagged_noisy']
-GMM = dict(max_iter=10, tol=1e-2, reg_covar=5e-4)
+
+
+def cifar_args(*argv):
+    """Train_cifar.py's arguments for the co-divide of a 50%-noise cell (tau 0.5, no history)."""
+    return Train_cifar.parse_args(['--p_threshold', '0.5', '--loss_history', '1'] + list(argv))
 
 
 def read_csv(path):
@@ -76,7 +81,7 @@ def test_prediction_confidence_and_columns_by_hand(tmp_path):
     nets = [linear([[1, 0], [0, 1]]), linear([[0, 0.5], [0.5, 0]])]
     path = str(tmp_path / 'run_labels.csv')
     labels = export_labels(path, nets, loader_of(x, given), torch.device('cpu'), epoch=7,
-                           p_threshold=0.5, gmm_kwargs=GMM, true=np.array([0, 1, 1, UNKNOWN]),
+                           args=cifar_args(), true=np.array([0, 1, 1, UNKNOWN]),
                            paths=['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg'], class_names=['cat', 'dog'])
     header, rows = read_csv(path)
     assert header == HEADER + ['true_label']
@@ -103,7 +108,7 @@ def test_net1_alone_predicts_when_asked(tmp_path):
     nets = [linear([[1, 0], [0, 1]]), linear([[0, 5], [5, 0]])]
     path = str(tmp_path / 'labels.csv')
     export_labels(path, nets, loader_of([[0, 1], [1, 3], [3, -1]], [0, 1, 0]),
-                  torch.device('cpu'), epoch=0, p_threshold=0.5, gmm_kwargs=GMM, predict_with=1)
+                  torch.device('cpu'), epoch=0, args=cifar_args(), predict_with=1)
     header, rows = read_csv(path)
     assert header == HEADER  # no truth given: no true_label column
     assert [r['predicted_label'] for r in rows] == ['1', '1', '0']
@@ -114,8 +119,9 @@ def test_net1_alone_predicts_when_asked(tmp_path):
 def test_flag_is_mean_clean_probability_not_above_tau():
     clean_probs = [np.array([0.5, 0.6, 0.9, 0.51, 0.2]), np.array([0.5, 0.41, 0.1, 0.5, 0.2])]
     # means 0.5, 0.505, 0.5, 0.505, 0.2: flagged where <= 0.5
-    assert flagged_noisy(clean_probs, 0.5).tolist() == [1, 0, 1, 0, 1]
-    assert flagged_noisy(clean_probs[:1], 0.55).tolist() == [1, 0, 0, 1, 1]
+    assert flagged_noisy(clean_probs, cifar_args()).tolist() == [1, 0, 1, 0, 1]
+    assert flagged_noisy(clean_probs[:1], cifar_args('--p_threshold', '0.55')).tolist() == [
+        1, 0, 0, 1, 1]
 
 
 def test_noise_detection_by_hand():
@@ -136,8 +142,8 @@ def test_co_divide_is_the_next_epochs_and_the_run_is_untouched(tmp_path):
     np.random.seed(5)
     torch.manual_seed(5)
     labels = export_labels(str(tmp_path / 'labels.csv'), nets, loader_of(x, given),
-                           torch.device('cpu'), epoch=3, p_threshold=0.5, gmm_kwargs=GMM,
-                           loss_histories=histories, history_len=2)
+                           torch.device('cpu'), epoch=3, args=cifar_args('--loss_history', '2'),
+                           loss_histories=histories)
     after = np.random.randint(2 ** 31), torch.rand(1)
     # the run's histories and random streams are as they were
     assert all(len(h) == 1 and torch.equal(h[0], e[0]) for h, e in zip(histories, earlier))
@@ -146,8 +152,8 @@ def test_co_divide_is_the_next_epochs_and_the_run_is_untouched(tmp_path):
     assert after == (np.random.randint(2 ** 31), torch.rand(1))
     # the clean probabilities are what the next epoch's co-divide makes with these networks
     np.random.seed(5)
-    expected = [dm.co_divide(net, loader_of(x, given), [h[0]], 2, torch.device('cpu'), **GMM)
-                for net, h in zip(nets, earlier)]
+    expected = [dm.co_divide(net, loader_of(x, given), [h[0]], torch.device('cpu'),
+                             cifar_args('--loss_history', '2')) for net, h in zip(nets, earlier)]
     _, rows = read_csv(str(tmp_path / 'labels.csv'))
     for k, division in enumerate(expected):
         assert [r['clean_prob_net%d' % (k + 1)] for r in rows] == [
@@ -194,7 +200,7 @@ def test_clothing1m_whole_pool_with_its_known_true_labels(tmp_path):
                               torch.nn.Linear(3, 14))
     path = str(tmp_path / 'clothing1m_labels.csv')
     labels = export_labels(path, [net, net], loader, torch.device('cpu'), epoch=0,
-                           p_threshold=0.5, gmm_kwargs=GMM, true=data.train_clean_labels,
+                           args=Train_clothing1M.parse_args([]), true=data.train_clean_labels,
                            paths=relative_to(data.root, data.train_paths),
                            class_names=data.class_names)
     _, rows = read_csv(path)

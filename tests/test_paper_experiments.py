@@ -1,6 +1,5 @@
 """The paper's other experiments: ablation switches (Table 5), the CE baseline, Table 6 noise,
 CIFAR-N, and tools/paper_cells.py."""
-import argparse
 import json
 import os
 import random
@@ -14,7 +13,7 @@ import torch.nn as nn
 import dividemix as dm
 from tools import paper_cells
 import Train_cifar
-from conftest import ROOT, TABLE7
+from conftest import ROOT, TABLE7, script_args
 from dataloader_cifar import CIFARLoaders, load_cifar, make_noisy_labels, read_cifar_n
 from utils.cli import InputError, run_cli
 
@@ -138,7 +137,8 @@ def test_without_refinement_targets_are_the_noisy_labels(monkeypatch):
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
 
     def step(no_label_refinement):
-        args = argparse.Namespace(num_class=3, T=0.5, no_label_refinement=no_label_refinement)
+        args = script_args(Train_cifar, num_class=3, T=0.5,
+                           no_label_refinement=no_label_refinement)
         Train_cifar.ssl_step(net, None, optimizer, x, x, labels, torch.tensor([0.3, 0.9]), x, x,
                              torch.tensor(0.7), torch.arange(8), torch.tensor(1.0), args=args)
     step(no_label_refinement=True)

@@ -347,7 +347,6 @@ def test_two_starts_in_one_folder_one_goes_on(tmp_path):
 
 
 def test_background_save_writes_the_state_as_it_was_at_save(tmp_path, monkeypatch):
-    import argparse
     import threading
     import utils.runlog
     trained_on = threading.Event()
@@ -358,7 +357,7 @@ def test_background_save_writes_the_state_as_it_was_at_save(tmp_path, monkeypatc
         real_save(state, path)
     monkeypatch.setattr(utils.runlog, 'atomic_save', save_after_training_went_on)
     log = RunLog(str(tmp_path / 'run'), 'r', {'acc': '_acc.txt'})
-    log.begin(argparse.Namespace(lr=0.1))
+    log.begin(Train_cifar.parse_args([]))
     log.save_in_background = True
     weights = torch.zeros(1000)
     history = [[1.0]]

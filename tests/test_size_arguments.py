@@ -54,7 +54,7 @@ def test_resnet50_limit_is_real(small_resnet50):
 
 def test_clothing1m_crop_33_trains_and_32_is_refused(small_resnet50, tmp_path, capsys):
     args = Train_clothing1M.parse_args(['--crop', '33', '--resize', '33'])
-    check_args(args, Train_clothing1M.ARG_RULES)
+    check_args(args, Train_clothing1M.argument_parser().rules)
     train_step(small_resnet50, args.crop)
     refused(Train_clothing1M.main, ['--crop', '32', '--resize', '40'], tmp_path, capsys,
             '--crop 32: it must be >= 33 (ResNet-50 halves it 5 times')
@@ -62,7 +62,7 @@ def test_clothing1m_crop_33_trains_and_32_is_refused(small_resnet50, tmp_path, c
 
 def test_clothing1m_resize_below_33_is_refused(tmp_path, capsys):
     check_args(Train_clothing1M.parse_args(['--crop', '33', '--resize', '33']),
-               Train_clothing1M.ARG_RULES)
+               Train_clothing1M.argument_parser().rules)
     refused(Train_clothing1M.main, ['--crop', '33', '--resize', '32'], tmp_path, capsys,
             '--resize 32: it must be >= 33')
 
@@ -82,7 +82,7 @@ def test_clothing1m_co_divide_needs_two_images(tmp_path, capsys):
     """num_batches x batch_size images are co-divided: two give the GMM its two components,
     one is refused (sklearn: 'Found array with 1 sample(s)')."""
     args = Train_clothing1M.parse_args(['--num_batches', '1', '--batch_size', '2'])
-    check_args(args, Train_clothing1M.ARG_RULES)
+    check_args(args, Train_clothing1M.argument_parser().rules)
     prob, _ = dm.gmm_clean_prob([torch.tensor([0.1, 0.9])], 0)
     assert prob.shape == (2,) and np.all((0 <= prob) & (prob <= 1))
     with pytest.raises(ValueError, match='1 sample'):
@@ -93,7 +93,7 @@ def test_clothing1m_co_divide_needs_two_images(tmp_path, capsys):
 
 def test_webvision_crop_299_trains_and_others_are_refused(tmp_path, capsys):
     args = Train_webvision.parse_args(['--crop', str(INPUT_SIZE)])
-    check_args(args, Train_webvision.ARG_RULES)
+    check_args(args, Train_webvision.argument_parser().rules)
     torch.manual_seed(0)
     train_step(InceptionResNetV2(num_classes=2), args.crop)  # a batch of one: an 8x8 final map
     for crop in (INPUT_SIZE - 1, INPUT_SIZE + 1):

@@ -24,7 +24,7 @@ from PreResNet import ResNet18
 from test_clothing1M_data import make_clothing1m
 from test_imagefolder_data import make_image_folder
 from test_webvision_data import make_webvision
-from utils.cli import at_least, run_cli
+from utils.cli import run_cli
 
 WHITE = (255, 255, 255)  # no fixture image is white: a white view went through the marker
 
@@ -181,9 +181,9 @@ def test_switches_and_their_help():
         args = script.parse_args([])
         assert not args.strong_aug and not args.strong_warmup  # off by default
         args = script.parse_args(['--strong_aug', '--strong_warmup'])
-        assert utils.augment.strong_suffix(args) == '_strong_aug_strong_warmup'
-    assert utils.augment.strong_suffix(Train_webvision.parse_args(['--strong_warmup'])) == (
-        '_strong_warmup')
+        assert script.argument_parser().run_name_parts(args) == '_strong_aug_strong_warmup'
+    assert Train_webvision.argument_parser().run_name_parts(
+        Train_webvision.parse_args(['--strong_warmup'])) == '_strong_warmup'
 
 
 # ---------------------------------------------------------------- end to end ------------------
@@ -255,7 +255,7 @@ def test_webvision_strong_run(tmp_path, counted, monkeypatch):
     # Inception-ResNet-v2 needs 299-px images: the loop runs a small network on 32-px crops
     monkeypatch.setattr(Train_webvision, 'create_model',
                         lambda args: ResNet18(args.num_class, width=4))
-    monkeypatch.setitem(Train_webvision.ARG_RULES, 'crop', at_least(1))
+    monkeypatch.setattr(Train_webvision, 'INPUT_SIZE', 32)  # what --crop must be
     out = str(tmp_path / 'out')
     Train_webvision.main(['--data_path', root, '--out_dir', out, '--num_class', '3',
                           '--resize', '36', '--crop', '32', '--batch_size', '4'] + STRONG)

@@ -2,7 +2,6 @@
 augmentation on both CIFAR paths, which views the SSL step takes its targets from and which it
 trains on, the device path's AutoAugment against torchvision's (the same draws in distribution,
 the same operations with the same results), exact resume, and the argument rule."""
-import argparse
 import json
 import math
 import os
@@ -21,11 +20,10 @@ import dataloader_cifar
 import dividemix as dm
 import Train_cifar
 import utils.augment
-from conftest import write_fake_cifar
+from conftest import script_args, write_fake_cifar
 from dataloader_cifar import MEAN_STD, CIFARLoaders, DeviceCIFARLoaders
 from test_resume import assert_same, outcome, tiny_args
 from utils.augment import FILL, BatchAutoAugment, autoaugment
-from utils import runlog
 from utils.cli import run_cli
 from utils.data import ssl_batches
 
@@ -179,7 +177,7 @@ def test_ssl_step_targets_from_weak_views_trains_on_strong_ones(with_unlabeled):
     u1, u2, us1, us2 = map(constant_view, (3, 4, 7, 8)) if with_unlabeled else [None] * 4
     strong = [v for v in (xs1, xs2, us1, us2) if v is not None]
     lam, perm = dm.draw_mix(4 * len(strong), 4, torch.device('cpu'))
-    args = argparse.Namespace(num_class=C, T=0.5, no_label_refinement=False)
+    args = script_args(Train_cifar, num_class=C, T=0.5)
     Train_cifar.ssl_step(net, partner, torch.optim.SGD(net.parameters(), lr=0.1), x1, x2,
                          torch.tensor([0, 1, 2, 0]), torch.full((4,), 0.7), u1, u2, lam, perm,
                          torch.tensor(1.), xs1, xs2, us1, us2, args=args)
@@ -426,9 +424,10 @@ def test_a_run_saved_before_strong_augmentation_resumes(data, tmp_path, capsys):
     out = str(tmp_path / 'run')
     assert run_cli(Train_cifar.main, small_args(data, out, '--num_epochs', '2')) == 0
     prefix = os.path.join(out, 'cifar10_0.5_sym')
-    later = runlog.ADDED_LATER
-    assert set(later) >= {'strong_aug', 'strong_warmup', 'arch', 'pretrained', 'lr_drop_every',
-                          'warmup_clip_grad_norm'}
+    declared = Train_cifar.argument_parser().declared
+    later = {switch: declared[switch].before for switch in (
+        'strong_aug', 'strong_warmup', 'arch', 'pretrained', 'lr_drop_every',
+        'warmup_clip_grad_norm', 'mixture')}  # what the runs saved before them had
     checkpoint = torch.load(prefix + '_last.pth', weights_only=True)
     for switch in later:
         del checkpoint['args'][switch]

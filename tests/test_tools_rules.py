@@ -15,7 +15,7 @@ import Train_clothing1M
 import Train_imagefolder
 import Train_webvision
 from conftest import ROOT, files_under
-from tools import benchmark_speed, export_labels, figures, label_figures, paper_cells
+from tools import benchmark_speed, drawing, export_labels, figures, label_figures, paper_cells
 from utils.cli import run_cli
 
 MEASURED = os.path.join(ROOT, 'results', 'authors_setting', 'cifar10_0.5_sym')
@@ -244,7 +244,7 @@ def test_the_tools_that_do_not_draw_import_without_matplotlib(tool, monkeypatch)
 ])
 def test_the_drawing_tools_without_matplotlib_say_so_in_one_line(main, argv, run_dir, capsys,
                                                                  monkeypatch):
-    monkeypatch.setattr(figures, 'Figure', None)  # as when `import matplotlib` failed
+    monkeypatch.setattr(drawing, 'Figure', None)  # as when `import matplotlib` failed
     argv = [str(run_dir) if a == 'RUN' else a for a in argv]
     one_line(capsys, command(main, argv), 'drawing needs matplotlib, which is not installed: '
                                           'pip install matplotlib')

@@ -8,7 +8,7 @@ import torch
 import Train_clothing1M
 import Train_webvision
 from PreResNet import ResNet18
-from utils.cli import at_least, run_cli
+from utils.cli import run_cli
 from test_clothing1M_data import make_clothing1m
 from test_webvision_data import make_webvision
 
@@ -91,7 +91,7 @@ def test_webvision_end_to_end(tmp_path, monkeypatch):
     # is tested with a small network on 32-px crops.
     monkeypatch.setattr(Train_webvision, 'create_model',
                         lambda args: ResNet18(args.num_class, width=8))
-    monkeypatch.setitem(Train_webvision.ARG_RULES, 'crop', at_least(1))
+    monkeypatch.setattr(Train_webvision, 'INPUT_SIZE', 32)  # what --crop must be
     out = str(tmp_path / 'ckpt')
     summary = Train_webvision.main(
         ['--data_path', root, '--out_dir', out, '--num_class', '3', '--resize', '36',

@@ -1,7 +1,5 @@
 """The scripts' SSL step and epoch loops: the order and modes of the network calls, which
 rows are trained on, the lambda_u ramp, the warm-up penalty, the ensemble test."""
-import argparse
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +11,7 @@ import Train_cifar
 import Train_clothing1M
 import Train_imagefolder
 import Train_webvision
+from conftest import script_args
 from utils.cli import TrainingError
 
 C = 3
@@ -50,8 +49,12 @@ def run_epoch(calls, num_labeled=8, num_unlabeled=8, batch=4, epoch=12, script=T
     net, partner = Recorder('net', calls), Recorder('partner', calls)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     labeled, unlabeled = loaders(num_labeled, num_unlabeled, batch)
-    args = argparse.Namespace(**dict(dict(num_class=C, warm_up=10, lambda_u=25, rampup_epochs=16,
-                                          T=0.5, alpha=4, no_label_refinement=False), **kw))
+    values = dict(dict(warm_up=10, lambda_u=25, rampup_epochs=16, T=0.5, alpha=4), **kw)
+    if script is Train_imagefolder:  # its classes are its data's: main sets num_class
+        args = script_args(script, **values)
+        args.num_class = C
+    else:
+        args = script_args(script, num_class=C, **values)
     if script in (Train_cifar, Train_imagefolder):
         out = script.ssl_epoch(net, partner, opt, labeled, unlabeled, epoch,
                                torch.device('cpu'), args, cuda_graphs=False, label='')

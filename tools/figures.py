@@ -24,37 +24,27 @@ draws a labels file (<run>_labels.csv, or tools/export_labels.py's) as pictures:
 suspicious training images per class and the flagged images' given-by-predicted counts
 (tools/label_figures.py; `labels --help`). A run folder named labels is given as ./labels.
 """
-import io
 import json
 import os
 import sys
 from functools import partial
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import dividemix as dm  # noqa: E402 (after the path line above)
-from utils.checkpoint import atomic_write  # noqa: E402
 from utils.cli import ArgumentParser, InputError, TrainingError, one_line, run_cli  # noqa: E402
 from utils.data import open_rgb  # noqa: E402
 # reading runs draws nothing: it lives in utils/runs.py, the tools that only read import it there
 from utils.runs import (read_records, read_run, run_prefixes, script_of,  # noqa: E402,F401
                         script_of_old_run)
 from utils.snapshots import division_dir  # noqa: E402
-
-try:
-    from matplotlib.figure import Figure
-except ImportError:  # main says so in one line; reading runs needs none (utils/runs.py)
-    Figure = None
+from tools.drawing import (DPI, Figure, drawn_here, refuse_without_matplotlib,  # noqa: E402
+                           save_png)
 
 OLD_RUNS = 'runs saved before snapshots were added'  # they have no snapshot files at all
-DPI = 100  # figure sizes below are in inches: (12, 8) is 1200 x 800 pixels
 MAX_TSNE_POINTS = 2000  # t-SNE of 2,000 points takes well under a minute on one CPU core
 MAX_EXAMPLES = 18  # Fig. 4 grid: 3 rows of 6
-# Written into every PNG drawn here: a figure carrying it may be drawn again in its place, any
-# other file of the same name is never overwritten.
-SOFTWARE = 'DivideMix tools/figures.py'
 
 # Per kind: the accuracy curves (key, label); the first is the run's score, the one 'best'
 # and 'last10' in the final line are computed from.
@@ -84,32 +74,44 @@ def _number(value):
 
 # ---------------------------------------------------------------- the GMM of a snapshot ------
 
-def _component_log_density(x, means, variances, weights):
-    """log(w_k N(x; m_k, v_k)) of each component, shape (2, len(x))."""
-    x = np.asarray(x, np.float64)[None, :]
-    means, variances = means[:, None], variances[:, None]
-    return (np.log(weights)[:, None] - 0.5 * np.log(2 * np.pi * variances)
-            - 0.5 * (x - means) ** 2 / variances)
+def saved_mixtures(snapshot):
+    """{network: (mixture, components)} of a division snapshot: the arrays it saved as
+    <net>_<mixture>_<name> (utils.snapshots.save_division) for each mixture of dm.MIXTURES,
+    found by their 'means'. A mixture this code does not have is named in a Missing."""
+    found = {}
+    for key in snapshot:
+        net, _, rest = key.partition('_')  # networks are net1, net2
+        if not rest.endswith('_means') or '_indices' in key:
+            continue
+        mixture = rest[:-len('_means')]
+        if mixture not in dm.MIXTURES:
+            raise Missing('its networks\' mixture %r is not one of dividemix.MIXTURES (%s)'
+                          % (mixture, ', '.join(dm.MIXTURES)))
+        prefix = '%s_%s_' % (net, mixture)
+        found[net] = (mixture, {k[len(prefix):]: np.asarray(snapshot[k], np.float64)
+                                for k in snapshot if k.startswith(prefix)})
+    return dict(sorted(found.items()))
 
 
-def clean_posterior(x, means, variances, weights):
-    """Posterior of the lower-mean (clean) component at the losses x: w_i of Sec. 3.1."""
-    log_joint = _component_log_density(x, means, variances, weights)
-    clean = np.argmin(means)
-    return np.exp(log_joint[clean] - np.logaddexp(log_joint[0], log_joint[1]))
+def clean_posterior(x, mixture, components):
+    """Posterior of the clean (lowest-mean) component at the losses x: w_i of Sec. 3.1, from a
+    mixture's saved components (dm.MIXTURES[mixture].log_density)."""
+    log_joint = dm.MIXTURES[mixture].log_density(components, x)
+    clean = np.argmin(components['means'])
+    return np.exp(log_joint[clean] - np.logaddexp.reduce(log_joint, axis=0))
 
 
-def clean_threshold(means, variances, weights, p_threshold, lo=0.0, hi=1.0, points=10001):
+def clean_threshold(mixture, components, p_threshold, lo=0.0, hi=1.0, points=10001):
     """τ as a loss value: where the clean posterior crosses p_threshold, i.e. the edge of the
     labeled set (w > p_threshold), found on a grid over [lo, hi] and interpolated linearly.
     With unequal variances the posterior can cross twice; this is the first crossing above
     the clean mean. None when it never crosses on the grid."""
     x = np.linspace(lo, hi, points)
-    gap = clean_posterior(x, means, variances, weights) - p_threshold
+    gap = clean_posterior(x, mixture, components) - p_threshold
     crossings = np.flatnonzero(np.sign(gap[:-1]) != np.sign(gap[1:]))
     if len(crossings) == 0:
         return None
-    above_mean = crossings[x[crossings + 1] >= np.min(means)]
+    above_mean = crossings[x[crossings + 1] >= np.min(components['means'])]
     i = (above_mean if len(above_mean) else crossings)[0]
     return float(x[i] + gap[i] / (gap[i] - gap[i + 1]) * (x[i + 1] - x[i]))
 
@@ -285,23 +287,28 @@ def loss_snapshots(run, epochs=None):
 
 
 def loss_figure(path, prefix):
-    """Fig. 2: for each network, the histogram of the normalised per-sample loss the GMM was
-    fitted on (clean and noisy samples stacked where the truth is known), the fitted GMM
-    scaled to the histogram, and τ: the loss where the clean posterior equals p_threshold."""
+    """Fig. 2: for each network, the histogram of the normalised per-sample loss its mixture
+    was fitted on (clean and noisy samples stacked where the truth is known), the fitted
+    mixture (named: dm.MIXTURES' label) scaled to the histogram, and τ: the loss where the
+    clean posterior equals p_threshold."""
     snap = _load_npz(path)
-    nets = sorted(key[:-len('_gmm_means')] for key in snap if key.endswith('_gmm_means'))
+    try:
+        mixtures = saved_mixtures(snap)
+    except Missing as e:
+        raise Missing('%s_loss_epoch%d.png not drawn: %s' % (prefix, snap['epoch'], e)) from None
+    labels = sorted({dm.MIXTURES[mixture].label for mixture, _ in mixtures.values()})
     fig = Figure(figsize=(12, 5), dpi=DPI, layout='constrained')
-    fig.suptitle('%s, epoch %d: normalised per-sample loss and the GMM of each network'
-                 % (prefix, snap['epoch']))
-    for number, net in enumerate(nets):
-        ax = fig.add_subplot(1, len(nets), number + 1)
+    fig.suptitle('%s, epoch %d: normalised per-sample loss and the %s of each network'
+                 % (prefix, snap['epoch'], ' / '.join(labels)))
+    for number, (net, (mixture, components)) in enumerate(mixtures.items()):
+        label = dm.MIXTURES[mixture].label
+        ax = fig.add_subplot(1, len(mixtures), number + 1)
         loss = snap[net + '_loss'].astype(np.float64)
-        gmm = [snap[net + '_gmm_' + part] for part in ('means', 'variances', 'weights')]
         lo, hi = min(0.0, loss.min()), max(1.0, loss.max())
         bins = np.linspace(lo, hi, 51)
         if 'is_clean' in snap:
             clean = snap['is_clean']
-            if net + '_indices' in snap:  # the GMM saw a subset
+            if net + '_indices' in snap:  # the mixture saw a subset
                 clean = clean[snap[net + '_indices']]
             counts, _, _ = ax.hist([loss[clean], loss[~clean]], bins, stacked=True,
                                    color=['tab:blue', 'tab:red'],
@@ -312,13 +319,15 @@ def loss_figure(path, prefix):
                                    label='all samples (%d)' % len(loss))
         # Densities in samples per bin, so they sit on the histogram.
         x = np.linspace(lo, hi, 1000)
-        per_bin = np.exp(_component_log_density(x, *gmm)) * len(loss) * (bins[1] - bins[0])
-        for k in (0, 1):
-            name, color = ('clean', 'navy') if k == np.argmin(gmm[0]) else ('noisy', 'darkred')
+        per_bin = (np.exp(dm.MIXTURES[mixture].log_density(components, x)) * len(loss)
+                   * (bins[1] - bins[0]))
+        means = components['means']
+        for k in range(len(means)):
+            name, color = ('clean', 'navy') if k == np.argmin(means) else ('noisy', 'darkred')
             ax.plot(x, per_bin[k], color=color, ls='--', lw=1,
-                    label='GMM %s component (mean %.3f)' % (name, gmm[0][k]))
-        ax.plot(x, per_bin.sum(0), color='k', lw=1.5, label='GMM')
-        tau = clean_threshold(*gmm, snap['p_threshold'], lo, hi)
+                    label='%s %s component (mean %.3f)' % (label, name, means[k]))
+        ax.plot(x, per_bin.sum(0), color='k', lw=1.5, label=label)
+        tau = clean_threshold(mixture, components, snap['p_threshold'], lo, hi)
         if tau is not None:
             ax.axvline(tau, color='green', lw=2, label='τ: clean posterior %g at loss %.3f'
                        % (snap['p_threshold'], tau))
@@ -426,28 +435,6 @@ def examples_figure(run):
 
 # ---------------------------------------------------------------- writing --------------------
 
-def save_png(fig, path):
-    """Write the figure as a 256-colour PNG through a temporary file and a rename. The palette
-    keeps a grid of photos at a few hundred KB (plain RGB PNG: over 1 MB)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format='png', dpi=DPI, facecolor='white')
-    image = Image.open(buffer).convert('RGB').quantize(256)
-    mark = PngImagePlugin.PngInfo()
-    mark.add_text('Software', SOFTWARE)
-    atomic_write(lambda f: image.save(f, format='png', optimize=True, pnginfo=mark), path)
-    print(path)
-    return path
-
-
-def drawn_here(path):
-    """Whether the file at `path` is a figure save_png wrote (and may be drawn again)."""
-    try:
-        with Image.open(path) as image:
-            return image.format == 'PNG' and image.text.get('Software') == SOFTWARE
-    except (OSError, ValueError):  # not an image, or not readable
-        return False
-
-
 def _drawings(run, epochs):
     """(file name, draw) for each figure of a run, where draw() returns the Figure or raises
     Missing; prints why there are no loss figures when there are none. Fig. 4 is expected
@@ -528,12 +515,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     refuse_without_matplotlib()
     return write_figures(args.run_dir, args.prefix, args.epochs, args.out)
-
-
-def refuse_without_matplotlib():
-    if Figure is None:
-        raise InputError('drawing needs matplotlib, which is not installed: pip install '
-                         'matplotlib')
 
 
 if __name__ == '__main__':

@@ -41,6 +41,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from utils.cli import (ArgumentParser, InputError, one_line,  # noqa: E402 (after the path)
                        run_cli)
 from utils.label_export import COLUMNS, TRUE_COLUMN  # noqa: E402
+from utils.runs import script_of  # noqa: E402
+from tools.drawing import DPI, Figure, refuse_without_matplotlib, save_png  # noqa: E402
 
 PER_CLASS = 8      # gallery tiles per class (one row each)
 MAX_CLASSES = 20   # gallery rows and confusion classes at most: 20 rows of 8 still read well
@@ -174,7 +176,6 @@ def run_data_path(args):
 def run_class_names(args):
     """The class names of a run in label order, from its saved arguments and its data (for a
     run whose files do not hold them); None where the data is gone or names no classes."""
-    from tools.figures import script_of
     script, data_path = script_of(args), args.get('data_path')
     try:
         if script == 'Train_cifar.py':
@@ -390,8 +391,6 @@ def _short(name):
 def gallery_figure(labels, data, classes, per_class, shown):
     """Per class a row of its most suspicious images (most_suspicious), titled given →
     predicted, with the mean clean probability and the true label where known."""
-    from matplotlib.figure import Figure
-    from tools.figures import DPI
     chosen = most_suspicious(labels, classes, per_class)
     columns = max(1, max(len(rows) for rows in chosen.values()))
     counts = dict(zip(classes, flagged_per_class(labels, classes)))
@@ -424,8 +423,6 @@ def gallery_figure(labels, data, classes, per_class, shown):
 
 def confusion_figure(labels, classes, note, shown):
     """The flagged images as a matrix of counts: given label (rows) by predicted label."""
-    from matplotlib.figure import Figure
-    from tools.figures import DPI
     counts, outside = confusion_counts(labels, classes)
     side = min(14.0, 3.5 + 0.42 * len(classes))
     fig = Figure(figsize=(side + 1.5, side), dpi=DPI, layout='constrained')
@@ -507,7 +504,6 @@ def write_label_figures(labels_path, data_path=None, per_class=PER_CLASS, classe
     for figure, line in (('gallery', note), ('confusion', matrix_note)):
         if line:
             print('%s: %s' % (figure, line))
-    from tools.figures import save_png
     written = [save_png(gallery, paths[0])]  # (save_png makes the folder)
     if confusion is None:
         print('%s not drawn: no image in %s is flagged as noisy' % (paths[1], labels_path))
@@ -563,7 +559,6 @@ def parser(prog=None):
 
 def main(argv=None, prog=None):
     args = parser(prog).parse_args(argv)
-    from tools.figures import refuse_without_matplotlib
     refuse_without_matplotlib()
     return write_label_figures(args.labels_csv, args.data_path, args.per_class, args.classes,
                                args.max_classes, args.out)
