@@ -398,10 +398,10 @@ def main(argv=None):
     init_distributed()  # under torchrun: one process per GPU, each with both networks
     argv = sys.argv[1:] if argv is None else argv
     args = complete_args(parse_args(argv))
-    run_name = run_name_of(args)
-    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'},
+    log = RunLog(args.out_dir, run_name_of(args), {'acc': '_acc.txt', 'stats': '_stats.txt'},
                  arguments=argument_parser())
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     backbone = None  # C2D: a self-supervised start, checked whole before anything is written
     if args.pretrained and checkpoint is None:  # (a resumed run's networks are in checkpoint)
         backbone, loaded = self_supervised_backbone(args.pretrained, args.arch, args.width)
@@ -547,10 +547,9 @@ def main(argv=None):
     # division), the test's prediction and the flag; the truth is known here.
     labels = export_labels(log.labels_path,
                            [net for _, net, _ in networks], eval_loader, device,
-                           epoch=args.num_epochs - 1, args=args,
-                           loss_histories=loss_history, predict_with=1 if args.test_net1_only else None,
-                           true=clean_labels, class_names=class_names(args.data_path,
-                                                                      args.dataset))
+                           epoch=args.num_epochs - 1, args=args, loss_histories=loss_history,
+                           predict_with=1 if args.test_net1_only else None, true=clean_labels,
+                           class_names=class_names(args.data_path, args.dataset))
     print0(labels.line)
     summary = log.summary(**labels.record)
     tensorboard.close()

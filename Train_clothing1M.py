@@ -231,10 +231,10 @@ def main(argv=None):
     parser = argument_parser()
     args = check_args(parser.parse_args(argv), parser.rules)
     init_distributed()  # under torchrun: one process per GPU, each with both networks
-    run_name = args.id + parser.run_name_parts(args)  # the prefix of the run's files
-    log = RunLog(args.out_dir, run_name, {'log': '.txt'},
+    log = RunLog(args.out_dir, args.id + parser.run_name_parts(args), {'log': '.txt'},
                  other_files=('_net1_best.pth', '_net2_best.pth'), arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
 

@@ -338,10 +338,10 @@ def main(argv=None):
     if args.num_train is not None:  # a quick run on part of a large set
         data.keep_train(args.num_train, args.seed)
     parser = argument_parser()
-    run_name = args.id + parser.run_name_parts(args)  # the prefix of the run's files
-    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'},
-                 arguments=parser)
+    log = RunLog(args.out_dir, args.id + parser.run_name_parts(args),
+                 {'acc': '_acc.txt', 'stats': '_stats.txt'}, arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
     sizes = (args.arch, args.image_size, args.resize, args.mean, args.std)

@@ -229,10 +229,10 @@ def main(argv=None):
     parser = argument_parser()
     args = check_args(parser.parse_args(argv), parser.rules)
     init_distributed()  # under torchrun: one process per GPU, each with both networks
-    run_name = args.id + parser.run_name_parts(args)  # the prefix of the run's files
-    log = RunLog(args.out_dir, run_name, {'acc': '_acc.txt', 'stats': '_stats.txt'},
-                 arguments=parser)
+    log = RunLog(args.out_dir, args.id + parser.run_name_parts(args),
+                 {'acc': '_acc.txt', 'stats': '_stats.txt'}, arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
 

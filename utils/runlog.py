@@ -1,6 +1,7 @@
 """A run's files in its output folder: the authors' text logs, one JSON record per epoch, the
 arguments, the latest and the best checkpoint; refusing to overwrite a run, and resuming one."""
 import contextlib
+import glob
 import json
 import math
 import os
@@ -126,6 +127,8 @@ class RunLog:
                   and the snapshots (utils.snapshots)
     The folder holds a run when any of these files is there: a new start is then refused, and
     --resume continues it from _last.pth or is refused with what to do; nothing is overwritten.
+    A run saved under another name with the same settings (its name came from an older rule)
+    is resumed under its own name: the script takes its prefix from `prefix` after check().
     Use: check() before touching anything; begin() when the run really starts (every input
     checked), then epoch() and save() every epoch. With save_in_background set, save() copies
     the state to CPU memory and a thread writes it while training goes on (a kill then loses
@@ -139,17 +142,8 @@ class RunLog:
     """
 
     def __init__(self, out_dir, prefix, text_logs, other_files=(), arguments=None):
-        base = os.path.join(out_dir, prefix)
-        self.out_dir, self.prefix = out_dir, prefix
-        self.text = {name: base + suffix for name, suffix in text_logs.items()}
-        self.jsonl_path, self.args_path = base + '.jsonl', base + '_args.json'
-        self.last_path, self.best_path = base + '_last.pth', base + '_best.pth'
-        self.labels_path = base + '_labels.csv'  # written by the script at its end
-        self.logs = tuple(self.text.values()) + (self.jsonl_path,)
-        written = (self.logs + (self.args_path, self.last_path, self.best_path)
-                   + tuple(base + suffix for suffix in other_files) + (self.labels_path,)
-                   + tuple(base + suffix for suffix in SNAPSHOT_SUFFIXES))
-        self.files = written + tuple(path + '.tmp' for path in written)
+        self.out_dir, self.text_logs, self.other_files = out_dir, text_logs, other_files
+        self._name(prefix)
         self.scores = []
         self.saved = False  # whether this process has written a checkpoint
         self.writer = distributed()[0] == 0
@@ -158,8 +152,36 @@ class RunLog:
         self.arguments = arguments
         self.resumable = arguments.resumable if arguments is not None else set()
 
+    def _name(self, prefix):
+        """The run's files, all named <prefix><suffix>."""
+        base = os.path.join(self.out_dir, prefix)
+        self.prefix = prefix
+        self.text = {name: base + suffix for name, suffix in self.text_logs.items()}
+        self.jsonl_path, self.args_path = base + '.jsonl', base + '_args.json'
+        self.last_path, self.best_path = base + '_last.pth', base + '_best.pth'
+        self.labels_path = base + '_labels.csv'  # written by the script at its end
+        self.logs = tuple(self.text.values()) + (self.jsonl_path,)
+        written = (self.logs + (self.args_path, self.last_path, self.best_path)
+                   + tuple(base + suffix for suffix in self.other_files) + (self.labels_path,)
+                   + tuple(base + suffix for suffix in SNAPSHOT_SUFFIXES))
+        self.files = written + tuple(path + '.tmp' for path in written)
+
     def _present(self):
         return [p for p in self.files if os.path.lexists(p)]
+
+    def _saved_under_another_name(self, args):
+        """The prefix of the one run in the folder whose latest checkpoint has these settings
+        under another name (a run name follows the declarations of the switches that change
+        the method, which may have changed since it was saved); None if none, or several."""
+        current, found = vars(args), []
+        for path in sorted(glob.glob(os.path.join(glob.escape(self.out_dir), '*_last.pth'))):
+            saved = _saved_args(path)
+            if saved is not None and all(
+                    value == current.get(k) for k, value in
+                    _completed(saved, current, self.arguments).items()
+                    if k not in self.resumable):
+                found.append(os.path.basename(path)[:-len('_last.pth')])
+        return found[0] if len(found) == 1 else None
 
     def check(self, args):
         """Refuse what would fail or destroy an earlier run; with --resume, load and check the
@@ -175,8 +197,13 @@ class RunLog:
                 raise InputError(self._held(args, names))
             return None
         if not present:
-            print0('nothing to resume in %s: starting a new run' % self.out_dir)
-            return None
+            earlier = self._saved_under_another_name(args)
+            if earlier is None:
+                print0('nothing to resume in %s: starting a new run' % self.out_dir)
+                return None
+            print0('resuming %s, which has these settings under the name it was saved with'
+                   % earlier)
+            self._name(earlier)
         if not os.path.isfile(self.last_path):
             if os.path.isfile(self.best_path):
                 fix = ('copy %s to %s to continue from its best epoch, or pass another --out_dir'

@@ -1,0 +1,191 @@
+"""An experiment is a flag and a function: what follows from an argument's one declaration
+(utils.cli.ArgumentParser) — its checks and rules, the run's name, what may change on resume,
+what runs saved before it had — and a new mixture (dividemix.MIXTURES) reaching the division,
+the labels file, tools/export_labels.py and Fig. 2 without a second edit."""
+import csv
+import glob
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from sklearn.mixture import GaussianMixture
+
+import dividemix as dm
+import Train_cifar
+import Train_clothing1M
+import Train_imagefolder
+import Train_webvision
+from tools import export_labels, figures
+from utils.cli import ArgumentParser, Range, Relation, at_least, check_args, run_cli
+
+SCRIPTS = (Train_cifar, Train_clothing1M, Train_webvision, Train_imagefolder)
+TINY = ['--width', '8', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
+        '--num_workers', '0', '--no-figures']
+
+
+def toy_parser():
+    p = ArgumentParser(prog='toy')
+    p.add_argument('--rate', type=float, default=0.1, check=Range(0, 1), names_run=True)
+    p.add_argument('--model', default='small', choices=['small', 'large'], names_run=True)
+    p.add_argument('--start', default=None, names_run=True)
+    p.add_argument('--fancy', action='store_true', names_run=True,
+                   rule=Relation(lambda a: not (a.fancy and a.model == 'large'),
+                                 '--fancy is for the small model'))
+    group = p.add_argument_group('shortcuts')
+    group.add_argument('--both', action='store_true', names_run=True,
+                       implies={'fancy': True, 'plain_too': True})
+    p.add_argument('--plain_too', action='store_true', names_run=True)
+    p.add_argument('--speed', action='store_true', resumable=True)
+    p.add_argument('--added_later', type=int, default=7, check=at_least(0), before=3)
+    return p, group
+
+
+# ---------------------------------------------------------------- the declarations ------------
+
+def test_a_run_name_says_every_method_switch_off_its_default():
+    p, _ = toy_parser()
+    assert p.run_name_parts(p.parse_args([])) == ''
+    assert p.run_name_parts(p.parse_args(['--speed', '--added_later', '9'])) == ''
+    assert p.run_name_parts(p.parse_args(['--rate', '0.25', '--model', 'large', '--start', 'f.pth',
+                                          '--fancy'])) == '_rate0.25_large_start_fancy'
+    # a switch that stands for others names the run alone; the declaration order is the name's
+    args = p.parse_args(['--both'])
+    assert args.fancy and args.plain_too and p.run_name_parts(args) == '_both'
+    # a run's saved arguments (a dict) name it the same way; what it predates reads as `before`
+    assert p.run_name_parts({'rate': 0.1, 'model': 'large'}) == '_large'
+
+
+def test_checks_and_rules_come_from_the_declarations():
+    p, group = toy_parser()
+    assert list(p.rules)[:2] == ['rate', 'added_later']  # every check, then every rule
+    assert isinstance(p.rules['fancy, rule 0'], Relation)
+    check_args(p.parse_args([]), p.rules)
+    with pytest.raises(ValueError, match=r'--rate 2.0: it must be in \[0, 1\]'):
+        check_args(p.parse_args(['--rate', '2']), p.rules)
+    with pytest.raises(ValueError, match='--fancy is for the small model'):
+        check_args(p.parse_args(['--fancy', '--model', 'large']), p.rules)
+    assert group.dests == ['both'] and 'help' not in p.declared  # (--help holds no value)
+
+
+def test_resume_and_old_runs_follow_the_declarations():
+    p, _ = toy_parser()
+    assert p.resumable == {'speed'}
+    # a run saved before --added_later existed had 3 (its `before`), one before --model the
+    # default
+    assert p.completed({'rate': 0.5}) == dict(vars(p.parse_args([])), rate=0.5, added_later=3)
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_every_script_declares_what_its_runs_need(script):
+    parser = script.argument_parser()
+    # where things are and how fast they run may change on resume; the method may not
+    assert {'num_epochs', 'num_workers', 'gpuid', 'out_dir', 'resume', 'data_path', 'plain',
+            'compile', 'figures', 'tensorboard'} <= parser.resumable
+    assert not {'lr', 'seed', 'p_threshold', 'mixture', 'strong_aug'} & parser.resumable
+    # the mixture is chosen by name, in every script, from dividemix.MIXTURES
+    assert parser.declared['mixture'].choices == sorted(dm.MIXTURES)
+    assert parser.declared['mixture'].names_run and parser.declared['strong_aug'].names_run
+
+
+@pytest.mark.parametrize('argv, name', [
+    ([], 'cifar10_0.5_sym'),
+    (['--method', 'ce'], 'cifar10_0.5_sym_ce'),
+    (['--test_net1_only'], 'cifar10_0.5_sym_test_net1_only'),
+    (['--no_cotraining', '--no_label_refinement', '--no_augmentation'],
+     'cifar10_0.5_sym_no_cotraining_no_label_refinement_no_augmentation'),
+    (['--divide_and_mixmatch'], 'cifar10_0.5_sym_divide_and_mixmatch'),
+    (['--strong_aug', '--strong_warmup'], 'cifar10_0.5_sym_strong_aug_strong_warmup'),
+    (['--arch', 'resnet18', '--pretrained', 'x.pth', '--strong_aug'],
+     'cifar10_0.5_sym_resnet18_pretrained_strong_aug'),
+    (['--noise_mode', 'cifar-n', '--cifar_n_label', 'aggre_label', '--no_augmentation'],
+     'cifar10_aggre_label_no_augmentation'),
+    # what does not change the method never names the run
+    (['--plain', '--lr', '0.1', '--gmm_max_iter', '20', '--num_train', '100'], 'cifar10_0.5_sym'),
+])
+def test_cifar_run_names_are_the_ones_runs_were_saved_with(argv, name):
+    assert Train_cifar.run_name_of(Train_cifar.parse_args(argv)) == name
+
+
+def test_the_baseline_refuses_every_ablation_its_group_declares(tmp_path, capsys):
+    ablations = [a for a in Train_cifar.argument_parser()._action_groups
+                 if a.title.startswith('ablations')][0].dests
+    assert set(ablations) == {'test_net1_only', 'no_cotraining', 'no_label_refinement',
+                              'no_augmentation', 'divide_and_mixmatch'}
+    for ablation in ablations:
+        code = run_cli(Train_cifar.main, ['--method', 'ce', '--' + ablation, '--out_dir',
+                                          str(tmp_path / 'out'), '--data_path', str(tmp_path)])
+        assert code == 2 and 'drop the DivideMix ablation switches' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- resume ----------------------
+
+def test_a_run_saved_under_an_earlier_name_resumes_under_it(cifar10_dir, tmp_path, capsys):
+    """Run names follow the declarations; a run saved before a rule changed (e.g. the name once
+    left --strong_aug out beside --divide_and_mixmatch) resumes under the name it has."""
+    out = str(tmp_path / 'run')
+    argv = ['--data_path', cifar10_dir, '--out_dir', out] + TINY + ['--divide_and_mixmatch',
+                                                                     '--strong_aug']
+    assert run_cli(Train_cifar.main, argv[:-1] + ['--num_epochs', '2', '--strong_aug']) == 0
+    now, earlier = 'cifar10_0.5_sym_divide_and_mixmatch_strong_aug', \
+        'cifar10_0.5_sym_divide_and_mixmatch'
+    for path in glob.glob(os.path.join(out, now + '*')):
+        os.rename(path, path.replace(now, earlier))
+    capsys.readouterr()
+    assert run_cli(Train_cifar.main, argv + ['--resume']) == 0
+    said = capsys.readouterr().out
+    assert 'resuming %s, which has these settings' % earlier in said
+    assert 'resuming after epoch 1' in said
+    assert not glob.glob(os.path.join(out, now + '*'))
+    assert torch.load(os.path.join(out, earlier + '_last.pth'), weights_only=True)['epoch'] == 2
+    # with other settings, nothing is taken for it: a new run starts under its own name
+    assert run_cli(Train_cifar.main, argv + ['--resume', '--lr', '0.01']) == 0
+    assert 'nothing to resume' in capsys.readouterr().out
+    assert os.path.exists(os.path.join(out, now + '_last.pth'))
+
+
+# ---------------------------------------------------------------- a new mixture ---------------
+
+def gmm3(loss_history, random_state, args):
+    """A 3-component GMM: the clean probability is the posterior of the lowest-mean one."""
+    x = torch.stack(list(loss_history)).mean(0).double().numpy().reshape(-1, 1)
+    gmm = GaussianMixture(3, max_iter=args.gmm_max_iter, tol=args.gmm_tol,
+                          reg_covar=args.gmm_reg_covar, random_state=random_state).fit(x)
+    components = {'means': gmm.means_.ravel(), 'variances': gmm.covariances_.ravel(),
+                  'weights': gmm.weights_}
+    return gmm.predict_proba(x)[:, gmm.means_.argmin()], components
+
+
+def read_probs(path):
+    with open(path) as f:
+        return [(r['clean_prob_net1'], r['clean_prob_net2'], r['flagged_noisy'])
+                for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_a_new_mixture_reaches_the_division_the_labels_file_and_fig2(cifar10_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    monkeypatch.setitem(dm.MIXTURES, 'gmm3', dm.Mixture('3-component GMM', gmm3,
+                                                        dm.gmm_log_density))
+    fitted = []
+    monkeypatch.setattr(dm, 'gmm_clean_prob', lambda *a, **k: fitted.append('gmm'))  # unused
+    out = str(tmp_path / 'run')
+    argv = ['--data_path', cifar10_dir, '--out_dir', out] + TINY[:-1] + ['--mixture', 'gmm3']
+    assert run_cli(Train_cifar.main, argv) == 0
+    assert fitted == []  # the paper's GMM was never fitted: not in training, not at the end
+    prefix = os.path.join(out, 'cifar10_0.5_sym_gmm3')
+    # the division snapshots hold its three components, Fig. 2 names it
+    snapshot = np.load(sorted(glob.glob(prefix + '_division/*.npz'))[0])
+    assert snapshot['net1_gmm3_means'].shape == (3,)
+    mixtures = figures.saved_mixtures(snapshot)
+    assert [m for m, _ in mixtures.values()] == ['gmm3', 'gmm3']
+    fig = figures.loss_figure(sorted(glob.glob(prefix + '_division/*.npz'))[0], 'run')
+    assert 'the 3-component GMM of each network' in fig.get_suptitle()
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sum('3-component GMM' in t and 'component (mean' in t for t in legend) == 3
+    # the labels file of the run and tools/export_labels.py's of its last checkpoint agree
+    shutil.copy(prefix + '_labels.csv', str(tmp_path / 'run_labels.csv'))
+    assert run_cli(export_labels.main, [prefix + '_last.pth', '--out',
+                                        str(tmp_path / 'exported.csv')]) == 0
+    assert read_probs(str(tmp_path / 'exported.csv')) == read_probs(prefix + '_labels.csv')
