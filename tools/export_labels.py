@@ -147,10 +147,11 @@ def main(argv=None):
     p.add_argument('--out', help='the CSV to write (default <run>_labels_epoch<E>.csv beside '
                                  'the checkpoint); never overwritten')
     p.add_argument('--data_path', help='where the run\'s data lies now, if it moved')
-    p.add_argument('--num_workers', type=int, help='image decoding workers (default: the run\'s)')
-    p.add_argument('--gpuid', type=int, default=0)
+    p.add_argument('--num_workers', type=int, check=at_least(0),
+                   help='image decoding workers (default: the run\'s)')
+    p.add_argument('--gpuid', type=int, default=0, check=at_least(0))
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
-    options = check_args(p.parse_args(argv), {'num_workers': at_least(0), 'gpuid': at_least(0)})
+    options = check_args(p.parse_args(argv), p.rules)
     checkpoint, script, args = read_checkpoint(options.checkpoint)
     out = options.out or os.path.join(os.path.dirname(options.checkpoint), '%s_labels_epoch%d.csv'
                                       % (run_name(options.checkpoint), checkpoint['epoch']))
