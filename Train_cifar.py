@@ -170,8 +170,9 @@ def argument_parser():
     ablations = p.add_argument_group('ablations (Table 5), off by default')
     p.add_argument('--method', default='dividemix', choices=['dividemix', 'ce'], names_run=True,
                    help='ce: the cross-entropy baseline, one network trained on the noisy labels',
-                   rule=Relation(lambda a: a.method == 'dividemix' or not any(
-                       getattr(a, ablation) for ablation in ablations.dests),
+                   rule=Relation(lambda a: a.method == 'dividemix' or all(  # (any kind of flag)
+                       getattr(a, ablation) == p.declared[ablation].default
+                       for ablation in ablations.dests),
                        '--method ce trains one network on the noisy labels: drop the DivideMix '
                        'ablation switches'))
     ablations.add_argument('--test_net1_only', action='store_true', names_run=True,
@@ -273,17 +274,17 @@ def complete_args(args):
 
 # ---------------------------------------------------------------- one mini-batch --------------
 
-def warmup_step(net, optimizer, inputs, labels, confidence_penalty, max_grad_norm=None):
+def warmup_step(net, optimizer, inputs, labels, confidence_penalty, *, args):
     """Alg. 1 line 2 on one mini-batch of 2B images: cross-entropy on the noisy labels, plus
     the confidence penalty (minus Eq. 2) where asked; the gradient's norm clipped to
-    max_grad_norm where given (C2D's code). Returns the CE (0-dim tensor)."""
+    --warmup_clip_grad_norm where given (C2D's code). Returns the CE (0-dim tensor)."""
     logits = net(inputs)
     loss = F.cross_entropy(logits, labels)
     penalty = dm.negative_entropy(logits) if confidence_penalty else 0.0
     optimizer.zero_grad()
     (loss + penalty).backward()
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+    if args.warmup_clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), args.warmup_clip_grad_norm)
     optimizer.step()
     return loss.detach()
 
@@ -338,12 +339,12 @@ def ssl_step(net, partner, optimizer, x1, x2, labels, clean_prob, u1, u2, lam, p
 # ---------------------------------------------------------------- one epoch -------------------
 
 def warmup_epoch(net, optimizer, loader, device, confidence_penalty, cuda_graphs, label,
-                 clock=None, max_grad_norm=None):
+                 clock=None, *, args):
     """Alg. 1 line 2: one pass over all training images (batch 2B). Returns the mean CE.
     `clock` (utils.progress.RunClock) adds the run's time left to the progress line."""
     net.train()
     step = functools.partial(warmup_step, net, optimizer, confidence_penalty=confidence_penalty,
-                             max_grad_norm=max_grad_norm)
+                             args=args)
     if cuda_graphs:
         step = graphed(step)  # fewer kernel launches; a new graph per epoch captures the lr
     total = torch.zeros((), device=device)
@@ -493,8 +494,7 @@ def main(argv=None):
             # confidence penalty for class-dependent noise only (Sec. 3.1).
             for name, net, optimizer in networks:
                 ce = warmup_epoch(net, optimizer, warmup_loader, device, confidence_penalty,
-                                  cuda_graphs, '%s Warmup %s' % (banner, name), clock,
-                                  args.warmup_clip_grad_norm)
+                                  cuda_graphs, '%s Warmup %s' % (banner, name), clock, args=args)
                 record[name] = {'warmup_ce': ce}
         else:
             # Co-divide (lines 4-8): each network's mixture on its per-sample losses.

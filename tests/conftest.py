@@ -65,11 +65,11 @@ def write_fake_cifar(root, dataset='cifar10', num_train=200, num_test=50, seed=0
 def script_args(script, **values):
     """A training script's arguments as its own parser makes them (script.parse_args), from
     these values written as on its command line: --name value, True as the switch alone, False
-    as the switch left out. An argument the script does not declare is refused there, as on
-    the command line."""
+    and None as the argument left out. An argument the script does not declare is refused
+    there, as on the command line."""
     argv = []
     for name, value in values.items():
-        if value is not False:
+        if value is not False and value is not None:
             argv += ['--' + name] if value is True else ['--' + name, str(value)]
     return script.parse_args(argv)
 

@@ -17,8 +17,9 @@ import Train_cifar
 import Train_clothing1M
 import Train_imagefolder
 import Train_webvision
-from tools import export_labels, figures
+from tools import export_labels, figures, paper_cells
 from utils.cli import ArgumentParser, Range, Relation, at_least, check_args, run_cli
+from utils.distributed import quiet
 
 SCRIPTS = (Train_cifar, Train_clothing1M, Train_webvision, Train_imagefolder)
 TINY = ['--width', '8', '--num_epochs', '3', '--warm_up', '1', '--batch_size', '16',
@@ -183,9 +184,26 @@ def test_a_new_mixture_reaches_the_division_the_labels_file_and_fig2(cifar10_dir
     fig = figures.loss_figure(sorted(glob.glob(prefix + '_division/*.npz'))[0], 'run')
     assert 'the 3-component GMM of each network' in fig.get_suptitle()
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert sum('3-component GMM' in t and 'component (mean' in t for t in legend) == 3
+    rank = {k: r for r, k in enumerate(np.argsort(snapshot['net1_gmm3_means']))}
+    assert [t.split(' (')[0] for t in legend if 'component (mean' in t] == [
+        '3-component GMM %s component' % ('clean' if rank[k] == 0 else 'noisy %d' % rank[k])
+        for k in range(3)]  # the clean one, and the noisy ones by mean loss
     # the labels file of the run and tools/export_labels.py's of its last checkpoint agree
     shutil.copy(prefix + '_labels.csv', str(tmp_path / 'run_labels.csv'))
     assert run_cli(export_labels.main, [prefix + '_last.pth', '--out',
                                         str(tmp_path / 'exported.csv')]) == 0
     assert read_probs(str(tmp_path / 'exported.csv')) == read_probs(prefix + '_labels.csv')
+
+
+@pytest.mark.parametrize('script, argv', [
+    (Train_cifar, ['--test_net1_only', '--strong_aug']),
+    (Train_clothing1M, ['--strong_aug']),
+    (Train_webvision, ['--strong_warmup']),
+])
+def test_a_run_that_changes_the_method_is_never_a_paper_cell(script, argv):
+    paper = {paper_cells.cell_key(cell) for cell in paper_cells.cells()}
+    name = os.path.basename(script.__file__)
+    with quiet():
+        complete = Train_cifar.complete_args if script is Train_cifar else (lambda a: a)
+        assert paper_cells.run_key(name, vars(complete(script.parse_args([])))) in paper
+        assert paper_cells.run_key(name, vars(complete(script.parse_args(argv)))) not in paper

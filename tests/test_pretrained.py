@@ -11,7 +11,7 @@ import torch
 
 import ResNet
 import Train_cifar
-from conftest import files_under
+from conftest import files_under, script_args
 from tools import paper_cells
 from utils.cli import run_cli
 from utils.distributed import unwrap
@@ -204,7 +204,8 @@ def test_warmup_clip_grad_norm_clips_the_warmup_gradient():
         torch.manual_seed(1)
         net = cifar_net('resnet18', 10, WIDTH)
         optimizer = torch.optim.SGD(net.parameters(), lr=0.0)  # the gradients stay to be seen
-        Train_cifar.warmup_step(net, optimizer, inputs, labels, False, max_grad_norm)
+        args = script_args(Train_cifar, warmup_clip_grad_norm=max_grad_norm)
+        Train_cifar.warmup_step(net, optimizer, inputs, labels, False, args=args)
         return torch.norm(torch.stack([p.grad.norm() for p in net.parameters()])).item()
 
     assert grad_norm(None) > 1.5

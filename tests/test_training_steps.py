@@ -118,9 +118,9 @@ def test_rampup_uses_fractional_epoch_with_authors_num_iter(monkeypatch):
     seen = []
     real = dm.dividemix_loss
 
-    def spy(logits, targets, num_x, lambda_u):
+    def spy(logits, targets, num_x, lambda_u, *more, **named):
         seen.append(float(lambda_u))
-        return real(logits, targets, num_x, lambda_u)
+        return real(logits, targets, num_x, lambda_u, *more, **named)
     monkeypatch.setattr(dm, 'dividemix_loss', spy)
     # 4 labeled, B=2: 2 steps, but num_iter = 4 // 2 + 1 = 3 (authors' count).
     run_epoch([], num_labeled=4, num_unlabeled=4, batch=2, epoch=11, warm_up=10,
@@ -136,11 +136,12 @@ def test_warmup_penalty_only_when_asked(monkeypatch):
     net = Recorder('net', [])
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     dev = torch.device('cpu')
+    args = script_args(Train_cifar)
     Train_cifar.warmup_epoch(net, opt, DataLoader(ds, batch_size=3), dev,
-                             confidence_penalty=False, cuda_graphs=False, label='')
+                             confidence_penalty=False, cuda_graphs=False, label='', args=args)
     assert calls == []
     ce = Train_cifar.warmup_epoch(net, opt, DataLoader(ds, batch_size=3), dev,
-                                  confidence_penalty=True, cuda_graphs=False, label='')
+                                  confidence_penalty=True, cuda_graphs=False, label='', args=args)
     assert calls == [3, 3] and ce > 0
 
 

@@ -126,7 +126,7 @@ def run_path(path, args, train_args, data, device):
         loader = data[0].warmup()
         for net, optimizer in zip(nets, optimizers):
             Train_cifar.warmup_epoch(net, optimizer, loader, device, confidence_penalty=False,
-                                     cuda_graphs=graphs, label='warm-up')
+                                     cuda_graphs=graphs, label='warm-up', args=train_args)
 
     def co_divide(data):
         loader = data[0].eval_train()

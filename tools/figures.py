@@ -45,6 +45,7 @@ from tools.drawing import (DPI, Figure, drawn_here, refuse_without_matplotlib,  
 OLD_RUNS = 'runs saved before snapshots were added'  # they have no snapshot files at all
 MAX_TSNE_POINTS = 2000  # t-SNE of 2,000 points takes well under a minute on one CPU core
 MAX_EXAMPLES = 18  # Fig. 4 grid: 3 rows of 6
+NOISY_COLORS = ['darkred', 'darkorange', 'purple', 'saddlebrown']  # Fig. 2, by mean loss
 
 # Per kind: the accuracy curves (key, label); the first is the run's score, the one 'best'
 # and 'last10' in the final line are computed from.
@@ -322,8 +323,11 @@ def loss_figure(path, prefix):
         per_bin = (np.exp(dm.MIXTURES[mixture].log_density(components, x)) * len(loss)
                    * (bins[1] - bins[0]))
         means = components['means']
+        noisy = sorted(set(range(len(means))) - {np.argmin(means)}, key=lambda k: means[k])
         for k in range(len(means)):
-            name, color = ('clean', 'navy') if k == np.argmin(means) else ('noisy', 'darkred')
+            name, color = ('clean', 'navy') if k not in noisy else (
+                'noisy' if len(noisy) == 1 else 'noisy %d' % (noisy.index(k) + 1),
+                NOISY_COLORS[noisy.index(k) % len(NOISY_COLORS)])
             ax.plot(x, per_bin[k], color=color, ls='--', lw=1,
                     label='%s %s component (mean %.3f)' % (label, name, means[k]))
         ax.plot(x, per_bin.sum(0), color='k', lw=1.5, label=label)

@@ -33,11 +33,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import Train_cifar  # noqa: E402 (after the path line above)
+import Train_clothing1M  # noqa: E402
+import Train_webvision  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
 from utils.cli import ArgumentParser, InputError, run_cli  # noqa: E402
 from utils.distributed import quiet  # noqa: E402
 from utils.runs import read_run as read_run_folder  # noqa: E402
 
+SCRIPTS = {'Train_cifar.py': Train_cifar, 'Train_clothing1M.py': Train_clothing1M,
+           'Train_webvision.py': Train_webvision}  # the scripts of the paper's cells
 ABLATIONS = [  # Table 5 rows: (flag, label)
     ('--test_net1_only', 'with theta(1) test'), ('--no_cotraining', 'w/o co-training'),
     ('--no_label_refinement', 'w/o label refinement'), ('--no_augmentation', 'w/o augmentation'),
@@ -156,14 +160,15 @@ def command(cell, seed, out_root):
 
 
 def run_key(script, args_dict):
-    """What identifies a cell in a run's saved arguments (seed and scale aside): its noise and
+    """What identifies a cell in a run's saved arguments (seed and scale aside): its script,
     what its run name says of the method (every argument declared names_run: the baseline, an
-    ablation, another network, a self-supervised start, strong augmentation, ...), so a run
-    that changes the method is never the paper's cell."""
+    ablation, another network, a self-supervised start, strong augmentation, another mixture,
+    ...), so a run that changes the method is never the paper's cell, and CIFAR's noise."""
+    method = (SCRIPTS[script].argument_parser().run_name_parts(args_dict)
+              if script in SCRIPTS else None)
     if script != 'Train_cifar.py':
-        return (script,)
+        return (script, method)
     r = None if args_dict['noise_mode'] == 'cifar-n' else round(args_dict['r'], 2)
-    method = Train_cifar.argument_parser().run_name_parts(args_dict)
     return (script, args_dict['dataset'], args_dict['noise_mode'], r,
             args_dict.get('cifar_n_label'), method)
 
@@ -171,7 +176,7 @@ def run_key(script, args_dict):
 def cell_key(cell):
     _, _, script, args, _, _ = cell
     if script != 'Train_cifar.py':
-        return (script,)
+        return run_key(script, vars(SCRIPTS[script].parse_args(args)))
     with quiet():  # complete_args prints the settings
         parsed = Train_cifar.complete_args(Train_cifar.parse_args(args))
     return run_key(script, vars(parsed))

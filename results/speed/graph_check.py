@@ -27,6 +27,8 @@ p.add_argument('--data_path', default='./cifar-10')
 p.add_argument('--num_train', type=int, default=10000)
 args = p.parse_args()
 device = pick_device(0)
+# Train_cifar.py's arguments for this cell (50% sym: lambda_u 25, warm-up 10, T 0.5, alpha 4)
+settings = Train_cifar.parse_args(['--num_class', '10', '--warm_up', '10', '--lambda_u', '25'])
 images, clean, _, _ = load_cifar(args.data_path, 'cifar10', False)
 images, clean = images[:args.num_train], np.asarray(clean[:args.num_train])
 noisy = np.asarray(make_noisy_labels(clean, 0.5, 'sym', 10, seed=123))
@@ -40,11 +42,10 @@ def train(graphs):
     nets = [prepare(copy.deepcopy(net), device) for net in start]
     opt = torch.optim.SGD(nets[0].parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
     begin = time.time()
-    ce = Train_cifar.warmup_epoch(nets[0], opt, loaders.warmup(), device, False, graphs, '')
+    ce = Train_cifar.warmup_epoch(nets[0], opt, loaders.warmup(), device, False, graphs, '',
+                                  args=settings)
     labeled = noisy == clean
     prob = np.where(labeled, 0.9, 0.1)
-    settings = argparse.Namespace(num_class=10, warm_up=10, lambda_u=25, rampup_epochs=16,
-                                  T=0.5, alpha=4, no_label_refinement=False)
     lx, lu = Train_cifar.ssl_epoch(nets[0], nets[1], opt, *loaders.train(labeled, prob), 20,
                                    device, settings, graphs, '')
     torch.cuda.synchronize()
