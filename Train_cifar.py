@@ -23,9 +23,10 @@ import dividemix as dm
 from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
                               DeviceCIFARLoaders, class_names, load_cifar, noisy_labels_for)
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
-from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, TENSORBOARD_NEEDS_IT,
-                       WARM_UP_BEFORE_END, ArgumentParser, InputError, Range, Relation, above,
-                       at_least, check_args, check_finite, run_cli)
+from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB,
+                       STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END,
+                       ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
+                       check_finite, run_cli)
 from utils.data import ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
@@ -147,7 +148,7 @@ def argument_parser():
     p.add_argument('--loss_history', type=int, default=None, check=at_least(1),
                    help='the mixture models the mean normalised loss of this many epochs '
                         '(default 5 at 90%% noise or more, else 1)')
-    dm.add_co_divide_arguments(p)
+    dm.add_co_divide_arguments(p, divided=lambda a: a.num_train)
     p.add_argument('--warmup_penalty', default='auto', choices=['auto', 'on', 'off'],
                    help='confidence penalty in warm-up; auto: for asym and CIFAR-N noise')
     p.add_argument('--warmup_clip_grad_norm', type=float, default=None, check=above(0),
@@ -197,7 +198,10 @@ def argument_parser():
                        '--strong_aug adds strongly augmented views to DivideMix\'s SSL epochs: '
                        'drop it with --method ce or --no_augmentation'))
     p.add_argument('--strong_warmup', action='store_true', names_run=True,
-                   help='warm up on strongly augmented images (AugDesc\'s "SAW")')
+                   help='warm up on strongly augmented images (AugDesc\'s "SAW")',
+                   rule=Relation(  # (the CE baseline warms up throughout)
+                       lambda a: a.method == 'ce' or STRONG_WARMUP_NEEDS_WARM_UP.holds(a),
+                       STRONG_WARMUP_NEEDS_WARM_UP.message))
     # quick runs, speed, machine
     p.add_argument('--num_train', type=int, default=None,
                    check=at_least(2),  # the mixture needs two samples

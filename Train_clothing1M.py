@@ -77,7 +77,7 @@ def argument_parser():
                    help='Beta(alpha, alpha) of mixup')
     p.add_argument('--rampup_epochs', type=int, default=16, check=at_least(1),
                    help='lambda_u ramp (if > 0)')
-    dm.add_co_divide_arguments(p)
+    dm.add_co_divide_arguments(p, divided=lambda a: a.num_batches * a.batch_size)
     # beyond the paper (docs/beyond_the_paper.md); off by default
     add_strong_arguments(p, 'its ImageNet policy')
     # model, images, machine

@@ -146,7 +146,7 @@ def argument_parser():
     p.add_argument('--loss_history', type=int, default=1, check=at_least(1),
                    help='the mixture models the mean normalised loss of this many epochs (5 '
                         'helps at very high noise)')
-    dm.add_co_divide_arguments(p)
+    dm.add_co_divide_arguments(p, divided=lambda a: a.num_train)
     p.add_argument('--warmup_penalty', action=argparse.BooleanOptionalAction, default=True,
                    help='confidence penalty in warm-up (Sec. 3.1)')
     p.add_argument('--balanced_warmup', action='store_true',

@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
-from utils.cli import at_least
+from utils.cli import Relation, at_least
 from utils.distributed import all_reduce
 
 
@@ -148,23 +148,24 @@ def normalise(losses):
     return (losses - losses.min()) / span if span > 0 else torch.zeros_like(losses)
 
 
-def gmm_clean_prob(loss_history, random_state, max_iter=10, tol=1e-2, reg_covar=5e-4):
-    """Fit a 2-component GMM to the mean of the normalised loss vectors in `loss_history`
-    (the last few epochs; one entry = the current epoch only) and return the posterior of the
-    lower-mean component: the probability w_i that sample i is clean (Sec. 3.1), and the
-    fitted components {'means', 'variances', 'weights'}, each (2,) float64, which the run's
-    figures draw (gmm_log_density)."""
+def gmm_clean_prob(loss_history, random_state, max_iter=10, tol=1e-2, reg_covar=5e-4,
+                   n_components=2):
+    """Fit a GMM (the paper's: 2 components) to the mean of the normalised loss vectors in
+    `loss_history` (the last few epochs; one entry = the current epoch only) and return the
+    posterior of the lowest-mean component: the probability w_i that sample i is clean
+    (Sec. 3.1), and the fitted components {'means', 'variances', 'weights'}, each
+    (n_components,) float64, which the run's figures draw (gmm_log_density)."""
     # float64 (the authors pass float32; the posteriors differ at the 1e-7 level)
     x = torch.stack(list(loss_history)).mean(0).double().numpy().reshape(-1, 1)
-    gmm = GaussianMixture(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                          random_state=random_state)
+    gmm = GaussianMixture(n_components=n_components, max_iter=max_iter, tol=tol,
+                          reg_covar=reg_covar, random_state=random_state)
     with warnings.catch_warnings():  # max_iter=10 stops early on purpose, as in the authors' code
         warnings.simplefilter('ignore', ConvergenceWarning)
         gmm.fit(x)
     # 1-D data: every covariance_type holds one variance per component (one shared if tied)
     components = {'means': np.ravel(gmm.means_).astype(np.float64),
-                  'variances': np.broadcast_to(np.ravel(gmm.covariances_), (2,)).astype(
-                      np.float64),
+                  'variances': np.broadcast_to(np.ravel(gmm.covariances_),
+                                               (n_components,)).astype(np.float64),
                   'weights': np.ravel(gmm.weights_).astype(np.float64)}
     return gmm.predict_proba(x)[:, gmm.means_.argmin()], components
 
@@ -183,20 +184,26 @@ def gmm_log_density(components, x):
 #     the one of lowest mean loss (Sec. 3.1);
 #   log_density(components, x) -> (K, len(x)), log(weight * density) of each component at x:
 #     what Fig. 2 draws (and where its posterior crosses tau);
-#   label: how the figures name it.
+#   label: how the figures name it; num_components: how many (the fewest samples it can fit).
 # A new model is one entry here: the division, the labels file and Fig. 2 follow it.
-Mixture = collections.namedtuple('Mixture', 'label fit log_density')
+Mixture = collections.namedtuple('Mixture', 'label fit log_density num_components',
+                                 defaults=[2])
 MIXTURES = {
     'gmm': Mixture('GMM', lambda history, seed, args: gmm_clean_prob(
         history, seed, args.gmm_max_iter, args.gmm_tol, args.gmm_reg_covar), gmm_log_density),
 }
 
 
-def add_co_divide_arguments(parser):
-    """The arguments of co-divide's model, as every training script declares them."""
+def add_co_divide_arguments(parser, divided=lambda args: None):
+    """The arguments of co-divide's model, as every training script declares them; divided(args)
+    is how many images a network's mixture is fitted to (None: the whole training set)."""
     parser.add_argument('--mixture', default='gmm', choices=sorted(MIXTURES), names_run=True,
                         help='the model of the per-sample losses that divides them '
-                             '(dividemix.MIXTURES; gmm: the paper\'s two-component GMM)')
+                             '(dividemix.MIXTURES; gmm: the paper\'s two-component GMM)',
+                        rule=Relation(lambda a: divided(a) is None
+                                      or divided(a) >= MIXTURES[a.mixture].num_components,
+                                      '--mixture %(mixture)s fits more components than there are '
+                                      'images to divide: use more images'))
     parser.add_argument('--gmm_max_iter', type=int, default=10, check=at_least(1))
     parser.add_argument('--gmm_tol', type=float, default=1e-2, check=at_least(0))
     parser.add_argument('--gmm_reg_covar', type=float, default=5e-4, check=at_least(0))

@@ -112,8 +112,8 @@ def test_cifar_run_names_are_the_ones_runs_were_saved_with(argv, name):
 def test_the_baseline_refuses_every_ablation_its_group_declares(tmp_path, capsys):
     ablations = [a for a in Train_cifar.argument_parser()._action_groups
                  if a.title.startswith('ablations')][0].dests
-    assert set(ablations) == {'test_net1_only', 'no_cotraining', 'no_label_refinement',
-                              'no_augmentation', 'divide_and_mixmatch'}
+    assert set(ablations) >= {'test_net1_only', 'no_cotraining', 'no_label_refinement',
+                              'no_augmentation', 'divide_and_mixmatch'}  # Table 5's, and yours
     for ablation in ablations:
         code = run_cli(Train_cifar.main, ['--method', 'ce', '--' + ablation, '--out_dir',
                                           str(tmp_path / 'out'), '--data_path', str(tmp_path)])
@@ -148,14 +148,34 @@ def test_a_run_saved_under_an_earlier_name_resumes_under_it(cifar10_dir, tmp_pat
 
 # ---------------------------------------------------------------- a new mixture ---------------
 
-def gmm3(loss_history, random_state, args):
-    """A 3-component GMM: the clean probability is the posterior of the lowest-mean one."""
-    x = torch.stack(list(loss_history)).mean(0).double().numpy().reshape(-1, 1)
-    gmm = GaussianMixture(3, max_iter=args.gmm_max_iter, tol=args.gmm_tol,
-                          reg_covar=args.gmm_reg_covar, random_state=random_state).fit(x)
-    components = {'means': gmm.means_.ravel(), 'variances': gmm.covariances_.ravel(),
-                  'weights': gmm.weights_}
-    return gmm.predict_proba(x)[:, gmm.means_.argmin()], components
+# A researcher's new mixture: one entry of dm.MIXTURES, the rest follows from it.
+GMM3 = dm.Mixture('3-component GMM', lambda history, seed, args: dm.gmm_clean_prob(
+    history, seed, args.gmm_max_iter, args.gmm_tol, args.gmm_reg_covar, n_components=3),
+    dm.gmm_log_density, num_components=3)
+
+
+def test_a_k_component_gmm_is_sklearns():
+    rng = np.random.RandomState(0)
+    loss = torch.tensor(np.concatenate([rng.normal(m, 0.05, 100) for m in (0.1, 0.5, 0.9)]))
+    prob, components = dm.gmm_clean_prob([loss], 0, n_components=3)
+    gmm = GaussianMixture(3, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=0).fit(
+        loss.double().numpy().reshape(-1, 1))
+    assert np.array_equal(prob, gmm.predict_proba(loss.double().numpy().reshape(-1, 1))[
+        :, gmm.means_.argmin()])
+    assert all(components[k].shape == (3,) for k in ('means', 'variances', 'weights'))
+    # Fig. 2's posterior from the saved components is the division's
+    x = loss.double().numpy()
+    np.testing.assert_allclose(figures.clean_posterior(x, 'gmm', components), prob, atol=1e-9)
+
+
+def test_a_mixture_needs_as_many_images_as_components(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(dm.MIXTURES, 'gmm3', GMM3)
+    for script, argv in ((Train_cifar, ['--num_train', '2']),
+                         (Train_clothing1M, ['--num_batches', '1', '--batch_size', '2'])):
+        code = run_cli(script.main, ['--mixture', 'gmm3', '--out_dir', str(tmp_path / 'out'),
+                                     '--data_path', str(tmp_path)] + argv)
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith('error: --mixture gmm3 fits more components than')
 
 
 def read_probs(path):
@@ -167,14 +187,16 @@ def read_probs(path):
 @pytest.mark.slow
 def test_a_new_mixture_reaches_the_division_the_labels_file_and_fig2(cifar10_dir, tmp_path,
                                                                      monkeypatch, capsys):
-    monkeypatch.setitem(dm.MIXTURES, 'gmm3', dm.Mixture('3-component GMM', gmm3,
-                                                        dm.gmm_log_density))
+    monkeypatch.setitem(dm.MIXTURES, 'gmm3', GMM3)
     fitted = []
-    monkeypatch.setattr(dm, 'gmm_clean_prob', lambda *a, **k: fitted.append('gmm'))  # unused
+    real = dm.gmm_clean_prob
+    monkeypatch.setattr(dm, 'gmm_clean_prob', lambda *a, **k: fitted.append(
+        k.get('n_components', 2)) or real(*a, **k))
     out = str(tmp_path / 'run')
     argv = ['--data_path', cifar10_dir, '--out_dir', out] + TINY[:-1] + ['--mixture', 'gmm3']
     assert run_cli(Train_cifar.main, argv) == 0
-    assert fitted == []  # the paper's GMM was never fitted: not in training, not at the end
+    # 3 components in training (2 SSL epochs x 2 networks) and the labels file (2 networks)
+    assert fitted == [3] * 6
     prefix = os.path.join(out, 'cifar10_0.5_sym_gmm3')
     # the division snapshots hold its three components, Fig. 2 names it
     snapshot = np.load(sorted(glob.glob(prefix + '_division/*.npz'))[0])
@@ -184,10 +206,9 @@ def test_a_new_mixture_reaches_the_division_the_labels_file_and_fig2(cifar10_dir
     fig = figures.loss_figure(sorted(glob.glob(prefix + '_division/*.npz'))[0], 'run')
     assert 'the 3-component GMM of each network' in fig.get_suptitle()
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    rank = {k: r for r, k in enumerate(np.argsort(snapshot['net1_gmm3_means']))}
-    assert [t.split(' (')[0] for t in legend if 'component (mean' in t] == [
-        '3-component GMM %s component' % ('clean' if rank[k] == 0 else 'noisy %d' % rank[k])
-        for k in range(3)]  # the clean one, and the noisy ones by mean loss
+    assert [t.split(' (')[0] for t in legend if '(mean' in t] == [
+        '3-component GMM clean component', '3-component GMM noisy component 1',
+        '3-component GMM noisy component 2']  # the clean one first, the noisy ones by mean
     # the labels file of the run and tools/export_labels.py's of its last checkpoint agree
     shutil.copy(prefix + '_labels.csv', str(tmp_path / 'run_labels.csv'))
     assert run_cli(export_labels.main, [prefix + '_last.pth', '--out',

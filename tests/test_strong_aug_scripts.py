@@ -15,6 +15,7 @@ from PIL import Image
 import dataloader_clothing1M
 import dataloader_imagefolder
 import dataloader_webvision
+import Train_cifar
 import Train_clothing1M
 import Train_imagefolder
 import Train_webvision
@@ -162,7 +163,8 @@ def test_clothing1m_transforms_are_the_authors():
     assert train.transforms[-1].mean == dataloader_clothing1M.MEAN
 
 
-@pytest.mark.parametrize('main, data_flag', [(Train_imagefolder.main, '--data_path'),
+@pytest.mark.parametrize('main, data_flag', [(Train_cifar.main, '--data_path'),
+                                             (Train_imagefolder.main, '--data_path'),
                                              (Train_clothing1M.main, '--data_path'),
                                              (Train_webvision.main, '--data_path')])
 def test_strong_warmup_without_a_warm_up_is_one_line(main, data_flag, tmp_path, capsys):

@@ -8,7 +8,7 @@ Train_webvision.py wrote; or only --prefix), into FOLDER (default RUN_DIR/figure
   <prefix>_accuracy.png            accuracy per epoch, best and last-10 mean, warm-up, λu ramp-up
                                    and learning-rate drops on the time axis          (the .jsonl)
   <prefix>_division.png            Fig. 3: AUC, precision, recall, size of each labeled set
-  <prefix>_loss_epoch<E>.png       Fig. 2: loss histogram, clean / noisy, the GMM and τ, for
+  <prefix>_loss_epoch<E>.png       Fig. 2: loss histogram, clean / noisy, the mixture and τ, for
                                    every saved snapshot (or --epochs)   (<prefix>_division/)
   <prefix>_tsne.png                Fig. 5: t-SNE of the features by noisy and by true label
   <prefix>_unlabeled_examples.png  Fig. 4: images put in the unlabeled set, given and guessed label
@@ -73,7 +73,7 @@ def _number(value):
     return float(value) if isinstance(value, (int, float)) else np.nan
 
 
-# ---------------------------------------------------------------- the GMM of a snapshot ------
+# ---------------------------------------------------------------- the mixture of a snapshot --
 
 def saved_mixtures(snapshot):
     """{network: (mixture, components)} of a division snapshot: the arrays it saved as
@@ -226,8 +226,9 @@ def division_figure(run):
             panels.append((key, title, lines))
     rows = 1 if len(panels) <= 2 else 2
     fig = Figure(figsize=(12, 4 * rows + 1), dpi=DPI, layout='constrained')
-    made_by = ('its own GMM' if len(run.networks) == 1 or run.args.get('no_cotraining')
-               else "the other network's GMM")
+    mixture = dm.MIXTURES.get(run.args.get('mixture', 'gmm'), dm.MIXTURES['gmm']).label
+    made_by = ('its own ' + mixture if len(run.networks) == 1 or run.args.get('no_cotraining')
+               else "the other network's " + mixture)
     fig.suptitle('%s: the division each network trains on (made by %s)' % (run.prefix, made_by))
     for number, (key, title, lines) in enumerate(panels):
         ax = fig.add_subplot(rows, -(-len(panels) // rows), number + 1)
@@ -323,13 +324,12 @@ def loss_figure(path, prefix):
         per_bin = (np.exp(dm.MIXTURES[mixture].log_density(components, x)) * len(loss)
                    * (bins[1] - bins[0]))
         means = components['means']
-        noisy = sorted(set(range(len(means))) - {np.argmin(means)}, key=lambda k: means[k])
-        for k in range(len(means)):
-            name, color = ('clean', 'navy') if k not in noisy else (
-                'noisy' if len(noisy) == 1 else 'noisy %d' % (noisy.index(k) + 1),
-                NOISY_COLORS[noisy.index(k) % len(NOISY_COLORS)])
+        for rank, k in enumerate(np.argsort(means)):  # the clean one, then the noisy by mean
+            name, color = ('clean component', 'navy') if rank == 0 else (
+                'noisy component' + (' %d' % rank if len(means) > 2 else ''),
+                NOISY_COLORS[(rank - 1) % len(NOISY_COLORS)])
             ax.plot(x, per_bin[k], color=color, ls='--', lw=1,
-                    label='%s %s component (mean %.3f)' % (label, name, means[k]))
+                    label='%s %s (mean %.3f)' % (label, name, means[k]))
         ax.plot(x, per_bin.sum(0), color='k', lw=1.5, label=label)
         tau = clean_threshold(mixture, components, snap['p_threshold'], lo, hi)
         if tau is not None:
