@@ -1,6 +1,7 @@
 """Plumbing shared by the training scripts, one concern per module:
 
-  cli          the arguments' rules and their checker, one-line errors, signals
+  cli          the arguments' declarations (ArgumentParser), rules, signals
+  errors       the errors a command reports in one line
   progress     the device line, images/s and the time left in the epoch and the run
   distributed  processes and devices (torchrun), rank-0 printing
   speed        the speed layer the scripts apply: prepare(net), graphed(step), per_view
