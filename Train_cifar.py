@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 import dividemix as dm
 from dataloader_cifar import (CIFAR_N_FILES, CIFAR_N_LABELS, NUM_CLASSES, CIFARLoaders,
-                              DeviceCIFARLoaders, class_names, load_cifar, noisy_labels_for)
+                              DeviceCIFARLoaders, class_names, load_cifar, noisy_labels_for,
+                              training_subset)
 from utils.checkpoint import labels_digest, restore, rng_state, seed_everything, state_of
 from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB,
                        STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END,
@@ -206,6 +207,12 @@ def argument_parser():
     p.add_argument('--num_train', type=int, default=None,
                    check=at_least(2),  # the mixture needs two samples
                    help='use only the first N training images (quick runs)')
+    p.add_argument('--subset_seed', type=int, default=None, check=Range(0, 2**32 - 1),
+                   help='with --num_train N: N training images drawn at random with this seed '
+                        'instead of the first N (the noise and CIFAR-N labels follow them)',
+                   rule=Relation(lambda a: a.subset_seed is None or a.num_train is not None,
+                                 '--subset_seed draws --num_train images at random: add '
+                                 '--num_train N'))
     p.add_argument('--num_test', type=int, default=None, check=at_least(1),
                    help='use only the first N test images (quick runs)')
     p.add_argument('--plain', action='store_true', resumable=True,
@@ -422,9 +429,10 @@ def main(argv=None):
         if limit is not None and limit > total:
             raise InputError('--%s %d is more than the %d images there are'
                              % (name, limit, total))
-    train_images, clean_labels = train_images[:args.num_train], clean_labels[:args.num_train]
+    chosen = training_subset(len(clean_labels), args.num_train, args.subset_seed)
+    train_images, clean_labels = train_images[chosen], clean_labels[chosen]
     test_images, test_labels = test_images[:args.num_test], test_labels[:args.num_test]
-    noisy_labels, noise_path = noisy_labels_for(clean_labels, args)
+    noisy_labels, noise_path = noisy_labels_for(clean_labels, args, chosen)
     is_clean = np.asarray(noisy_labels) == clean_labels
     if checkpoint is not None and checkpoint['noisy_labels'] != labels_digest(noisy_labels):
         raise InputError('the noisy labels in %s differ from those the run in %s started with: '

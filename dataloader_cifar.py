@@ -119,16 +119,27 @@ def make_noisy_labels(clean_labels, r, noise_mode, num_class, seed, transition=N
     return noisy
 
 
-def default_noise_file(data_path, r, noise_mode, seed=123, num_train=None):
+def default_noise_file(data_path, r, noise_mode, seed=123, num_train=None, subset_seed=None):
     """The authors' path `<data_path>/<r:.1f>_<mode>.json` for their default setting (seed 123,
-    all images); other seeds and subsets get their own file instead of silently sharing one,
-    and so does a ratio with more than one decimal (0.45 would round onto 0.5's file)."""
+    all images); other seeds and subsets (the first num_train images, or num_train drawn with
+    subset_seed) get their own file instead of silently sharing one, and so does a ratio with
+    more than one decimal (0.45 would round onto 0.5's file)."""
     name = ('%.1f_%s' if round(r, 1) == r else '%g_%s') % (r, noise_mode)
     if int(seed) != 123:
         name += '_seed%d' % int(seed)
     if num_train is not None:
-        name += '_first%d' % num_train
+        name += ('_first%d' % num_train if subset_seed is None else
+                 '_random%d_subset%d' % (num_train, subset_seed))
     return os.path.join(data_path, name + '.json')
+
+
+def training_subset(num_images, num_train=None, subset_seed=None):
+    """The training images a run uses: all, the first num_train (a slice), or num_train drawn
+    at random with subset_seed, in their original order (an index array)."""
+    if subset_seed is None:
+        return slice(None, num_train)
+    chosen = np.random.RandomState(subset_seed).choice(num_images, num_train, replace=False)
+    return np.sort(chosen)
 
 
 def read_noise_file(path, num_train, num_class):
@@ -351,11 +362,12 @@ def _integer_labels(value):
     return labels.astype(np.int64)
 
 
-def read_cifar_n(path, key, clean_labels, num_class=None):
-    """The human labels `key` for the training images, index i = training image i. Read through
-    the same allow-list as the CIFAR pickles (no code runs); refused when a label is outside
-    [0, num_class) (default: the class count of the dataset whose CIFAR-N file has `key`) or
-    when the file's own clean labels do not line up with the data."""
+def read_cifar_n(path, key, clean_labels, num_class=None, chosen=None):
+    """The human labels `key` for the training images: of image i, or of the images `chosen`
+    (training_subset) when given. Read through the same allow-list as the CIFAR pickles (no
+    code runs); refused when a label is outside [0, num_class) (default: the class count of
+    the dataset whose CIFAR-N file has `key`) or when the file's own clean labels do not line
+    up with the data."""
     if not os.path.isfile(path):
         raise DataError('CIFAR-N file %s %s: get CIFAR-10_human.pt / CIFAR-100_human.pt from '
                         'the CIFAR-N release and pass --cifar_n_file'
@@ -389,27 +401,29 @@ def read_cifar_n(path, key, clean_labels, num_class=None):
     if n > NUM_TRAIN:
         raise DataError('the training set has %d images, more than the %d CIFAR-N labels: use '
                         'the official CIFAR pickles' % (n, NUM_TRAIN))
+    chosen = slice(None, n) if chosen is None else chosen
     if 'clean_label' in labels:
         clean = _integer_labels(labels['clean_label'])
-        if clean is None or not np.array_equal(clean[:n], clean_labels):
+        if clean is None or not np.array_equal(clean[chosen], clean_labels):
             raise DataError('the clean labels in %s do not match the training set in its '
                             'original order: use the official CIFAR pickles' % path)
-    return noisy[:n].tolist()
+    return noisy[chosen].tolist()
 
 
-def noisy_labels_for(clean_labels, args):
-    """CIFAR-N human labels, or synthetic noise: read --noise_file (or the default path) when
-    it exists, else generate and save it. A --noise_file that does not exist is refused
-    unless --create_noise_file asks to generate labels there."""
+def noisy_labels_for(clean_labels, args, chosen=None):
+    """CIFAR-N human labels (of the training images `chosen`, training_subset), or synthetic
+    noise: read --noise_file (or the default path) when it exists, else generate and save it.
+    A --noise_file that does not exist is refused unless --create_noise_file asks to generate
+    labels there."""
     if args.noise_mode == 'cifar-n':
         return read_cifar_n(args.cifar_n_file, args.cifar_n_label, clean_labels,
-                            args.num_class), \
+                            args.num_class, chosen), \
             '%s[%s]' % (args.cifar_n_file, args.cifar_n_label)
     # Default: beside the pickles (the authors' <data_path> when it holds them), so CIFAR-10
     # and CIFAR-100 under one parent folder never share a noise file.
     folder = find_cifar_folder(args.data_path, args.dataset) or args.data_path
     path = args.noise_file or default_noise_file(folder, args.r, args.noise_mode, args.seed,
-                                                 args.num_train)
+                                                 args.num_train, args.subset_seed)
     if os.path.isdir(path):
         raise DataError('noise file %s is a folder: pass --noise_file the path of a JSON file'
                         % path)

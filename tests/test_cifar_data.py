@@ -1,5 +1,6 @@
 """CIFAR reading and the loaders' outputs; every bad input file refused in one line, before
 anything is written."""
+import csv
 import os
 import pickle
 
@@ -11,9 +12,10 @@ from PIL import Image
 
 import Train_cifar
 from conftest import files_under, script_args, write_fake_cifar
-from dataloader_cifar import (CIFARLoaders, default_noise_file, load_cifar, noisy_labels_for,
-                              read_cifar_n, read_noise_file)
-from utils.cli import InputError, TrainingError
+from dataloader_cifar import (CIFARLoaders, class_names, default_noise_file, load_cifar,
+                              noisy_labels_for, read_cifar_n, read_noise_file, training_subset)
+from tools import export_labels
+from utils.cli import InputError, TrainingError, run_cli
 from utils.data import ImageArray, ImageFiles, NoisyLabelDataset
 
 
@@ -468,3 +470,50 @@ def test_cifar_n_needs_the_official_training_set(tmp_path):
     write_cifar_n(path, worse_label=np.zeros(50000, np.int64))
     refused(lambda: read_cifar_n(path, 'worse_label', np.zeros(50001, np.int64)),
             'has 50001 images, more than the 50000 CIFAR-N labels')
+
+
+# ---- a random subset of the training images (--num_train N --subset_seed S)
+
+def test_training_subset_is_the_first_images_or_a_seeded_draw_in_order():
+    assert training_subset(200) == slice(None, None)
+    assert training_subset(200, 50) == slice(None, 50)
+    drawn = training_subset(200, 50, subset_seed=3)
+    assert len(drawn) == len(set(drawn)) == 50 and list(drawn) == sorted(drawn)
+    assert drawn.min() >= 0 and drawn.max() < 200 and not np.array_equal(drawn, np.arange(50))
+    assert np.array_equal(drawn, training_subset(200, 50, subset_seed=3))  # the same draw
+    assert not np.array_equal(drawn, training_subset(200, 50, subset_seed=4))
+
+
+def test_cifar_n_labels_follow_the_chosen_images(tmp_path):
+    clean = np.arange(50000) % 10
+    worse = (clean + np.arange(50000) % 3) % 10
+    path = str(tmp_path / 'CIFAR-10_human.pt')
+    write_cifar_n(path, clean_label=clean, worse_label=worse)
+    chosen = training_subset(50000, 30, subset_seed=1)
+    assert read_cifar_n(path, 'worse_label', clean[chosen], 10, chosen) == worse[chosen].tolist()
+    refused(lambda: read_cifar_n(path, 'worse_label', clean[:30], 10, chosen), 'do not match')
+
+
+def test_a_run_on_a_random_subset(cifar10_dir, tmp_path):
+    out = str(tmp_path / 'run')
+    argv = ['--data_path', cifar10_dir, '--out_dir', out, '--num_train', '100', '--subset_seed',
+            '5', '--width', '8', '--num_epochs', '2', '--warm_up', '1', '--batch_size', '16',
+            '--num_workers', '0', '--no-figures']
+    Train_cifar.main(argv)
+    # the noise is drawn for these images, into a file of their own
+    noise = os.path.join(cifar10_dir, 'cifar-10-batches-py', '0.5_sym_random100_subset5.json')
+    assert read_noise_file(noise, 100, 10)
+    clean = load_cifar(cifar10_dir, 'cifar10')[1][training_subset(200, 100, 5)]
+    with open(os.path.join(out, 'cifar10_0.5_sym_labels.csv')) as f:
+        rows = list(csv.DictReader(f))
+    names = class_names(cifar10_dir, 'cifar10')
+    assert [r['true_label'] for r in rows] == [names[c] for c in clean]
+    assert [r['given_label'] for r in rows] == [names[c] for c in read_noise_file(noise, 100, 10)]
+    # tools/export_labels.py rebuilds the same subset from the saved arguments
+    exported = str(tmp_path / 'exported.csv')
+    assert run_cli(export_labels.main, [os.path.join(out, 'cifar10_0.5_sym_last.pth'), '--out',
+                                        exported]) == 0
+    with open(exported) as f:
+        assert list(csv.DictReader(f)) == rows
+    with pytest.raises(InputError, match='--subset_seed draws --num_train images at random'):
+        Train_cifar.main(['--subset_seed', '5', '--out_dir', str(tmp_path / 'other')])

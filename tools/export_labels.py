@@ -23,7 +23,7 @@ import Train_imagefolder  # noqa: E402
 import Train_webvision  # noqa: E402
 from dataloader_cifar import (CIFAR_N_FILES, CIFARLoaders, DeviceCIFARLoaders,  # noqa: E402
                               class_names, default_noise_file, find_cifar_folder, load_cifar,
-                              read_cifar_n, read_noise_file)
+                              read_cifar_n, read_noise_file, training_subset)
 from dataloader_clothing1M import Clothing1M, Clothing1MLoaders  # noqa: E402
 from dataloader_imagefolder import (ImageFolderData, ImageFolderLoaders,  # noqa: E402
                                     transforms_for)
@@ -50,14 +50,15 @@ GIVE = 'give the <run>_last.pth or <run>_best.pth that a Train_*.py run saved'
 def cifar_run(args, checkpoint, device):
     train_images, clean_labels, test_images, test_labels = load_cifar(args.data_path,
                                                                       args.dataset)
-    train_images, clean_labels = train_images[:args.num_train], clean_labels[:args.num_train]
+    chosen = training_subset(len(clean_labels), args.num_train, args.subset_seed)
+    train_images, clean_labels = train_images[chosen], clean_labels[chosen]
     if args.noise_mode == 'cifar-n':
         noisy_labels = read_cifar_n(args.cifar_n_file, args.cifar_n_label, clean_labels,
-                                    args.num_class)
+                                    args.num_class, chosen)
     else:  # where the run read its noise file (never generated here)
         path = args.noise_file or default_noise_file(
             find_cifar_folder(args.data_path, args.dataset) or args.data_path, args.r,
-            args.noise_mode, args.seed, args.num_train)
+            args.noise_mode, args.seed, args.num_train, args.subset_seed)
         if not os.path.isfile(path):
             raise InputError('the noise file %s of the run is missing: restore it, or pass '
                              '--data_path where the data and its noise file lie now' % path)
