@@ -86,13 +86,11 @@ def main():
             if device.type == 'cuda':
                 torch.cuda.synchronize()
         alone = 5 * len(x) / (time.time() - start)  # images/s through both networks
-        defaults = Train_clothing1M.parse_args([])
-        gmm_kwargs = dict(max_iter=defaults.gmm_max_iter, tol=defaults.gmm_tol,
-                          reg_covar=defaults.gmm_reg_covar)
+        defaults = Train_clothing1M.parse_args([])  # the run's co-divide settings
         start = time.time()
         exported = export_labels(os.path.join(root, 'clothing1m_labels.csv'), nets,
-                                 loaders.eval_train(), device, epoch=0,
-                                 p_threshold=defaults.p_threshold, gmm_kwargs=gmm_kwargs, paths=relative_to(data.root, data.train_paths),
+                                 loaders.eval_train(), device, epoch=0, args=defaults,
+                                 paths=relative_to(data.root, data.train_paths),
                                  class_names=data.class_names)
         seconds = time.time() - start
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
