@@ -401,7 +401,8 @@ def read_cifar_n(path, key, clean_labels, num_class=None, chosen=None):
     if n > NUM_TRAIN:
         raise DataError('the training set has %d images, more than the %d CIFAR-N labels: use '
                         'the official CIFAR pickles' % (n, NUM_TRAIN))
-    chosen = slice(None, n) if chosen is None else chosen
+    if chosen is None or isinstance(chosen, slice):  # the first images (training_subset)
+        chosen = slice(None, n)
     if 'clean_label' in labels:
         clean = _integer_labels(labels['clean_label'])
         if clean is None or not np.array_equal(clean[chosen], clean_labels):
