@@ -151,7 +151,7 @@ def run(args):
     index = {name: k for k, name in enumerate(Train_cifar.class_names(args.data_path,
                                                                       'cifar10'))}
     assert set(names) <= set(index)
-    np.savez(os.path.join(args.out, 'record.npz'),
+    np.savez_compressed(os.path.join(args.out, 'record.npz'),
              clean_prob=np.array(divisions).reshape(-1, 2, len(rows)),
              final_clean_prob=np.array([[float(r['clean_prob_net1']) for r in rows],
                                         [float(r['clean_prob_net2']) for r in rows]]),
