@@ -409,9 +409,10 @@ def ssl_epoch(net, partner, optimizer, labeled_loader, unlabeled_loader, epoch, 
 def main(argv=None):
     init_distributed()  # under torchrun: one process per GPU, each with both networks
     argv = sys.argv[1:] if argv is None else argv
-    args = complete_args(parse_args(argv))
+    parser = argument_parser()
+    args = complete_args(parser.parse_args(argv))
     log = RunLog(args.out_dir, run_name_of(args), {'acc': '_acc.txt', 'stats': '_stats.txt'},
-                 arguments=argument_parser())
+                 arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     backbone = None  # C2D: a self-supervised start, checked whole before anything is written

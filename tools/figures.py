@@ -82,7 +82,7 @@ def saved_mixtures(snapshot):
     found = {}
     for key in snapshot:
         net, _, rest = key.partition('_')  # networks are net1, net2
-        if not rest.endswith('_means') or '_indices' in key:
+        if not rest.endswith('_means'):
             continue
         mixture = rest[:-len('_means')]
         if mixture not in dm.MIXTURES:

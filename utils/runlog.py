@@ -173,15 +173,20 @@ class RunLog:
         """The prefix of the one run in the folder whose latest checkpoint has these settings
         under another name (a run name follows the declarations of the switches that change
         the method, which may have changed since it was saved); None if none, or several."""
-        current, found = vars(args), []
+        found = []
         for path in sorted(glob.glob(os.path.join(glob.escape(self.out_dir), '*_last.pth'))):
             saved = _saved_args(path)
-            if saved is not None and all(
-                    value == current.get(k) for k, value in
-                    _completed(saved, current, self.arguments).items()
-                    if k not in self.resumable):
+            if saved is not None and not self._refused_changes(saved, args)[0]:
                 found.append(os.path.basename(path)[:-len('_last.pth')])
         return found[0] if len(found) == 1 else None
+
+    def _refused_changes(self, saved, args):
+        """The arguments, in order, in which `args` differ from a run's saved ones (what the run
+        predates filled in) and which may not change on --resume; and those saved arguments."""
+        current = vars(args)
+        saved = _completed(saved, current, self.arguments)
+        return [k for k in sorted(set(saved) | set(current))
+                if k not in self.resumable and saved.get(k) != current.get(k)], saved
 
     def check(self, args):
         """Refuse what would fail or destroy an earlier run; with --resume, load and check the
@@ -220,17 +225,15 @@ class RunLog:
         if not isinstance(checkpoint, dict) or not CHECKPOINT_KEYS <= set(checkpoint):
             raise InputError('%s is not a checkpoint written by this script: %s'
                              % (self.last_path, fix))
-        current = vars(args)
-        saved = _completed(checkpoint['args'], current, self.arguments)
+        refused, saved = self._refused_changes(checkpoint['args'], args)
         if checkpoint['epoch'] + 1 > args.num_epochs:
             raise InputError('the run in %s has finished %d epochs, more than --num_epochs %d: '
                              'pass --num_epochs %d or more to continue it'
                              % (self.out_dir, checkpoint['epoch'] + 1, args.num_epochs,
                                 checkpoint['epoch'] + 1))
         changed = ['--%s %s (was %s)' % tuple(one_line(value) for value in  # a file's text
-                                              (k, current.get(k), saved.get(k)))
-                   for k in sorted(set(saved) | set(current))
-                   if k not in self.resumable and saved.get(k) != current.get(k)]
+                                              (k, vars(args).get(k), saved.get(k)))
+                   for k in refused]
         if changed:
             raise InputError('cannot resume %s with other settings: %s; run it with the '
                              'original ones, or pass another --out_dir'

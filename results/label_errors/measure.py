@@ -15,6 +15,7 @@ each rule's flagged count, precision, recall and F1, and each ranking's ROC-AUC 
 any threshold on it reaches (in hindsight).
 """
 import argparse
+import csv
 import os
 import sys
 
@@ -61,10 +62,11 @@ def flags(record):
            'the disagreements count, lowest mean clean prob': lowest(w, disagree.sum()),
            'count from 1 - mean clean prob': lowest(w, round((1 - w.mean()) * len(w))),
            'mean clean prob below its given class mean':
-               w < np.array([w[given == c].mean() for c in given])}
+               w < (np.bincount(given, w, probs.shape[1])
+                    / np.maximum(np.bincount(given, minlength=probs.shape[1]), 1))[given]}
     # Confident Learning's confident joint (Northcutt et al., JAIR 2021): an image is off the
     # diagonal when some other class j reaches class j's threshold t_j, the mean probability
-    # of j over the images labelled j; among those, the one of highest probability
+    # of j over the images labelled j
     num_class = probs.shape[1]
     t = np.array([probs[given == j, j].mean() if (given == j).any() else 1.0
                   for j in range(num_class)])
@@ -143,7 +145,6 @@ def run(args):
         Train_cifar.main(argv)
     finally:
         dm.co_divide, label_export.network_logits = co_divide, network_logits
-    import csv
     prefix = [n for n in os.listdir(args.out) if n.endswith('_labels.csv')][0]
     with open(os.path.join(args.out, prefix)) as f:
         rows = list(csv.DictReader(f))
