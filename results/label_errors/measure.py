@@ -120,6 +120,7 @@ def table(out_dirs):
 def run(args):
     import torch
     import dividemix as dm
+    import PreResNet
     import Train_cifar
     import utils.label_export as label_export
     noise = NOISE.get(args.noise) or ['--noise_mode', 'cifar-n', '--cifar_n_label', args.noise]
@@ -140,11 +141,14 @@ def run(args):
         result = network_logits(*a, **k)
         logits.append(result)
         return result
+    passes, test_ensemble = counting_passes(PreResNet.ResNet), dm.test_ensemble
     dm.co_divide, label_export.network_logits = recording_co_divide, recording_logits
+    dm.test_ensemble = passes.testing(test_ensemble)
     try:
         Train_cifar.main(argv)
     finally:
         dm.co_divide, label_export.network_logits = co_divide, network_logits
+        dm.test_ensemble, PreResNet.ResNet.forward = test_ensemble, passes.forward
     prefix = [n for n in os.listdir(args.out) if n.endswith('_labels.csv')][0]
     with open(os.path.join(args.out, prefix)) as f:
         rows = list(csv.DictReader(f))
@@ -157,8 +161,46 @@ def run(args):
              final_clean_prob=np.array([[float(r['clean_prob_net1']) for r in rows],
                                         [float(r['clean_prob_net2']) for r in rows]]),
              logits=np.array([x.numpy() for x, _ in logits]),
+             image_passes=np.array([passes.train, passes.eval]),
              given=np.array([index[r['given_label']] for r in rows]),
              true=np.array([index[r['true_label']] for r in rows]))
+
+
+class counting_passes:
+    """Counts the images a network class sees on the training set: `train` with gradients
+    (forward and backward), `eval` without (co-divide, co-guessing, the labels file). Passes
+    inside `testing` (the test set's accuracy, which no detector needs) are not counted."""
+
+    def __init__(self, network_class):
+        self.train = self.eval = 0
+        self.in_test = False
+        self.forward = forward = network_class.forward
+
+        def counted(net, x):
+            import torch
+            if self.in_test:
+                pass
+            elif torch.is_grad_enabled():
+                self.train += len(x)
+            else:
+                self.eval += len(x)
+            return forward(net, x)
+        network_class.forward = counted
+
+    def testing(self, test):
+        def uncounted(*args, **kwargs):
+            self.in_test = True
+            try:
+                return test(*args, **kwargs)
+            finally:
+                self.in_test = False
+        return uncounted
+
+
+def compute(passes):
+    """Forward-pass equivalents: a backward pass costs about two forward passes."""
+    train, evaluation = passes
+    return 3 * train + evaluation
 
 
 def main():
