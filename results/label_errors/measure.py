@@ -128,13 +128,14 @@ def run(args):
             '--subset_seed', str(args.subset_seed), '--num_test', '1000',
             '--width', str(args.width), '--warm_up', str(args.warm_up),
             '--num_epochs', str(args.num_epochs), '--out_dir', args.out, '--no-figures'] + noise
-    divisions, logits = [], []
+    divisions, losses, logits = [], [], []
     co_divide, network_logits = dm.co_divide, label_export.network_logits
 
     def recording_co_divide(net, *rest, **named):
         division = co_divide(net, *rest, **named)
         if not isinstance(net, torch.nn.Identity):  # the training's, not the labels file's
             divisions.append(np.asarray(division.clean_prob, np.float32))
+            losses.append(division.loss.numpy().astype(np.float32))
         return division
 
     def recording_logits(*a, **k):
@@ -158,6 +159,7 @@ def run(args):
     assert set(names) <= set(index)
     np.savez_compressed(os.path.join(args.out, 'record.npz'),
              clean_prob=np.array(divisions).reshape(-1, 2, len(rows)),
+             loss=np.array(losses).reshape(-1, 2, len(rows)),
              final_clean_prob=np.array([[float(r['clean_prob_net1']) for r in rows],
                                         [float(r['clean_prob_net2']) for r in rows]]),
              logits=np.array([x.numpy() for x, _ in logits]),
