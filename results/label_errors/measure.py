@@ -16,6 +16,7 @@ any threshold on it reaches (in hindsight).
 """
 import argparse
 import csv
+import importlib.util
 import os
 import sys
 
@@ -205,6 +206,36 @@ def compute(passes):
     return 3 * train + evaluation
 
 
+def run_cleanlab(args):
+    """cleanlab's cross-validated detector on the run's images and given labels, at the run's
+    compute (or at that of the run in --compute_like): OUT_DIR/cleanlab.npz."""
+    import dataloader_cifar
+    import PreResNet
+    import cross_validated
+    record = dict(np.load(os.path.join(args.out, 'record.npz')))
+    counted = record if 'image_passes' in record else (
+        dict(np.load(os.path.join(args.compute_like, 'record.npz'))) if args.compute_like else {})
+    if 'image_passes' not in counted:
+        sys.exit('%s/record.npz has no image count: add --compute_like OTHER_OUT_DIR, a run of '
+                 'the same settings that has one' % args.out)
+    train_images, train_labels, _, _ = dataloader_cifar.load_cifar(args.data_path, 'cifar10')
+    chosen = dataloader_cifar.training_subset(len(train_images), args.num_train,
+                                              args.subset_seed)
+    images, given = train_images[chosen], record['given']
+    assert (train_labels[chosen] == record['true']).all(), 'not the images of this run'
+    epochs = cross_validated.epochs_for(compute(counted['image_passes']), len(given))
+    passes = counting_passes(PreResNet.ResNet)
+    try:
+        probs = cross_validated.out_of_fold_probs(images, given, epochs, args.width,
+                                                  args.subset_seed)
+    finally:
+        PreResNet.ResNet.forward = passes.forward
+    flagged, quality = cross_validated.detect(given, probs)
+    np.savez_compressed(os.path.join(args.out, 'cleanlab.npz'), probs=probs, flagged=flagged,
+                        quality=quality, epochs=epochs,
+                        image_passes=np.array([passes.train, passes.eval]))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--table', nargs='+', metavar='OUT_DIR', help='print the tables of these runs')
@@ -216,13 +247,23 @@ def main():
     p.add_argument('--warm_up', type=int, default=10)
     p.add_argument('--num_epochs', type=int, default=20)
     p.add_argument('--out')
+    p.add_argument('--compute_like', metavar='OUT_DIR',
+                   help='for a run recorded without its image count: give cleanlab the compute '
+                        'of this run of the same settings')
     args = p.parse_args()
     if args.table:
         print(table(args.table))
         return
     if not (args.data_path and args.noise and args.out):
         p.error('a run needs --data_path, --noise and --out (or --table OUT_DIR ...)')
-    run(args)
+    if importlib.util.find_spec('cleanlab') is None:
+        p.error('the comparison needs cleanlab, which the project does not: pip install cleanlab')
+    sys.path.insert(0, HERE)
+    for name, step in (('record.npz', run), ('cleanlab.npz', run_cleanlab)):
+        if os.path.exists(os.path.join(args.out, name)):
+            print('%s/%s is there: kept' % (args.out, name))
+        else:
+            step(args)
     print(table([args.out]))
 
 
