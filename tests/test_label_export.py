@@ -25,11 +25,12 @@ from dataloader_webvision import read_class_names
 from test_clothing1M_data import make_clothing1m
 from tools import export_labels as command
 from utils.cli import run_cli
-from utils.label_export import (COLUMNS, UNKNOWN, export_labels, flagged_noisy,
-                                noise_detection, relative_to)
+from utils.label_export import (COLUMNS, UNKNOWN, export_labels, flagged_co_divide,
+                                flagged_noisy, noise_detection, off_diagonal_counts,
+                                relative_to)
 
 HEADER = ['index', 'path', 'given_label', 'clean_prob_net1', 'clean_prob_net2',
-          'predicted_label', 'confidence', 'flagged_noisy']
+          'predicted_label', 'confidence', 'label_quality', 'flagged_noisy', 'flagged_co_divide']
 
 
 def cifar_args(*argv):
@@ -116,12 +117,60 @@ def test_net1_alone_predicts_when_asked(tmp_path):
     assert all(r['clean_prob_net2'] for r in rows)  # both networks still divide
 
 
-def test_flag_is_mean_clean_probability_not_above_tau():
+def test_co_divide_flag_is_mean_clean_probability_not_above_tau():
     clean_probs = [np.array([0.5, 0.6, 0.9, 0.51, 0.2]), np.array([0.5, 0.41, 0.1, 0.5, 0.2])]
     # means 0.5, 0.505, 0.5, 0.505, 0.2: flagged where <= 0.5
-    assert flagged_noisy(clean_probs, cifar_args()).tolist() == [1, 0, 1, 0, 1]
-    assert flagged_noisy(clean_probs[:1], cifar_args('--p_threshold', '0.55')).tolist() == [
+    assert flagged_co_divide(clean_probs, cifar_args()).tolist() == [1, 0, 1, 0, 1]
+    assert flagged_co_divide(clean_probs[:1], cifar_args('--p_threshold', '0.55')).tolist() == [
         1, 0, 0, 1, 1]
+
+
+# Three classes; the thresholds are each class's mean probability over the images given it:
+# t0 = (0.8 + 0.6 + 0.1) / 3 = 0.5, t1 = (0.7 + 0.45) / 2 = 0.575, t2 = (0.8 + 0.3) / 2 = 0.55
+CONFIDENT_JOINT_CASE = (
+    np.array([0, 0, 0, 1, 1, 2, 2]),
+    np.array([[0.8, 0.1, 0.1],     # given 0, only class 0 reaches its threshold: diagonal
+              [0.6, 0.3, 0.1],     # given 0, class 0 reaches (0.6 >= 0.5): diagonal
+              [0.1, 0.8, 0.1],     # given 0, class 1 reaches (0.8 >= 0.575): off, row 0
+              [0.2, 0.7, 0.1],     # given 1, class 1 reaches: diagonal
+              [0.55, 0.45, 0.0],   # given 1, class 0 reaches, its own not: off, row 1
+              [0.1, 0.1, 0.8],     # given 2, own class reaches: diagonal
+              [0.6, 0.1, 0.3]]))   # given 2, class 0 reaches (0.6 >= 0.5), its own not: off
+
+
+def test_off_diagonal_counts_by_hand():
+    given, probs = CONFIDENT_JOINT_CASE
+    assert off_diagonal_counts(probs, given).tolist() == [1, 1, 1]
+    # no class reaches its threshold: the image is not counted at all
+    assert off_diagonal_counts(np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.5]]),
+                               np.array([0, 1, 1])).tolist() == [0, 0]
+    # two classes reach: the more probable decides (own class: diagonal; another: off)
+    given = np.array([0, 0, 1, 1, 2])
+    probs = np.array([[0.5, 0.4, 0.1],    # t0 = (0.5 + 0.3) / 2 = 0.4: classes 0 and 1 reach,
+                      [0.3, 0.3, 0.4],    # 0 the more probable: diagonal; image 1: none
+                      [0.35, 0.45, 0.2],  # t1 = (0.45 + 0.35) / 2 = 0.4: class 1 reaches
+                      [0.1, 0.35, 0.55],  # none reaches (t2 = 0.8)
+                      [0.1, 0.1, 0.8]])
+    assert off_diagonal_counts(probs, given).tolist() == [0, 0, 0]
+    probs[2] = [0.5, 0.45, 0.05]  # classes 0 and 1 reach, 0 the more probable: off, row 1
+    assert off_diagonal_counts(probs, given).tolist() == [0, 1, 0]
+    # a class nobody is given is never reached (its threshold is undefined)
+    assert off_diagonal_counts(np.array([[0.1, 0.9]]), np.array([0])).tolist() == [0, 0]
+
+
+def test_flag_takes_the_lowest_quality_within_each_given_class():
+    given, probs = CONFIDENT_JOINT_CASE[0], CONFIDENT_JOINT_CASE[1].copy()  # one off per row
+    quality = np.array([0.30, 0.20, 0.25, 0.10, 0.90, 0.05, 0.40])
+    # class 0: the lowest of 0.30, 0.20, 0.25 is image 1 (not image 2, the one off the
+    # diagonal: the count comes from the joint, the choice from the ranking); class 1: image 3;
+    # class 2: image 5
+    assert flagged_noisy(quality, probs, given).tolist() == [0, 1, 0, 1, 0, 1, 0]
+    # a class whose row has nothing off the diagonal keeps all its images, however low
+    probs[6] = [0.1, 0.1, 0.8]
+    assert flagged_noisy(quality, probs, given).tolist() == [0, 1, 0, 1, 0, 0, 0]
+    # ties: the earlier image
+    assert flagged_noisy(np.full(7, 0.5), CONFIDENT_JOINT_CASE[1], given).tolist() == [
+        1, 0, 0, 1, 0, 1, 0]
 
 
 def test_noise_detection_by_hand():
@@ -247,22 +296,29 @@ def test_a_run_writes_its_labels(finished):
     flagged = [r for r in rows if r['flagged_noisy'] == '1']
     wrong = [r for r in rows if r['given_label'] != r['true_label']]
     caught = [r for r in flagged if r['given_label'] != r['true_label']]
-    assert all(r['flagged_noisy'] == ('1' if mean <= 0.5 else '0') for r, mean in
+    assert all(r['flagged_co_divide'] == ('1' if mean <= 0.5 else '0') for r, mean in
                ((r, (float(r['clean_prob_net1']) + float(r['clean_prob_net2'])) / 2)
                 for r in rows) if abs(mean - 0.5) > 1e-6)  # (rounding)
+    for name in CIFAR10_CLASSES:  # within a given class, the flagged are the lowest quality
+        quality = [(float(r['label_quality']), r['flagged_noisy']) for r in rows
+                   if r['given_label'] == name]
+        assert max([q for q, f in quality if f == '1'], default=0) <= min(
+            [q for q, f in quality if f == '0'], default=1)
     with open(os.path.join(out, PREFIX + '.jsonl')) as f:
         final = json.loads(f.read().splitlines()[-1])
     assert final['final'] and final['labels_file'] == PREFIX + '_labels.csv'
     assert (final['labels_epoch'], final['labels_p_threshold'],
             final['labels_loss_history']) == (1, 0.5, 1)
     assert final['labels_flagged'] == len(flagged) and final['labels_images'] == 200
+    assert final['labels_flagged_co_divide'] == sum(r['flagged_co_divide'] == '1' for r in rows)
     assert final['labels_precision'] == pytest.approx(len(caught) / len(flagged))
     assert final['labels_recall'] == pytest.approx(len(caught) / len(wrong))
     line, = [line for line in console.splitlines() if line.startswith('labels: ')]
-    assert line == ('labels: %d of 200 training images flagged as noisy (mean clean probability'
-                    ' <= 0.5) in %s; as noise detection on the 200 with known true labels: '
+    assert line == ('labels: %d of 200 training images flagged as noisy (%d by the co-divide) '
+                    'in %s; as noise detection on the 200 with known true labels: '
                     'precision %.3f, recall %.3f'
-                    % (len(flagged), os.path.join(out, PREFIX + '_labels.csv'),
+                    % (len(flagged), final['labels_flagged_co_divide'],
+                       os.path.join(out, PREFIX + '_labels.csv'),
                        len(caught) / len(flagged), len(caught) / len(wrong)))
 
 
@@ -312,7 +368,7 @@ def test_a_one_network_run_leaves_net2_empty(finished, tmp_path):
                           '--num_epochs', '1'] + TINY)
     _, rows = read_csv(os.path.join(out, PREFIX + '_ce_labels.csv'))
     assert len(rows) == 200 and all(r['clean_prob_net2'] == '' for r in rows)
-    assert all(r['flagged_noisy'] == ('1' if float(r['clean_prob_net1']) <= 0.5 else '0')
+    assert all(r['flagged_co_divide'] == ('1' if float(r['clean_prob_net1']) <= 0.5 else '0')
                for r in rows if abs(float(r['clean_prob_net1']) - 0.5) > 1e-6)  # (rounding)
 
 

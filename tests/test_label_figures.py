@@ -27,14 +27,16 @@ CLASSES = ['cat', 'dog', 'fox']
 
 def noisy_run(true, num_class, seed=0, one_net=False):
     """Per-image given labels (40% redrawn), clean probabilities (one or two networks),
-    predictions, confidences and flags, at random: what a run's end writes."""
+    predictions, confidences, label qualities and both flags, at random: what a run's end
+    writes."""
     rng = np.random.RandomState(seed)
     n = len(true)
     given = np.where(rng.rand(n) < 0.4, rng.randint(0, num_class, n), true)
     probs = [rng.rand(n)] if one_net else [rng.rand(n), rng.rand(n)]
-    flagged = (np.mean(probs, axis=0) <= 0.5).astype(np.int64)
+    quality = rng.rand(n)
     return dict(given=given, clean_probs=probs, predicted=rng.randint(0, num_class, n),
-                confidence=rng.rand(n), flagged=flagged)
+                confidence=rng.rand(n), quality=quality, flagged=(quality < 0.4).astype(int),
+                flagged_by_co_divide=(np.mean(probs, axis=0) <= 0.5).astype(int))
 
 
 def cifar_labels(tmp_path, run_name='cifar10_0.5_sym', args=True, one_net=False):
@@ -92,22 +94,34 @@ def write_rows(path, rows):
 
 # ---------------------------------------------------------------- reading and choosing -------
 
-def test_reading_takes_the_mean_of_the_non_empty_clean_probabilities(tmp_path):
+def test_reading_takes_the_label_quality_and_the_flag(tmp_path):
     path, _, run = cifar_labels(tmp_path)
     labels = lf.read_labels(path)
-    p1, p2 = run['clean_probs']
-    np.testing.assert_allclose(labels.clean, (p1 + p2) / 2, atol=1e-6)  # 6 decimals on disk
+    np.testing.assert_allclose(labels.quality, run['quality'], atol=1e-6)  # 6 decimals on disk
     assert labels.given.tolist() == [CIFAR10_CLASSES[c] for c in run['given']]
     assert labels.flagged.tolist() == run['flagged'].astype(bool).tolist()
     assert labels.in_memory and labels.index.tolist() == list(range(200))
+
+
+def test_a_file_written_before_label_quality_ranks_by_the_mean_clean_probability(tmp_path):
+    path, _, run = cifar_labels(tmp_path)
+    rows = rows_of(path)
+    keep = [rows[0].index(name) for name in lf.COLUMNS_BEFORE + ('true_label',)]
+    write_rows(path, [[row[k] for k in keep] for row in rows])  # as the file was then
+    labels = lf.read_labels(path)
+    p1, p2 = run['clean_probs']
+    np.testing.assert_allclose(labels.quality, (p1 + p2) / 2, atol=1e-6)
+    assert labels.flagged.tolist() == run['flagged'].astype(bool).tolist()
     # one network: net2's column is empty, the mean is net1's alone
     one, _, run = cifar_labels(tmp_path / 'one', one_net=True)
+    rows = rows_of(one)
+    write_rows(one, [[row[k] for k in keep] for row in rows])
     assert rows_of(one)[1][4] == ''
-    np.testing.assert_allclose(lf.read_labels(one).clean, run['clean_probs'][0], atol=1e-6)
+    np.testing.assert_allclose(lf.read_labels(one).quality, run['clean_probs'][0], atol=1e-6)
 
 
 def test_most_suspicious_images_per_class_lowest_first(tmp_path):
-    rows = [list(lf.COLUMNS)] + [
+    rows = [list(lf.COLUMNS_BEFORE)] + [
         [i, '', given, p1, p2, predicted, confidence, flag]
         for i, (given, p1, p2, predicted, confidence, flag) in enumerate([
             ('a', '0.9', '0.9', 'b', '0.5', 0),    # 0: a, mean 0.9
@@ -130,7 +144,7 @@ def test_most_suspicious_images_per_class_lowest_first(tmp_path):
     labels = lf.read_labels(path)
     chosen = lf.most_suspicious(labels, list(CIFAR10_CLASSES), per_class=4)
     for c, picked in chosen.items():
-        mine = sorted(np.flatnonzero(labels.given == c), key=lambda r: labels.clean[r])
+        mine = sorted(np.flatnonzero(labels.given == c), key=lambda r: labels.quality[r])
         assert picked == mine[:4]
 
 
@@ -138,7 +152,7 @@ def test_classes_shown_and_their_cap(tmp_path):
     names = ['c%03d' % k for k in range(30)]
     given = [names[k % 30] for k in range(90)]
     flagged = [int(k < 60 or k % 30 == 7) for k in range(90)]  # c007 most flagged (3 times)
-    rows = [list(lf.COLUMNS)] + [[i, '', given[i], '0.1', '0.1', 'c000', '0.5', flagged[i]]
+    rows = [list(lf.COLUMNS_BEFORE)] + [[i, '', given[i], '0.1', '0.1', 'c000', '0.5', flagged[i]]
                                  for i in range(90)]
     path = str(tmp_path / 'y_labels.csv')
     write_rows(path, rows)
@@ -209,7 +223,7 @@ def test_cifar_gallery_reads_images_by_index_and_titles_with_class_names(tmp_pat
         np.testing.assert_array_equal(ax.images[0].get_array(), images[row])
         assert ax.get_title() == '%s → %s' % (CIFAR10_CLASSES[run['given'][row]],
                                               CIFAR10_CLASSES[run['predicted'][row]])
-        assert ax.get_xlabel() == 'p %.3f  true %s' % (labels.clean[row],
+        assert ax.get_xlabel() == 'q %.3f  true %s' % (labels.quality[row],
                                                         CIFAR10_CLASSES[run['true'][row]])
     assert fig.axes[0].get_ylabel().split('\n')[0] == 'airplane'
 
@@ -273,7 +287,7 @@ def test_integer_labels_are_shown_by_the_names_the_data_has(tmp_path, capsys):
 def test_nothing_flagged_draws_the_gallery_only(tmp_path, capsys):
     rows = rows_of(cifar_labels(tmp_path)[0])
     for row in rows[1:]:
-        row[7] = '0'
+        row[rows[0].index('flagged_noisy')] = '0'
     path = str(tmp_path / 'run' / 'clean_labels.csv')
     write_rows(path, rows)
     assert run_cli(figures.main, ['labels', path, '--data_path', str(tmp_path / 'data'),
@@ -302,12 +316,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
     not_labels = str(other / 'list.csv')
     write_rows(not_labels, [['path', 'label'], ['a.png', 'cat']])  # an image list, not labels
     bad_prob = variant('p_labels.csv', lambda r: r[5].__setitem__(3, '1.5'))
-    bad_flag = variant('f_labels.csv', lambda r: r[5].__setitem__(7, 'yes'))
+    bad_flag = variant('f_labels.csv', lambda r: r[5].__setitem__(8, 'yes'))  # flagged_noisy
+    bad_quality = variant('q_labels.csv', lambda r: r[4].__setitem__(7, '1.5'))  # label_quality
     short = variant('s_labels.csv', lambda r: r[3].pop())
     mixed = variant('m_labels.csv', lambda r: r[6].__setitem__(1, 'x.png'))
     beyond = variant('b_labels.csv', lambda r: r[2].__setitem__(0, '5000'))
     other_truth = variant('t_labels.csv', lambda r: r[4].__setitem__(
-        8, 'cat' if r[4][8] != 'cat' else 'dog'))
+        10, 'cat' if r[4][10] != 'cat' else 'dog'))  # true_label
     empty = variant('e_labels.csv', lambda r: r.__delitem__(slice(1, None)))
     no_args = variant('n_labels.csv', lambda r: None)  # a good file, no _args.json beside
     before = files_under(str(tmp_path))
@@ -317,7 +332,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         ([not_labels, '--data_path', data], 'is not a labels file'),
         ([bad_prob, '--data_path', data], "clean_prob_net1 '1.5' is not a probability"),
         ([bad_flag, '--data_path', data], "flagged_noisy 'yes' is not 0 or 1"),
-        ([short, '--data_path', data], '8 fields where the header has 9'),
+        ([bad_quality, '--data_path', data], "label_quality '1.5' is not a probability"),
+        ([short, '--data_path', data], '10 fields where the header has 11'),
         ([mixed, '--data_path', data], 'm_labels.csv:7: a path given, unlike the first row'),
         ([empty, '--data_path', data], 'holds no image rows'),
         ([path, '--data_path', str(tmp_path / 'nowhere')], 'is not a folder'),

@@ -8,11 +8,12 @@ LABELS_CSV is the <run>_labels.csv a Train_*.py run wrote at its end, or the
 FOLDER (default: the labels file's folder), named after the labels file:
 
   <labels>_gallery.png    per class of given label, the --per_class training images with the
-                          lowest mean clean probability (mean over the networks' columns), most
-                          suspicious first (ties: a confident prediction of another class
-                          first); each tile titled "given → predicted" (class names where the
-                          file or the data has them), its probability and, where known, its
-                          true label; red titles: flagged as noisy
+                          lowest label_quality (files written before that column: the mean
+                          clean probability over the networks' columns), most suspicious first
+                          (ties: a confident prediction of another class first); each tile
+                          titled "given → predicted" (class names where the file or the data
+                          has them), its quality q and, where known, its true label; red
+                          titles: flagged as noisy
   <labels>_confusion.png  the images flagged as noisy (flagged_noisy 1), counted by given label
                           (rows) and predicted label (columns): where the noise goes
 
@@ -40,7 +41,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 from utils.cli import (ArgumentParser, InputError, one_line,  # noqa: E402 (after the path)
                        run_cli)
-from utils.label_export import COLUMNS, TRUE_COLUMN  # noqa: E402
+from utils.label_export import COLUMNS, COLUMNS_BEFORE, TRUE_COLUMN  # noqa: E402
 from utils.runs import script_of  # noqa: E402
 from tools.drawing import DPI, Figure, refuse_without_matplotlib, save_png  # noqa: E402
 
@@ -62,7 +63,8 @@ class Labels:
     paths: list            # str: relative to the data folder; '' for CIFAR
     given: np.ndarray      # str: the label it was trained with (a name, or an integer as text)
     predicted: np.ndarray  # str
-    clean: np.ndarray      # float64: mean clean probability over the networks' columns
+    quality: np.ndarray    # float64: label_quality (files written before it: the mean clean
+                           # probability over the networks' columns), low = more suspicious
     confidence: np.ndarray  # float64
     flagged: np.ndarray    # bool
     true: np.ndarray       # str, '' where unknown; None without a true_label column
@@ -86,15 +88,16 @@ def read_labels(path):
     if not os.path.isfile(path):
         raise InputError('no labels file %s (%s): %s' % (
             path, 'a folder' if os.path.isdir(path) else 'not found', GIVE))
-    columns = list(COLUMNS)
+    headers = [list(columns) + extra for columns in (COLUMNS, COLUMNS_BEFORE)
+               for extra in ([], [TRUE_COLUMN])]
     rows, lines = [], []
     try:
         with open(path, encoding='utf-8', newline='') as f:
             reader = csv.reader(f)
             header = next(reader, [])
-            if header not in (columns, columns + [TRUE_COLUMN]):
+            if header not in headers:
                 raise InputError('%s is not a labels file: its first line is %.80r, not %s[,%s]'
-                                 '; %s' % (path, ','.join(header), ','.join(columns),
+                                 '; %s' % (path, ','.join(header), ','.join(COLUMNS),
                                            TRUE_COLUMN, GIVE))
             for fields in reader:
                 if len(fields) != len(header):
@@ -120,10 +123,13 @@ def read_labels(path):
                  lambda k: 'index %r is not a position in the training set' % column['index'][k])
     refuse_first((column['given_label'] == '') | (column['predicted_label'] == ''),
                  lambda k: 'an empty given or predicted label')
-    refuse_first(~np.isin(column['flagged_noisy'], ['0', '1']),
-                 lambda k: 'flagged_noisy %r is not 0 or 1' % column['flagged_noisy'][k])
+    for name in ('flagged_noisy', 'flagged_co_divide'):
+        refuse_first(~np.isin(column.get(name, ['0']), ['0', '1']),
+                     lambda k: '%s %r is not 0 or 1' % (name, column[name][k]))
     probs = {}
-    for name in ('clean_prob_net1', 'clean_prob_net2', 'confidence'):
+    for name in ('clean_prob_net1', 'clean_prob_net2', 'confidence', 'label_quality'):
+        if name not in column:  # a file written before label_quality
+            continue
         empty = column[name] == ''
         values = np.array([_number(t) for t in column[name]], np.float64)
         values[empty] = np.nan
@@ -134,11 +140,13 @@ def read_labels(path):
     refuse_first((column['path'] == '') if column['path'][0] else (column['path'] != ''),
                  lambda k: 'a path %s, unlike the first row' % ('missing' if column['path'][0]
                                                                  else 'given'))
-    # the mean over the networks' columns that are not empty (net2's is, with one network)
-    clean = np.where(np.isnan(probs['clean_prob_net2']), probs['clean_prob_net1'],
-                     (probs['clean_prob_net1'] + probs['clean_prob_net2']) / 2)
+    # before label_quality the ranking was the mean over the networks' clean probabilities
+    # that are not empty (net2's is, with one network)
+    quality = probs.get('label_quality', np.where(
+        np.isnan(probs['clean_prob_net2']), probs['clean_prob_net1'],
+        (probs['clean_prob_net1'] + probs['clean_prob_net2']) / 2))
     return Labels(path, column['index'].astype(np.int64), list(column['path']),
-                  column['given_label'], column['predicted_label'], clean,
+                  column['given_label'], column['predicted_label'], quality,
                   probs['confidence'], column['flagged_noisy'] == '1',
                   column.get(TRUE_COLUMN))
 
@@ -355,11 +363,12 @@ def chosen_classes(labels, classes, wanted=None, max_classes=MAX_CLASSES):
 
 
 def most_suspicious(labels, classes, per_class=PER_CLASS):
-    """{class: rows}: per class of given label, the per_class rows with the lowest mean clean
-    probability, lowest first. Ties (common at 0.000000, the file's 6 decimals): a prediction
-    of another class first, the more confident first, then the lower index."""
+    """{class: rows}: per class of given label, the per_class rows with the lowest label
+    quality, lowest first. Ties (common among the clean probabilities older files rank by,
+    at 0.000000): a prediction of another class first, the more confident first, then the
+    lower index."""
     agrees = labels.predicted == labels.given
-    order = np.lexsort((labels.index, -labels.confidence, agrees, labels.clean))
+    order = np.lexsort((labels.index, -labels.confidence, agrees, labels.quality))
     chosen = {c: [] for c in classes}
     for row in order:
         picked = chosen.get(labels.given[row])
@@ -390,13 +399,13 @@ def _short(name):
 
 def gallery_figure(labels, data, classes, per_class, shown):
     """Per class a row of its most suspicious images (most_suspicious), titled given →
-    predicted, with the mean clean probability and the true label where known."""
+    predicted, with the label quality and the true label where known."""
     chosen = most_suspicious(labels, classes, per_class)
     columns = max(1, max(len(rows) for rows in chosen.values()))
     counts = dict(zip(classes, flagged_per_class(labels, classes)))
     fig = Figure(figsize=(max(6.5, 1.3 * columns + 1.3), 1.55 * len(classes) + 0.8), dpi=DPI,
                  layout='constrained')
-    fig.suptitle('%s\nper given label, the images with the lowest mean clean probability '
+    fig.suptitle('%s\nper given label, the images with the lowest label quality q '
                  '(red: flagged noisy)' % os.path.basename(labels.path), fontsize='medium')
     for r, c in enumerate(classes):
         for k in range(columns):
@@ -414,7 +423,7 @@ def gallery_figure(labels, data, classes, per_class, shown):
             ax.set_title('%s → %s' % (_short(shown[labels.given[row]]),
                                       _short(shown[labels.predicted[row]])),
                          fontsize=7, color='tab:red' if labels.flagged[row] else '0.2')
-            below = 'p %.3f' % labels.clean[row]
+            below = 'q %.3f' % labels.quality[row]
             if labels.true is not None and labels.true[row] != '':
                 below += '  true %s' % _short(shown[labels.true[row]])
             ax.set_xlabel(below, fontsize=6.5, labelpad=1)

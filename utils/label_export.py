@@ -44,7 +44,11 @@ from utils.checkpoint import atomic_write, rng_state, set_rng_state
 from utils.distributed import all_reduce, is_main
 
 COLUMNS = ('index', 'path', 'given_label', 'clean_prob_net1', 'clean_prob_net2',
-           'predicted_label', 'confidence', 'flagged_noisy')
+           'predicted_label', 'confidence', 'label_quality', 'flagged_noisy', 'flagged_co_divide')
+# the columns of files written before label_quality and flagged_co_divide (flagged_noisy was
+# then the co-divide's flag); the tools read both
+COLUMNS_BEFORE = ('index', 'path', 'given_label', 'clean_prob_net1', 'clean_prob_net2',
+                  'predicted_label', 'confidence', 'flagged_noisy')
 TRUE_COLUMN = 'true_label'
 UNKNOWN = -1  # a true label that is not known (Clothing1M: most training images)
 
@@ -102,18 +106,55 @@ def clean_probability(logits, labels, loss_history, args):
 
 def ensemble_prediction(logits):
     """The prediction as dm.test_ensemble makes it, argmax of the summed logits (one network:
-    its own), and its confidence, the networks' mean softmax probability of that class.
-    logits: a list of (N, C), one per network -> predicted (N,) int64, confidence (N,)."""
+    its own), its confidence and every class's probability, the networks' mean softmax.
+    logits: a list of (N, C), one per network -> predicted (N,) int64, confidence (N,),
+    probabilities (N, C)."""
     predicted = sum(logits).argmax(1)
     mean_prob = sum(F.softmax(x, dim=1) for x in logits) / len(logits)
-    return predicted.numpy(), mean_prob.gather(1, predicted[:, None])[:, 0].numpy()
+    return (predicted.numpy(), mean_prob.gather(1, predicted[:, None])[:, 0].numpy(),
+            mean_prob.numpy())
 
 
-def flagged_noisy(clean_probs, args):
+def label_quality(probs, given):
+    """The networks' mean probability of the given label (N,): the ranking to sort the file
+    by, low = most likely mislabeled. probs (N, C) the networks' mean softmax, given (N,)."""
+    return probs[np.arange(len(given)), given]
+
+
+def flagged_co_divide(clean_probs, args):
     """1 where the mean clean probability over the networks falls outside the labeled set (the
-    image would go to the unlabeled set: dm.labeled_set, Alg. 1 lines 6-8), else 0.
-    clean_probs: one (N,) per network."""
+    image would go to the unlabeled set: dm.labeled_set, Alg. 1 lines 6-8), else 0: DivideMix's
+    own division. clean_probs: one (N,) per network."""
     return (~dm.labeled_set(np.mean(clean_probs, axis=0), args)).astype(np.int64)
+
+
+def off_diagonal_counts(probs, given):
+    """Per given class j, how many of its images the confident joint of Confident Learning
+    (Northcutt et al., JAIR 2021, Sec. 3.1) counts off its diagonal: those whose probability
+    of some class k reaches k's threshold t_k (the mean probability of k over the images
+    given k), the most probable such class not being j. probs (N, C), given (N,) -> (C,)."""
+    num_class = probs.shape[1]
+    images = np.bincount(given, minlength=num_class)
+    own = np.bincount(given, probs[np.arange(len(given)), given], num_class)
+    threshold = np.where(images > 0, own / np.maximum(images, 1), np.inf)  # no image: never
+    reaching = np.where(probs >= threshold, probs, -1.0)
+    confident = reaching.max(1) >= 0
+    off = confident & (reaching.argmax(1) != given)
+    return np.bincount(given[off], minlength=num_class)
+
+
+def flagged_noisy(quality, probs, given):
+    """1 for the images most likely mislabeled, else 0: per given class j, as many as the
+    confident joint counts off its diagonal (off_diagonal_counts: Confident Learning's
+    estimate of how many labels j are wrong), those of lowest label quality among the images
+    given j ("prune by class", Northcutt et al. 2021). Measured against the co-divide's flag
+    and others in results/label_errors. quality (N,), probs (N, C) the networks' mean
+    softmax, given (N,) the given labels."""
+    flagged = np.zeros(len(given), np.int64)
+    for label, count in enumerate(off_diagonal_counts(probs, given)):
+        images = np.flatnonzero(given == label)
+        flagged[images[np.argsort(quality[images], kind='stable')[:count]]] = 1
+    return flagged
 
 
 def noise_detection(flagged, given, true):
@@ -135,8 +176,8 @@ def relative_to(root, paths):
     return [p[len(prefix):] if p.startswith(prefix) else p for p in paths]
 
 
-def write_labels_csv(path, given, clean_probs, predicted, confidence, flagged, true=None,
-                     paths=None, class_names=None):
+def write_labels_csv(path, given, clean_probs, predicted, confidence, quality, flagged,
+                     flagged_by_co_divide, true=None, paths=None, class_names=None):
     """The CSV (COLUMNS, plus TRUE_COLUMN when `true` is given; UNKNOWN entries of `true` are
     empty cells), written atomically. Per-image arrays are aligned with the training set."""
     def label(c):
@@ -147,7 +188,8 @@ def write_labels_csv(path, given, clean_probs, predicted, confidence, flagged, t
         for i in range(len(given)):
             probs = ['%.6f' % p[i] for p in clean_probs] + [''] * (2 - len(clean_probs))
             row = [i, paths[i] if paths is not None else '', label(int(given[i]))] + probs + [
-                label(int(predicted[i])), '%.6f' % confidence[i], int(flagged[i])]
+                label(int(predicted[i])), '%.6f' % confidence[i], '%.6f' % quality[i],
+                int(flagged[i]), int(flagged_by_co_divide[i])]
             if true is not None:
                 row.append(label(int(true[i])) if true[i] != UNKNOWN else '')
             yield row
@@ -189,19 +231,24 @@ def export_labels(path, nets, eval_loader, device, *, epoch, args, loss_historie
     finally:
         set_rng_state(streams)
     given = labels[0].numpy()
-    predicted, confidence = ensemble_prediction(list(logits[:predict_with or len(nets)]))
-    flagged = flagged_noisy(clean_probs, args)
+    predicted, confidence, probs = ensemble_prediction(list(logits[:predict_with or len(nets)]))
+    quality = label_quality(probs, given)
+    flagged = flagged_noisy(quality, probs, given)
+    by_co_divide = flagged_co_divide(clean_probs, args)
     if is_main():
-        write_labels_csv(path, given, clean_probs, predicted, confidence, flagged, true, paths,
-                         class_names)
+        write_labels_csv(path, given, clean_probs, predicted, confidence, quality, flagged,
+                         by_co_divide, true, paths, class_names)
     record = {'labels_file': os.path.basename(path), 'labels_epoch': epoch,
               'labels_p_threshold': args.p_threshold, 'labels_loss_history': averaged[0],
-              'labels_images': len(given), 'labels_flagged': int(flagged.sum())}
-    line = ('labels: %d of %d training images flagged as noisy (mean clean probability <= %g) '
-            'in %s' % (record['labels_flagged'], len(given), args.p_threshold, path))
+              'labels_images': len(given), 'labels_flagged': int(flagged.sum()),
+              'labels_flagged_co_divide': int(by_co_divide.sum())}
+    line = ('labels: %d of %d training images flagged as noisy (%d by the co-divide) in %s'
+            % (record['labels_flagged'], len(given), record['labels_flagged_co_divide'], path))
     if true is not None:
         precision, recall, known = noise_detection(flagged, given, true)
         record.update(labels_known=known, labels_precision=precision, labels_recall=recall)
+        record['labels_precision_co_divide'], record['labels_recall_co_divide'], _ = (
+            noise_detection(by_co_divide, given, true))
         line += ('; as noise detection on the %d with known true labels: precision %s, recall %s'
                  % (known, _fraction(precision), _fraction(recall)) if known else
                  '; no image has a known true label')
