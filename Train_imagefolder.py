@@ -193,9 +193,11 @@ def complete_args(args):
         if getattr(args, name) is None:
             setattr(args, name, value)
     check_args(args, argument_parser().rules)
-    print0('%s: epochs=%d warm_up=%d lr=%g (/10 from %d) batch=%d weight_decay=%g alpha=%g '
+    drop = (' (/10 from %d)' % args.lr_drop_epoch if args.lr_drop_epoch < args.num_epochs
+            else '')  # a drop the run never reaches is not shown
+    print0('%s: epochs=%d warm_up=%d lr=%g%s batch=%d weight_decay=%g alpha=%g '
            'lambda_u=%g p_threshold=%g image_size=%d resize=%d warm-up penalty %s'
-           % (args.arch, args.num_epochs, args.warm_up, args.lr, args.lr_drop_epoch,
+           % (args.arch, args.num_epochs, args.warm_up, args.lr, drop,
               args.batch_size, args.weight_decay, args.alpha, args.lambda_u, args.p_threshold,
               args.image_size, args.resize, 'on' if args.warmup_penalty else 'off'))
     return args

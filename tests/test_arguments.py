@@ -207,3 +207,14 @@ def test_a_download_is_announced_at_once_and_its_failure_is_one_line(tmp_path, c
                                 % (tmp_path / 'data')]
     assert len(err.splitlines()) == 1 and 'could not download cifar10' in err
     assert not (tmp_path / 'data').exists() and not (tmp_path / 'o').exists()
+
+
+def test_the_start_line_shows_the_lr_drop_only_when_the_run_reaches_it(capsys):
+    def start_line(*argv):
+        Train_imagefolder.complete_args(Train_imagefolder.parse_args(['--data_path', 'DIR']
+                                                                     + list(argv)))
+        return capsys.readouterr().out
+    assert 'lr=0.02 (/10 from 150) batch' in start_line()
+    assert 'lr=0.02 batch' in start_line('--num_epochs', '15')
+    assert 'lr=0.02 (/10 from 10) batch' in start_line('--num_epochs', '15',
+                                                        '--lr_drop_epoch', '10')
