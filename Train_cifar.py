@@ -28,7 +28,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB,
                        STRONG_WARMUP_NEEDS_WARM_UP, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END,
                        ArgumentParser, InputError, Range, Relation, above, at_least, check_args,
                        check_finite, run_cli)
-from utils.data import ssl_batches
+from utils.data import default_workers, ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
 from utils.models import CIFAR_ARCHS, cifar_net, self_supervised_backbone
@@ -227,9 +227,10 @@ def argument_parser():
                    rule=COMPILE_NEEDS_SPEED_UPS,
                    help='torch.compile both networks instead of the CUDA graphs (no gain '
                         'measured)')
-    p.add_argument('--num_workers', type=int, default=4, check=at_least(0), resumable=True,
-                   help='data workers of --plain')
-    p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True)
+    p.add_argument('--num_workers', type=int, default=default_workers(4), check=at_least(0),
+                   resumable=True, help='data workers of --plain (default: 4, or the CPUs there are where fewer)')
+    p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True,
+                   help='which GPU to run on (0 is the first); the CPU when there is none')
     p.add_argument('--out_dir', default='checkpoint', resumable=True)
     p.add_argument('--figures', action=argparse.BooleanOptionalAction, default=True,
                    resumable=True, rule=FIGURES_NEED_MATPLOTLIB,

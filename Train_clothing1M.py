@@ -29,7 +29,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, FIGURES_NEED
                        PLAIN_ID, TENSORBOARD_NEEDS_IT, WARM_UP_BEFORE_END, ArgumentParser, Range,
                        Relation, TrainingError, above, at_least, check_args, check_finite,
                        run_cli)
-from utils.data import ssl_batches
+from utils.data import default_workers, ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
 from utils.label_export import Exported, export_labels, relative_to
@@ -93,9 +93,10 @@ def argument_parser():
                    help='turn the speed-ups off (fp32, no channels_last): the reference path')
     p.add_argument('--compile', action='store_true', resumable=True,
                    rule=COMPILE_NEEDS_SPEED_UPS, help='torch.compile both networks')
-    p.add_argument('--num_workers', type=int, default=5, check=at_least(0), resumable=True,
-                   help='image decoding workers')
-    p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True)
+    p.add_argument('--num_workers', type=int, default=default_workers(5), check=at_least(0),
+                   resumable=True, help='image decoding workers (default: 5, or the CPUs there are where fewer)')
+    p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True,
+                   help='which GPU to run on (0 is the first); the CPU when there is none')
     p.add_argument('--id', default='clothing1m', rule=PLAIN_ID,
                    help='prefix of the output files (a switch that changes the method, such as '
                         '--strong_aug, appends its name)')

@@ -218,3 +218,17 @@ def test_the_start_line_shows_the_lr_drop_only_when_the_run_reaches_it(capsys):
     assert 'lr=0.02 batch' in start_line('--num_epochs', '15')
     assert 'lr=0.02 (/10 from 10) batch' in start_line('--num_epochs', '15',
                                                         '--lr_drop_epoch', '10')
+
+
+@pytest.mark.parametrize('cpus, expected', [(2, {'cifar': 2, 'clothing1M': 2, 'webvision': 2}),
+                                            (1, {'cifar': 1, 'clothing1M': 1, 'webvision': 1}),
+                                            (16, {'cifar': 4, 'clothing1M': 5, 'webvision': 5}),
+                                            (None, {'cifar': 4, 'clothing1M': 5,
+                                                    'webvision': 5})])
+def test_default_workers_fit_the_machine(monkeypatch, cpus, expected):
+    import utils.data
+    monkeypatch.setattr(utils.data, 'usable_cpus', lambda: cpus)  # None: unknown
+    for script, workers in expected.items():
+        assert SCRIPTS[script].parse_args([]).num_workers == workers
+    assert Train_imagefolder.parse_args(['--data_path', 'D']).num_workers == expected['cifar']
+    assert Train_cifar.parse_args(['--num_workers', '3']).num_workers == 3  # as given

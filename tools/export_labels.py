@@ -150,7 +150,8 @@ def main(argv=None):
     p.add_argument('--data_path', help='where the run\'s data lies now, if it moved')
     p.add_argument('--num_workers', type=int, check=at_least(0),
                    help='image decoding workers (default: the run\'s)')
-    p.add_argument('--gpuid', type=int, default=0, check=at_least(0))
+    p.add_argument('--gpuid', type=int, default=0, check=at_least(0),
+                   help='which GPU to run on (0 is the first); the CPU when there is none')
     p.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     options = check_args(p.parse_args(argv), p.rules)
     checkpoint, script, args = read_checkpoint(options.checkpoint)

@@ -48,6 +48,12 @@ def usable_cpus():
         return os.cpu_count()
 
 
+def default_workers(most):
+    """A script's default --num_workers: `most`, or the CPUs this process may use where there
+    are fewer (more workers than CPUs only slows loading down)."""
+    return max(1, min(most, usable_cpus() or most))
+
+
 _workers_said = []
 
 
