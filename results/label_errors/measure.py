@@ -1,7 +1,9 @@
-"""Which flag and which ranking find the wrong labels best: Train_cifar.py runs on a random subset
-of CIFAR-10 with one kind of noise, recording what candidate rules need (every epoch's clean
-probabilities of each network, the final logits), then every candidate is scored against the
-truth:
+"""The labels file against cleanlab, and which flag and ranking find the wrong labels best:
+Train_cifar.py runs on a random subset of CIFAR-10 with one kind of noise, recording what the
+candidate rules need (every epoch's clean probabilities and losses of each network, the final
+logits) and the image passes its networks make; then cleanlab's cross-validated detector
+(cross_validated.py) runs on the same images and labels at about the same image passes; then
+every candidate is scored against the truth:
 
     python results/label_errors/measure.py --data_path CIFAR10_DIR --noise worse_label \\
         --subset_seed 1 --out OUT_DIR [--num_train 3000 --width 16 --warm_up 10 --num_epochs 20]
@@ -9,10 +11,13 @@ truth:
 
 CIFAR10_DIR holds cifar-10-batches-py/ and, for CIFAR-N noise, CIFAR-10_human.pt. --noise is
 sym (50%), asym (40%) or a CIFAR-10N label (aggre_label, random_label1, worse_label). The run
-itself is the product's, untouched: the recording spies on dividemix.co_divide and on the
-labels file's logits. OUT_DIR gets the run's files and record.npz; --table prints, per run,
-each rule's flagged count, precision, recall and F1, and each ranking's ROC-AUC and the best F1
-any threshold on it reaches (in hindsight).
+itself is the product's, untouched: the recording spies on dividemix.co_divide, on the labels
+file's logits and on the network's forward pass. OUT_DIR gets the run's files, record.npz and
+cleanlab.npz (either is kept when there already: a second call only does what is missing);
+--table prints a summary over the runs (each flag's F1, each ranking's ROC-AUC, the goals) and
+per run each rule's flagged count, precision, recall and F1 and each ranking's AUC and the best
+F1 any threshold on it reaches (in hindsight). cleanlab is needed for the runs only (pip install
+cleanlab); the table needs what the project needs.
 """
 import argparse
 import csv
@@ -33,47 +38,59 @@ TAU = 0.5  # the labels file's threshold for these cells (Table 7; CIFAR-N as do
 
 # ---------------------------------------------------------------- candidates ------------------
 
-def softmax(logits):
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+LABEL_QUALITY = "label_quality: the networks' mean probability of the given label (the file's)"
+MEAN_CLEAN = 'mean clean probability (the file\'s ranking before label_quality)'
+FLAGGED = ("flagged_noisy: Confident Learning's count per given class, lowest label_quality "
+           "(the file's)")
+CO_DIVIDE = 'flagged_co_divide: mean clean probability <= tau (the file\'s flag before)'
+CLEANLAB_FLAG = "cleanlab: find_label_issues on 4-fold cross-validated probabilities"
+CLEANLAB_RANK = "cleanlab: get_label_quality_scores on them"
+
+
+def ensemble(record):
+    """The networks' mean softmax (N, C), as the labels file computes it from the logits."""
+    import torch
+    from utils.label_export import ensemble_prediction
+    return ensemble_prediction([torch.from_numpy(x) for x in record['logits']])[2]
 
 
 def rankings(record):
     """{name: score per image, low = more likely wrong}."""
+    from utils.label_export import label_quality
     history = record['clean_prob']  # (epochs, networks, N): every SSL epoch's divisions
-    given = record['given']
-    probs = np.mean([softmax(x) for x in record['logits']], axis=0)  # the ensemble's
-    given_prob = probs[np.arange(len(given)), given]
-    out = {'mean clean prob (today)': record['final_clean_prob'].mean(0),
-           'ensemble prob of the given label': given_prob}
-    for last in (3, 5, 10):
-        out['clean prob, mean of last %d epochs' % last] = history[-last:].mean((0, 1))
-    out['mean clean prob + given-label prob'] = out['mean clean prob (today)'] + given_prob
+    out = {LABEL_QUALITY: label_quality(ensemble(record), record['given']),
+           MEAN_CLEAN: record['final_clean_prob'].mean(0)}
+    for last in (3, 5):
+        out['clean probability, mean of the last %d epochs' % last] = (
+            history[-last:].mean((0, 1)))
+    if 'loss' in record:  # each epoch's normalised co-divide loss (runs recorded with it)
+        for last in (3, 5):
+            out['1 - normalised loss, mean of the last %d epochs' % last] = (
+                1 - record['loss'][-last:].mean((0, 1)))
+    if 'cleanlab' in record:
+        out[CLEANLAB_RANK] = record['cleanlab']['quality']
     return out
 
 
 def flags(record):
     """{name: bool per image, True = flagged as a wrong label}."""
+    from utils.label_export import flagged_noisy, label_quality, off_diagonal_counts
     given, w = record['given'], record['final_clean_prob'].mean(0)
-    probs = np.mean([softmax(x) for x in record['logits']], axis=0)
-    predicted = probs.argmax(1)
-    disagree = predicted != given
-    out = {'co-divide: mean clean prob <= tau (today)': w <= TAU,
-           'predicted != given': disagree,
-           'the disagreements count, lowest mean clean prob': lowest(w, disagree.sum()),
-           'count from 1 - mean clean prob': lowest(w, round((1 - w.mean()) * len(w))),
-           'mean clean prob below its given class mean':
-               w < (np.bincount(given, w, probs.shape[1])
-                    / np.maximum(np.bincount(given, minlength=probs.shape[1]), 1))[given]}
-    # Confident Learning's confident joint (Northcutt et al., JAIR 2021): an image is off the
-    # diagonal when some other class j reaches class j's threshold t_j, the mean probability
-    # of j over the images labelled j
+    probs = ensemble(record)
+    quality = label_quality(probs, given)
     num_class = probs.shape[1]
-    t = np.array([probs[given == j, j].mean() if (given == j).any() else 1.0
-                  for j in range(num_class)])
-    above = probs >= t[None, :]
-    above[np.arange(len(given)), given] = False
-    out['confident learning: another class above its threshold'] = above.any(1)
+    out = {FLAGGED: flagged_noisy(quality, probs, given).astype(bool),
+           CO_DIVIDE: w <= TAU,
+           'predicted != given': probs.argmax(1) != given,
+           'count from 1 - mean clean probability, lowest label_quality':
+               lowest(quality, round((1 - w.mean()) * len(w))),
+           'mean clean probability below its given class\'s mean':
+               w < (np.bincount(given, w, num_class)
+                    / np.maximum(np.bincount(given, minlength=num_class), 1))[given],
+           "Confident Learning's count in all (not per class), lowest label_quality":
+               lowest(quality, off_diagonal_counts(probs, given).sum())}
+    if 'cleanlab' in record:
+        out[CLEANLAB_FLAG] = record['cleanlab']['flagged']
     return out
 
 
@@ -100,10 +117,59 @@ def best_f1(score, wrong):
     return float(np.max(2 * hits / (k + wrong.sum())))
 
 
+def load(out):
+    """A run's record (and cleanlab's, under 'cleanlab', where there is one)."""
+    record = dict(np.load(os.path.join(out, 'record.npz')))
+    if os.path.exists(os.path.join(out, 'cleanlab.npz')):
+        record['cleanlab'] = dict(np.load(os.path.join(out, 'cleanlab.npz')))
+    return record
+
+
+def summary(out_dirs):
+    """One table over the runs: each flag's F1 and each ranking's AUC per run and their mean,
+    the image passes of both detectors, and the goals: the file's flag against cleanlab's and
+    against the best threshold on its own ranking."""
+    records = [load(out) for out in out_dirs]
+    names = [os.path.basename(os.path.normpath(out)) for out in out_dirs]
+    wrongs = [r['given'] != r['true'] for r in records]
+    head = ['| | ' + ' | '.join('%s (%.0f%% wrong)' % (n, 100 * w.mean())
+                                for n, w in zip(names, wrongs)) + ' | mean |',
+            '|---' * (len(names) + 2) + '|']
+
+    def rows(candidates, score):
+        values = [candidates(r) for r in records]
+        lines = []
+        for name in dict.fromkeys(name for v in values for name in v):  # all, in order
+            got = [score(v[name], w) if name in v else None for v, w in zip(values, wrongs)]
+            known = [g for g in got if g is not None]
+            lines.append('| %s | %s | %s |' % (name, ' | '.join(
+                '%.3f' % g if g is not None else '' for g in got),
+                '%.3f' % np.mean(known) if len(known) == len(got) else ''))
+        return lines
+    lines = ['F1 of each flag:', ''] + head + rows(flags, lambda f, w: scores(f, w)[3])
+    lines += ['', 'ROC-AUC of each ranking (wrong labels low):', ''] + head + rows(
+        rankings, lambda s, w: roc_auc_score(w, -s))
+    lines += ['', 'The goals, per run:', '', '| run | F1 of flagged_noisy | cleanlab\'s | '
+              'best threshold on label_quality | ratio | image passes: ours, cleanlab\'s '
+              '(forward-pass equivalents, test set not counted) |', '|---|---|---|---|---|---|']
+    for name, record, wrong in zip(names, records, wrongs):
+        ours = scores(flags(record)[FLAGGED], wrong)[3]
+        best = best_f1(rankings(record)[LABEL_QUALITY], wrong)
+        cleanlab = record.get('cleanlab')
+        lines.append('| %s | %.3f | %s | %.3f | %.2f | %s |' % (
+            name, ours, '%.3f' % scores(cleanlab['flagged'], wrong)[3] if cleanlab else '',
+            best, ours / best, '%s, %s' % (
+                '{:,}'.format(compute(record['image_passes']))
+                if 'image_passes' in record else 'not counted',
+                '{:,} (%d epochs per fold)'.format(compute(cleanlab['image_passes']))
+                % cleanlab['epochs'] if cleanlab else '')))
+    return '\n'.join(lines)
+
+
 def table(out_dirs):
-    lines = []
+    lines = [summary(out_dirs)]
     for out in out_dirs:
-        record = dict(np.load(os.path.join(out, 'record.npz')))
+        record = load(out)
         wrong = record['given'] != record['true']
         lines += ['', '%s: %d images, %.1f%% wrong' % (out, len(wrong), 100 * wrong.mean()), '',
                   '| flag | flagged | precision | recall | F1 |', '|---|---|---|---|---|']
