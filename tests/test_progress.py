@@ -152,6 +152,20 @@ def test_a_narrow_terminal_keeps_the_rate_and_time_left(monkeypatch):
         '128 img/s  45 s left'
 
 
+def test_80_columns_keep_the_epoch_and_the_network(monkeypatch):
+    # the run's name goes before the epoch and the network do
+    monkeypatch.setenv('COLUMNS', '81')
+    clock, term = FakeClock(), Terminal()
+    run = RunClock(num_epochs=300, warm_up=10, clock=clock)
+    run.begin(12)
+    label = 'imagefolder_my_long_dataset_name | Epoch [ 12/300] Train net1'
+    bar = Progress(label, 100, run, stream=term, clock=clock)
+    steps(bar, clock, 10, 0.5, 64, 'Labeled loss: %.2f', 1.0)
+    last = term.getvalue().split('\r')[-1].rstrip()
+    assert last.startswith('Epoch [ 12/300] Train net1 10/100  128 img/s  45 s left  run ~')
+    assert len(last) <= 80
+
+
 # ---------------------------------------------------------------- the line in a log file ------
 
 def test_log_file_gets_a_full_line_every_few_minutes_with_rate_and_times_left():

@@ -368,9 +368,12 @@ class Progress:
             return '  '.join(['%s  step %s' % (self.label, count)] + stats + extra)
         filled = min(20, 20 * self.done // max(self.steps, 1))
         bar = '%s [%s%s] %s' % (self.label, '#' * filled, '-' * (20 - filled), count)
-        # on a narrow terminal the rate and the times left stay: the bar and the losses go first
+        # on a narrow terminal the rate and the times left stay: the bar and the losses go
+        # first, then the run's name before ' | ' (the epoch and the network stay)
+        short = self.label.split(' | ', 1)[-1]
         for parts in ([bar] + stats + extra, ['%s %s' % (self.label, count)] + stats + extra,
-                      ['%s %s' % (self.label, count)] + stats, [count] + stats):
+                      ['%s %s' % (self.label, count)] + stats,
+                      ['%s %s' % (short, count)] + stats, [count] + stats):
             line = '  '.join(parts)
             if len(line) <= self.columns:
                 break
