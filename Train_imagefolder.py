@@ -431,8 +431,9 @@ def main(argv=None):
                     record[name] = dm.division_stats(clean_prob[known], labeled[known],
                                                      is_clean[known])
                     record[name]['labeled'] = int(labeled.sum())
-                log.write('stats', 'Numer of labeled samples:%d   AUC:%.3f\n'
-                          % (labeled.sum(), record[name].get('auc', float('nan'))))
+                auc = record[name].get('auc')  # none without the truth (--clean_list)
+                log.write('stats', 'Numer of labeled samples:%d%s\n' % (
+                    labeled.sum(), '' if auc is None else '   AUC:%.3f' % auc))
                 labeled_loader, unlabeled_loader = loaders.train(labeled, clean_prob,
                                                                  strong=args.strong_aug)
                 if labeled_loader is None:

@@ -1,6 +1,7 @@
 """utils/snapshots.py (what a run saves for its figures) and tools/figures.py (the figures), on
 tiny run folders built here with the real snapshot API and the real log formats, and on a copy
 of a measured run saved before snapshots were added."""
+import dataclasses
 import json
 import math
 import os
@@ -307,6 +308,22 @@ def test_loss_figures_of_chosen_epochs_from_the_command_line(tmp_path, capsys):
                for line in lines) == 1
 
 
+def test_the_loss_legend_sits_below_each_panel_in_one_order(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    run_dir = str(tmp_path / 'run')
+    prefix = make_run(run_dir)
+    fig = figures.loss_figure(figures.loss_snapshots(figures.read_run(run_dir, prefix))[11],
+                              prefix)
+    FigureCanvasAgg(fig).draw()
+    orders = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        # under the axes (display coordinates grow upwards): it covers no bar or curve
+        assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
+        orders.append([t.get_text().split(' (')[0] for t in legend.get_texts()])
+    assert orders[0] == orders[1] and orders[0][:2] == ['clean', 'noisy']
+
+
 def test_unlabeled_examples_grid(tmp_path, capsys):
     run_dir = str(tmp_path / 'run')
     records = [{'epoch': e, 'lr': 0.002, 'net1': {'labeled': 30, 'divided': 64},
@@ -352,6 +369,11 @@ def test_clothing1m_and_webvision_logs(tmp_path, capsys):
     assert run.kind == 'clothing1m' and run.warm_up == 1
     division = figures.division_figure(run)
     assert [ax.get_title() for ax in division.axes] == ['labeled-set size']  # no truth: no AUC
+    assert 'no true labels known, so no AUC, precision or recall)' in (
+        division.get_suptitle())  # said, not left to guess
+    assert all(float(t).is_integer() for t in division.axes[0].get_xticks())  # whole epochs
+    folder = dataclasses.replace(run, args=dict(run.args, script='Train_imagefolder.py'))
+    assert ': --clean_list FILE gives them)' in figures.division_figure(folder).get_suptitle()
     accuracy = figures.accuracy_figure(run)
     assert 'test accuracy 70.00' in accuracy.axes[0].get_title()
     labels = accuracy.axes[0].get_legend_handles_labels()[1]
@@ -547,7 +569,13 @@ def test_a_cifar_run_saves_snapshots_and_draws_its_figures(cifar10_dir, tmp_path
     assert np.array_equal(snap['is_clean'], np.asarray(noisy) == clean)
     features = np.load(os.path.join(out, prefix + '_features.npz'))
     assert features['features'].shape == (200, 64)  # width 8: 8 * 8 features per image
-    for name in ('accuracy', 'division', 'loss_epoch2', 'loss_epoch3', 'tsne'):
+    # the t-SNE's legend names the classes
+    tsne = figures.tsne_figure(figures.read_run(out, prefix))
+    from dataloader_cifar import CIFAR10_CLASSES
+    assert [t.get_text() for t in tsne.axes[-1].get_legend().get_texts()] == list(
+        CIFAR10_CLASSES)
+    for name in ('accuracy', 'division', 'loss_epoch2', 'loss_epoch3', 'tsne',
+                 'labels_gallery', 'labels_confusion'):  # the labels file's pictures too
         path = os.path.join(out, 'figures', '%s_%s.png' % (prefix, name))
         assert path in written
         with Image.open(path) as img:

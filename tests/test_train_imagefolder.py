@@ -57,6 +57,10 @@ def test_folder_layout_trains_tests_and_validates(folder_run):
     with open(os.path.join(out, 'imagefolder_args.json')) as f:
         args = json.load(f)
     assert args['num_class'] == 3 and args['arch'] == 'preact18' and args['lambda_u'] == 25
+    with open(os.path.join(out, 'imagefolder_stats.txt')) as f:  # no truth: no AUC to give
+        assert [line for line in f if 'labeled samples' in line] == [
+            'Numer of labeled samples:%d\n' % got[epoch][net]['labeled']
+            for epoch in (1, 2) for net in ('net1', 'net2')]
 
 
 def test_lists_give_the_same_run_and_resume_exactly(dataset, folder_run, tmp_path):
@@ -88,6 +92,9 @@ def test_known_true_labels_give_the_division_auc_and_the_labels_file(dataset, tm
     assert run_cli(Train_imagefolder.main, argv) == 0
     division = records(str(tmp_path / 'out'))[1]['net1']
     assert 0 <= division['auc'] <= 1 and 0 <= division['precision'] <= 1
+    with open(tmp_path / 'out' / 'imagefolder_stats.txt') as f:
+        assert 'Numer of labeled samples:%d   AUC:%.3f\n' % (
+            division['labeled'], division['auc']) in f.read()
     assert 'test_acc' not in records(str(tmp_path / 'out'))[1]  # lists: no test set given
     # the label errors, as a file: paths as listed, given and true labels as class names
     labels = tmp_path / 'out' / 'imagefolder_labels.csv'

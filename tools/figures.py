@@ -225,11 +225,17 @@ def division_figure(run):
         if any(np.isfinite(values).any() for values in lines.values()):
             panels.append((key, title, lines))
     rows = 1 if len(panels) <= 2 else 2
+    from matplotlib import ticker
     fig = Figure(figsize=(12, 4 * rows + 1), dpi=DPI, layout='constrained')
     mixture = dm.MIXTURES.get(run.args.get('mixture', 'gmm'), dm.MIXTURES['gmm']).label
     made_by = ('its own ' + mixture if len(run.networks) == 1 or run.args.get('no_cotraining')
                else "the other network's " + mixture)
-    fig.suptitle('%s: the division each network trains on (made by %s)' % (run.prefix, made_by))
+    title = '%s: the division each network trains on (made by %s)' % (run.prefix, made_by)
+    if [key for key, _, _ in panels] == ['labeled']:  # the others need the true labels
+        title += ('\n(no true labels known, so no AUC, precision or recall%s)'
+                  % (': --clean_list FILE gives them' if run.script == 'Train_imagefolder.py'
+                     else ''))
+    fig.suptitle(title)
     for number, (key, title, lines) in enumerate(panels):
         ax = fig.add_subplot(rows, -(-len(panels) // rows), number + 1)
         for net, values in lines.items():
@@ -243,6 +249,7 @@ def division_figure(run):
                     color='0.5', ls=':', label='samples divided')
         ax.set_title(title)
         ax.set_xlabel('epoch')
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # no half epochs
         ax.grid(alpha=0.3)
         ax.legend(fontsize='small')
     return fig
@@ -340,7 +347,8 @@ def loss_figure(path, prefix):
         ax.set_title('%s loss' % net)
         ax.set_xlabel('normalised loss')
         ax.set_ylabel('samples')
-        ax.legend(fontsize='small')
+        # below the axes, where it covers neither peak, in the order drawn in every panel
+        ax.legend(fontsize='small', loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=2)
     return fig
 
 
@@ -384,8 +392,14 @@ def tsne_figure(run):
         ax.set_xticks([])
         ax.set_yticks([])
     if num_class <= 20:
-        ax.legend(*points.legend_elements(), title='class', fontsize='small',
-                  loc='upper left', bbox_to_anchor=(1, 1))
+        from matplotlib.lines import Line2D
+        from tools.label_figures import run_class_names
+        names = run_class_names(run.args) if run.args else None
+        if not names or len(names) < num_class:  # no names, or data with other classes now
+            names = [str(k) for k in range(num_class)]
+        ax.legend(handles=[Line2D([], [], ls='', marker='o', color=points.cmap(points.norm(k)),
+                                  label=names[k]) for k in range(num_class)],
+                  title='class', fontsize='small', loc='upper left', bbox_to_anchor=(1, 1))
     return fig
 
 
@@ -461,15 +475,25 @@ def _drawings(run, epochs):
 
 
 def write_figures_after_run(run_dir, prefix):
-    """write_figures at the end of a training run, where a failure is one line instead of a
-    failed run: its logs and checkpoints are written already."""
-    try:
-        return write_figures(run_dir, prefix=prefix)
-    except Exception as e:  # matplotlib, t-SNE, a damaged file: the run itself is fine
-        print('figures not drawn (%s): try  python tools/figures.py %s --prefix %s'
-              % (str(e) if isinstance(e, (InputError, TrainingError)) else one_line(e),
-                 run_dir, prefix))  # the project's own messages are one line already
-        return []
+    """write_figures at the end of a training run, and the pictures of its labels file
+    (tools/label_figures.py) beside them, where a failure is one line instead of a failed
+    run: its logs, checkpoints and labels file are written already."""
+    from tools.label_figures import write_label_figures
+    labels = os.path.join(run_dir, prefix + '_labels.csv')
+    written = []
+    drawings = [(partial(write_figures, run_dir, prefix=prefix),
+                 'python tools/figures.py %s --prefix %s' % (run_dir, prefix))]
+    if os.path.exists(labels):
+        drawings.append((partial(write_label_figures, labels, out=os.path.join(
+            run_dir, 'figures'), replace_drawn=True), 'python tools/figures.py labels %s' % labels))
+    for draw, command in drawings:
+        try:
+            written += draw()
+        except Exception as e:  # matplotlib, t-SNE, a damaged file: the run itself is fine
+            print('figures not drawn (%s): try  %s'
+                  % (str(e) if isinstance(e, (InputError, TrainingError)) else one_line(e),
+                     command))  # the project's own messages are one line already
+    return written
 
 
 def write_figures(run_dir, prefix=None, epochs=None, out=None):

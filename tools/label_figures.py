@@ -43,7 +43,8 @@ from utils.cli import (ArgumentParser, InputError, one_line,  # noqa: E402 (afte
                        run_cli)
 from utils.label_export import COLUMNS, COLUMNS_BEFORE, TRUE_COLUMN  # noqa: E402
 from utils.runs import script_of  # noqa: E402
-from tools.drawing import DPI, Figure, refuse_without_matplotlib, save_png  # noqa: E402
+from tools.drawing import (DPI, Figure, drawn_here,  # noqa: E402
+                           refuse_without_matplotlib, save_png)
 
 PER_CLASS = 8      # gallery tiles per class (one row each)
 MAX_CLASSES = 20   # gallery rows and confusion classes at most: 20 rows of 8 still read well
@@ -472,9 +473,9 @@ def output_paths(labels_path, out=None):
             os.path.join(folder, stem + '_confusion.png'))
 
 
-def _refuse_unwritable(paths, out):
+def _refuse_unwritable(paths, out, replace_drawn=False):
     for path in paths:
-        if os.path.lexists(path):
+        if os.path.lexists(path) and not (replace_drawn and drawn_here(path)):
             raise InputError('%s exists and is never overwritten: pass --out with another folder'
                              ' (or move the file away)' % path)
     folder = os.path.dirname(paths[0])
@@ -488,12 +489,13 @@ def _refuse_unwritable(paths, out):
 
 
 def write_label_figures(labels_path, data_path=None, per_class=PER_CLASS, classes=None,
-                        max_classes=MAX_CLASSES, out=None):
+                        max_classes=MAX_CLASSES, out=None, replace_drawn=False):
     """Draw the gallery and the confusion figure of a labels file (module docstring); every
     input is read and checked, and every image opened, before anything is written. Prints
-    each path written; returns them."""
+    each path written; returns them. replace_drawn: figures drawn here before (a run's own,
+    drawn again when it ends after a resume) are replaced; other files never are."""
     paths = output_paths(labels_path, out)
-    _refuse_unwritable(paths, out)  # first: a refusal costs no reading
+    _refuse_unwritable(paths, out, replace_drawn)  # first: a refusal costs no reading
     labels = read_labels(labels_path)
     data = Data(labels, data_path)
     order = class_order(labels, data.names)
