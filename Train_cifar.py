@@ -34,7 +34,7 @@ from utils.label_export import export_labels
 from utils.models import CIFAR_ARCHS, cifar_net, self_supervised_backbone
 from utils.runlog import RunLog
 from utils.progress import (Progress, RunClock, command_with, describe_device,
-                            preact_quick_look, unused_folder)
+                            measured_width_ratio, preact_quick_look, unused_folder)
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features)
 from utils.speed import (graphed, per_view, prepare, saves_in_background, speed_ups,
@@ -492,7 +492,8 @@ def main(argv=None):
                      passes=len(networks), device=device,  # the run's time left
                      quick_look=lambda epoch_seconds: quick_look(
                          args, argv, len(clean_labels), len(test_labels), len(networks),
-                         epoch_seconds))
+                         epoch_seconds, lambda width: prepare(  # a network as this run trains
+                             cifar_net(args.arch, args.num_class, width), device, not args.plain)))
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -583,19 +584,26 @@ def main(argv=None):
     return summary
 
 
-def quick_look(args, argv, num_train, num_test, passes, epoch_seconds):
-    """What a slow CPU run advises: the same command on 5,000 images at width 16 (at its own
-    width when it starts from a self-supervised checkpoint, which has that width) with 10
-    warm-up and 5 SSL epochs (co-divide and co-training are seen), in a folder of its own,
-    and its time here projected from this run's epochs (the ResNet-18 costs about what the
-    PreAct-ResNet18 does: the same convolutions). Returns (command, seconds)."""
+def quick_look(args, argv, num_train, num_test, passes, epoch_seconds, net_at=None):
+    """What a slow or long CPU run advises: the same command on 5,000 images at width 16 (at
+    its own width when it starts from a self-supervised checkpoint, which has that width) with
+    10 warm-up and 5 SSL epochs (co-divide and co-training are seen), in a folder of its own,
+    and its time here projected from this run's epochs, the change of width measured with
+    net_at(width), a network as this run trains it (None: width_cost's; the ResNet-18 costs
+    about what the PreAct-ResNet18 does: the same convolutions). Returns (command, seconds), or
+    None where the run is that first look already."""
     images, warm_up, ssl_epochs = min(5000, num_train), 10, 5
     width = args.width if args.pretrained else 16
+    if (images, width, warm_up, warm_up + ssl_epochs) == (num_train, args.width, args.warm_up,
+                                                          args.num_epochs):
+        return None
     flags = {'--num_train': images, '--width': width, '--warm_up': warm_up,
              '--num_epochs': warm_up + ssl_epochs,
              '--out_dir': unused_folder(os.path.join(args.out_dir, 'quick_look'))}
+    ratio = (measured_width_ratio(net_at, args.width, width)
+             if net_at is not None and width != args.width else None)
     seconds = preact_quick_look(epoch_seconds, num_train, args.width, images, width, warm_up,
-                                ssl_epochs, num_test, passes)
+                                ssl_epochs, num_test, passes, ratio)
     return command_with(__file__, argv, flags), seconds
 
 

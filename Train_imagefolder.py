@@ -42,7 +42,8 @@ from utils.distributed import distributed, init_distributed, pick_device, print0
 from utils.label_export import export_labels
 from utils.models import RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, resnet50
 from utils.progress import (QUICK_LOOK_S, QUICK_START_S, Progress, RunClock, command_with,
-                            describe_device, preact_quick_look, unused_folder)
+                            describe_device, measured_width_ratio, preact_quick_look,
+                            unused_folder)
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features, save_unlabeled_guesses)
@@ -389,7 +390,9 @@ def main(argv=None):
     clock = RunClock(args.num_epochs, args.warm_up, device=device,  # the run's time left
                      quick_look=lambda epoch_seconds: quick_look(
                          args, argv, len(noisy_labels),
-                         len(data.test_paths or []) + len(data.val_paths or []), epoch_seconds))
+                         len(data.test_paths or []) + len(data.val_paths or []), epoch_seconds,
+                         lambda width: prepare(ResNet18(data.num_class, width), device,
+                                               not args.plain)))  # as this run trains it
 
     # ---- Algorithm 1
     for epoch in range(start_epoch, args.num_epochs):
@@ -495,28 +498,39 @@ def main(argv=None):
     return summary
 
 
-def quick_look(args, argv, num_train, num_eval, epoch_seconds):
-    """What a slow CPU run advises: the same run (preact18 at width 16, or the same network)
-    with its warm-up (10 epochs at most) and 5 SSL epochs, on as many of the training images as
-    fit in QUICK_LOOK_S here: all of them, else 5,000, 2,000 or 1,000 drawn at random
-    (--num_train), in a folder of its own. Returns (command, seconds projected from this run's
-    epochs), or None where even 1,000 images do not fit."""
+def quick_look(args, argv, num_train, num_eval, epoch_seconds, net_at=None):
+    """What a slow or long CPU run advises: the same run (preact18 at width 16, or the same
+    network) with its warm-up (10 epochs at most) and 5 SSL epochs, on as many of the training
+    images as fit in QUICK_LOOK_S here: all of them, else 5,000, 2,000 or 1,000 drawn at random
+    (--num_train; the 1,000 even where they take longer), in a folder of its own. Returns
+    (command, seconds projected from this run's epochs, the change of width measured with
+    net_at(width), a network as this run trains it; None: width_cost's), or None where the run
+    is that first look already."""
     warm_up, ssl_epochs = min(args.warm_up, 10), 5
-    for images in [num_train] + [n for n in (5000, 2000, 1000) if n < num_train]:
+    width = 16 if args.arch == 'preact18' else args.width
+    ratio = None
+    if args.arch == 'preact18' and width != args.width:
+        ratio = measured_width_ratio(net_at, args.width, width) if net_at else None
+    choices = [num_train] + [n for n in (5000, 2000, 1000) if n < num_train]
+    for images in choices:
         if args.arch == 'preact18':
-            seconds = preact_quick_look(epoch_seconds, num_train, args.width, images, 16,
-                                        warm_up, ssl_epochs, num_eval)
+            seconds = preact_quick_look(epoch_seconds, num_train, args.width, images, width,
+                                        warm_up, ssl_epochs, num_eval, width_ratio=ratio)
         else:  # the same network: this run's own epochs, on fewer images
             seconds = (warm_up * epoch_seconds['warmup'] + ssl_epochs * epoch_seconds['ssl']
                        ) * images / num_train + QUICK_START_S
-        if seconds <= QUICK_LOOK_S:
-            flags = {'--num_train': images} if images < num_train else {}
-            if args.arch == 'preact18':
-                flags['--width'] = 16
-            flags.update({'--warm_up': warm_up, '--num_epochs': warm_up + ssl_epochs,
-                          '--out_dir': unused_folder(os.path.join(args.out_dir, 'quick_look'))})
-            return command_with(__file__, argv, flags), seconds
-    return None
+        if seconds <= QUICK_LOOK_S or images == choices[-1]:
+            break
+    if (images, width, warm_up, warm_up + ssl_epochs) == (num_train, args.width, args.warm_up,
+                                                          args.num_epochs):
+        return None
+    flags = {'--num_train': images} if images < num_train else {}
+    if args.arch == 'preact18':
+        flags['--width'] = width
+    flags.update({'--warm_up': warm_up, '--num_epochs': warm_up + ssl_epochs,
+                  '--out_dir': unused_folder(os.path.join(args.out_dir, 'quick_look'))})
+    return command_with(__file__, argv, flags), seconds
+
 
 if __name__ == '__main__':
     sys.exit(run_cli(main))

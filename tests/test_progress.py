@@ -288,7 +288,11 @@ def test_cpu_warning_above_the_threshold_only_and_only_on_the_cpu():
     line = cpu_full_scale_warning(torch.device('cpu'), 601, 5 * 3600, QUICK)
     assert line == ('warning: on the CPU an epoch takes ~10 min and the rest of the run ~5 h; '
                     'a first look takes ~10 min here: %s' % QUICK[0])
-    assert cpu_full_scale_warning(torch.device('cpu'), 599, 5 * 3600, QUICK) is None
+    assert cpu_full_scale_warning(torch.device('cpu'), 599, 3600, QUICK) is None
+    # shorter epochs but more than an hour left: a note, with the first look
+    assert cpu_full_scale_warning(torch.device('cpu'), 599, 5 * 3600, QUICK) == (
+        'note: on the CPU the rest of this run takes ~5 h; a first look takes ~10 min here: '
+        '%s' % QUICK[0])
     assert cpu_full_scale_warning(torch.device('cuda', 0), 6000, 50 * 3600, QUICK) is None
     # a script without a quick look (Clothing1M, WebVision) gives the times only
     assert cpu_full_scale_warning(torch.device('cpu'), 3600, 80 * 3600, None) == (

@@ -26,6 +26,7 @@ TTY_EVERY_S = 0.5   # the live line: fresh enough to watch, rare enough to cost 
 LOG_EVERY_S = 180   # a log file: a line every few minutes, not thousands per epoch
 TIMED_STEPS = 5     # steps timed after the first (which pays set-up) before judging the speed
 SLOW_EPOCH_S = 600  # on the CPU, epochs longer than this on average get a warning
+LONG_RUN_S = 3600   # on the CPU, a run with more left than this gets a first look advised too
 QUICK_LOOK_S = 900  # the first look such a warning advises should take at most this
 RECENT_EPOCHS = 5   # a kind of epoch lasts the mean of its last few (the labeled set drifts)
 KINDS = ('warmup', 'ssl')
@@ -82,17 +83,25 @@ def describe_device(device, bf16, channels_last, cuda_graphs, compile_net=False)
 
 
 def cpu_full_scale_warning(device, epoch_seconds, run_seconds, quick_look=None):
-    """A warning line when a run on the CPU has long epochs (measured, on average): how long
-    they and the rest of the run take and, where the script has one, a whole command for a
-    first look with its time here: `quick_look` is (command, seconds). None otherwise."""
-    if torch.device(device).type != 'cpu' or epoch_seconds <= SLOW_EPOCH_S:
+    """A line when a run on the CPU has long epochs (measured, on average) or much left: how
+    long they and the rest of the run take and, where the script has one, a whole command for
+    a first look with its time here (`quick_look` is (command, seconds)), said to be over
+    QUICK_LOOK_S where even the smallest is. None otherwise."""
+    if torch.device(device).type != 'cpu' or (epoch_seconds <= SLOW_EPOCH_S
+                                              and run_seconds <= LONG_RUN_S):
         return None
-    line = ('warning: on the CPU an epoch takes ~%s and the rest of the run ~%s'
-            % (format_duration(epoch_seconds), format_duration(run_seconds)))
+    if epoch_seconds > SLOW_EPOCH_S:
+        line = ('warning: on the CPU an epoch takes ~%s and the rest of the run ~%s'
+                % (format_duration(epoch_seconds), format_duration(run_seconds)))
+    else:
+        line = 'note: on the CPU the rest of this run takes ~%s' % format_duration(run_seconds)
     if quick_look is None:
         return line
     command, seconds = quick_look
-    return line + '; a first look takes ~%s here: %s' % (format_duration(seconds), command)
+    return line + '; a first look takes ~%s here%s: %s' % (
+        format_duration(seconds),
+        ' (the smallest there is, over %s on this machine)' % format_duration(QUICK_LOOK_S)
+        if seconds > QUICK_LOOK_S else '', command)
 
 
 def command_with(script, argv, flags, drop=('--resume',)):
@@ -143,15 +152,39 @@ def width_cost(width):
     return WIDTH_FIXED_COST + width ** 2
 
 
+def measured_width_ratio(make_net, width, quick_width, image_size=32, batch_size=32, steps=3):
+    """How much less time a training step takes at `quick_width` than at `width` on this
+    machine: `steps` timed SGD steps of make_net(w) on random images at each width (after one
+    untimed), their ratio. The run's random streams are left as they were (forked)."""
+    seconds = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        images = torch.randn(batch_size, 3, image_size, image_size)
+        for w in (width, quick_width):
+            net = make_net(w)
+            optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
+            for k in range(steps + 1):
+                if k == 1:
+                    start = time.perf_counter()
+                optimizer.zero_grad()
+                net(images).float().logsumexp(1).mean().backward()
+                optimizer.step()
+            seconds[w] = time.perf_counter() - start
+    return seconds[quick_width] / seconds[width]
+
+
 def preact_quick_look(epoch_seconds, images, width, quick_images, quick_width, warm_up, ssl_epochs,
-                      test_images, passes=2):
+                      test_images, passes=2, width_ratio=None):
     """How long a small PreAct-ResNet18 run takes on this machine, projected from this run's
     epochs (`epoch_seconds`, by kind) on `images` images at `width`: its epochs scaled by
-    images and width (width_cost), plus its test passes and set-up. Returns seconds."""
-    scale = (quick_images / images) * width_cost(quick_width) / width_cost(width)
+    images and width (`width_ratio`, the time per image at quick_width against width, measured
+    with measured_width_ratio; default: width_cost's), plus its test passes and set-up.
+    Returns seconds."""
+    if width_ratio is None:
+        width_ratio = width_cost(quick_width) / width_cost(width)
+    scale = (quick_images / images) * width_ratio
     train_image_s = epoch_seconds['warmup'] / (passes * images)  # one training image, here
-    test = passes * test_images * train_image_s * EVAL_PER_TRAIN * (
-        width_cost(quick_width) / width_cost(width))
+    test = passes * test_images * train_image_s * EVAL_PER_TRAIN * width_ratio
     return (warm_up * (epoch_seconds['warmup'] * scale + test)
             + ssl_epochs * (epoch_seconds['ssl'] * scale + test) + QUICK_START_S)
 
@@ -245,7 +278,8 @@ class RunClock:
         self.warned = True
         in_epoch, this_left, after, _, epoch_seconds = self._estimate(pass_elapsed, pass_left)
         per_epoch = (in_epoch + this_left + after) / (self.num_epochs - self.epoch)
-        if torch.device(self.device).type != 'cpu' or per_epoch <= SLOW_EPOCH_S:
+        if torch.device(self.device).type != 'cpu' or (per_epoch <= SLOW_EPOCH_S
+                                                       and this_left + after <= LONG_RUN_S):
             return None
         if epoch_seconds['ssl'] is None:  # the quick look has both kinds, whatever this run has
             epoch_seconds['ssl'] = epoch_seconds['warmup'] * self.ssl_ratio
