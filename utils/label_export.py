@@ -1,6 +1,6 @@
 """The label errors of a run, as a file: one CSV row per training image with the label it was
-trained with, each network's clean probability, the ensemble's prediction and whether the image
-is flagged as noisy. Every training script writes <run>_labels.csv at its end;
+trained with, each network's clean probability, the ensemble's prediction, how likely the label
+is right (a ranking) and whether the image is flagged as mislabeled. Every training script writes <run>_labels.csv at its end;
 tools/export_labels.py writes one for any saved checkpoint.
 
 A training script calls it once, after its last checkpoint is saved (the networks as the test
@@ -22,9 +22,16 @@ The columns, in this order:
                    that the given label is clean; net2's is empty when one network is exported
   predicted_label  the prediction as the test makes it: argmax of the networks' summed logits
   confidence       the networks' mean softmax probability of the predicted label
-  flagged_noisy    1 when the mean clean probability is outside the labeled set
-                   (dm.labeled_set: not above tau), else 0
+  label_quality    the networks' mean softmax probability of the given label: sort by it,
+                   lowest first, to review the likeliest errors first
+  flagged_noisy    1 for the images most likely mislabeled (the function flagged_noisy:
+                   Confident Learning's count per given class, the lowest label_quality)
+  flagged_co_divide  1 when the mean clean probability is outside the labeled set
+                   (dm.labeled_set: not above tau), else 0: DivideMix's own division
   true_label       only where the truth is known: the true label, empty for an unknown one
+Files written before label_quality and flagged_co_divide had flagged_noisy as the co-divide's
+flag (COLUMNS_BEFORE); the tools read both. Which flag and which ranking find the wrong labels
+best, against cleanlab's cross-validated detector: results/label_errors.
 Labels are class names where the dataset has them, integers otherwise; probabilities have 6
 decimals. The file is written atomically by the main process.
 """
