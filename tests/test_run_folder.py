@@ -420,3 +420,56 @@ def test_background_write_failure_is_one_line_and_keeps_the_last_checkpoint(
     assert err.startswith('error: cannot write %s (No space left on device)' % last)
     assert torch.load(last, weights_only=True)['epoch'] == 0
     assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
+
+
+def _wait_for(condition, seconds=120):
+    import time
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, 'timed out'
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_run_in_use_by_another_process_is_refused_naming_it(data, tmp_path, capsys):
+    # A run training in another process holds it: a --resume, a new start and a start under
+    # another name that finds it are refused in one line naming that process; once the
+    # process is killed (-9: no chance to clean up), nothing stale stays and --resume works.
+    import subprocess
+    import sys
+    from conftest import ROOT
+    out = str(tmp_path / 'run')
+    argv = tiny(data, out, '--num_epochs', '400')  # far longer than this test
+    script = [sys.executable, os.path.join(ROOT, 'Train_cifar.py')]
+    subprocess.run(script + tiny(data, out), cwd=str(tmp_path), check=True,
+                   stdout=subprocess.DEVNULL)  # two epochs, in a process of their own
+    other = subprocess.Popen(script + argv + ['--resume'], cwd=str(tmp_path),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        jsonl = os.path.join(out, PREFIX + '.jsonl')
+        _wait_for(lambda: '"epoch": 2,' in open(jsonl).read())  # it has resumed
+        for extra in (['--resume'], []):  # (without the lock: a short resume, a refusal)
+            # (the other process writes on meanwhile: the folder is not compared)
+            assert run_cli(Train_cifar.main, tiny(data, out, '--num_epochs', '3') + extra) == 2
+            line = capsys.readouterr().err
+            assert line.count('\n') == 1 and line.startswith('error: ')
+            assert ('the run %s in %s is in use by process %d (' % (PREFIX, out, other.pid)
+                    in line) and 'Train_cifar.py' in line and '--out_dir' in line
+    finally:
+        other.kill()  # SIGKILL
+        other.wait()
+    assert run_cli(Train_cifar.main, tiny(data, out, '--num_epochs', '4', '--resume')) == 0
+    with open(os.path.join(out, PREFIX + '.jsonl')) as f:
+        epochs = [json.loads(line).get('epoch') for line in f]
+    assert epochs[:4] == [0, 1, 2, 3] and epochs.count(2) == 1  # each epoch once
+
+
+def test_holding_a_run_twice_in_one_process_is_no_conflict(data, tmp_path):
+    # a process that starts a run again (as the tests do) still holds it
+    path = tmp_path / 'x.jsonl'
+    path.write_text('')
+    utils.runlog.hold_run(str(path), 'x', str(tmp_path))
+    utils.runlog.hold_run(str(path), 'x', str(tmp_path))
+    path.unlink()
+    path.write_text('')  # made anew: the new file is held
+    utils.runlog.hold_run(str(path), 'x', str(tmp_path))

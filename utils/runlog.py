@@ -62,6 +62,60 @@ class BackgroundWrite:
             raise self.error
 
 
+try:
+    import fcntl  # POSIX: flock, released by the OS when the process ends however it ends
+except ImportError:  # Windows: runs are not locked
+    fcntl = None
+
+_held_here = {}  # a run's .jsonl -> its file open and locked, for the process's life (a run
+#                  this process starts again, as tests do, holds it already)
+
+
+def hold_run(jsonl_path, prefix, out_dir):
+    """Hold a run for this process: an OS lock (flock) on its .jsonl, which ends with the
+    process, even on kill -9, so it is never stale. A second process that starts or resumes
+    the run while this one holds it is refused in one line naming the holder. Nothing to hold
+    before the run's files exist (a new run holds it from begin()). Under torch.distributed
+    rank 0 holds it for all ranks."""
+    if fcntl is None or distributed()[0] != 0 or not os.path.isfile(jsonl_path):
+        return
+    path = os.path.realpath(jsonl_path)
+    held = _held_here.pop(path, None)
+    if held is not None:
+        if os.path.samestat(os.fstat(held.fileno()), os.stat(path)):
+            _held_here[path] = held
+            return
+        held.close()  # the run's files were made anew since: hold the new ones
+    try:
+        f = open(path, 'a')
+    except OSError:  # unreadable or unwritable: check() says so in its own words
+        return
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _flock_holder(os.fstat(f.fileno()))
+        f.close()
+        raise InputError('the run %s in %s is in use by %s: wait for it to end or stop it (two '
+                         'processes on one run would write its files twice), or pass another '
+                         '--out_dir' % (prefix, out_dir, holder)) from None
+    _held_here[path] = f
+
+
+def _flock_holder(stat):
+    """'process PID (its command)' holding a flock on the file of `stat`, from Linux's
+    /proc/locks; 'another process' where that cannot be read."""
+    device = '%02x:%02x:%d' % (os.major(stat.st_dev), os.minor(stat.st_dev), stat.st_ino)
+    try:
+        with open('/proc/locks') as f:
+            pid = next(fields[4] for fields in (line.split() for line in f)
+                       if len(fields) > 5 and fields[1] == 'FLOCK' and fields[5] == device)
+        with open('/proc/%s/cmdline' % pid, 'rb') as f:
+            command = f.read().replace(b'\0', b' ').decode(errors='replace').strip()
+    except (OSError, StopIteration):
+        return 'another process'
+    return 'process %s (%s)' % (pid, one_line(command[:200]))
+
+
 def _writable_or_creatable(folder):
     folder = os.path.abspath(folder)
     while not os.path.exists(folder):
@@ -194,6 +248,8 @@ class RunLog:
         if not _writable_or_creatable(self.out_dir):
             raise InputError('cannot write to --out_dir %s: choose a writable folder'
                              % self.out_dir)
+        hold_run(self.jsonl_path, self.prefix, self.out_dir)  # first: a second process on
+        #                                                        this run is refused
         present = self._present()
         names = ', '.join(os.path.basename(p) for p in present[:3]) + (
             ', ...' if len(present) > 3 else '')
@@ -209,6 +265,7 @@ class RunLog:
             print0('resuming %s, which has these settings under the name it was saved with'
                    % earlier)
             self._name(earlier)
+            hold_run(self.jsonl_path, self.prefix, self.out_dir)
         if not os.path.isfile(self.last_path):
             if os.path.isfile(self.best_path):
                 fix = ('copy %s to %s to continue from its best epoch, or pass another --out_dir'
@@ -301,6 +358,7 @@ class RunLog:
             on_failure(lambda: self._discard_unsaved(created_dir))
             for path in self.logs[1:]:
                 append_text(path, '')
+            hold_run(self.jsonl_path, self.prefix, self.out_dir)  # held from now on
             self._write_args(args)
             return
         on_failure(self._keep)  # a resumed run keeps its checkpoint whatever happens
