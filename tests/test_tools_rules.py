@@ -249,3 +249,19 @@ def test_the_drawing_tools_without_matplotlib_say_so_in_one_line(main, argv, run
     one_line(capsys, command(main, argv), 'drawing needs matplotlib, which is not installed: '
                                           'pip install matplotlib')
     assert sorted(os.listdir(run_dir)) == ['cifar10_0.5_sym.jsonl', 'cifar10_0.5_sym_args.json']
+
+
+@pytest.mark.parametrize('command', [
+    'tools/paper_cells.py list',
+    'tools/paper_cells.py list --tables 2 5',
+])
+def test_a_closed_pipe_ends_quietly(command, tmp_path):
+    # `... | head -1`: the reader leaves after one line; no traceback, no error line
+    import subprocess
+    import sys
+    from conftest import ROOT
+    script, *args = command.split()
+    shell = '%s %s %s | head -1' % (sys.executable, os.path.join(ROOT, script), ' '.join(args))
+    done = subprocess.run(['bash', '-c', 'set -o pipefail; ' + shell], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.count('\n') == 1 and done.stderr == '', done.stderr

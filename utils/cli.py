@@ -1,6 +1,7 @@
 """The command line: the arguments' rules and their one checker, one-line errors instead of
 tracebacks, and SIGTERM/SIGINT turned into a clean stop that says how to resume."""
 import argparse
+import contextlib
 import importlib
 import math
 import os
@@ -323,6 +324,11 @@ def run_cli(main, argv=None):
         if is_main():
             print('\nstopped by %s; %s' % (e, advice), file=sys.stderr)
         return 128 + e.signum
+    except BrokenPipeError:  # the reader of the output left (`... | head -1`): end quietly,
+        _fail()              # as Unix tools do; a run keeps its checkpoint
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more
+        return 128 + signal.SIGPIPE                                         # to flush there
     except BaseException:
         _fail()
         raise
