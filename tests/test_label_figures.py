@@ -320,6 +320,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
     bad_quality = variant('q_labels.csv', lambda r: r[4].__setitem__(7, '1.5'))  # label_quality
     short = variant('s_labels.csv', lambda r: r[3].pop())
     mixed = variant('m_labels.csv', lambda r: r[6].__setitem__(1, 'x.png'))
+    repeated = variant('r_labels.csv', lambda r: r[7].__setitem__(0, r[3][0]))  # index 2 again
     beyond = variant('b_labels.csv', lambda r: r[2].__setitem__(0, '5000'))
     other_truth = variant('t_labels.csv', lambda r: r[4].__setitem__(
         10, 'cat' if r[4][10] != 'cat' else 'dog'))  # true_label
@@ -335,6 +336,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         ([bad_quality, '--data_path', data], "label_quality '1.5' is not a probability"),
         ([short, '--data_path', data], '10 fields where the header has 11'),
         ([mixed, '--data_path', data], 'm_labels.csv:7: a path given, unlike the first row'),
+        ([repeated, '--data_path', data], 'r_labels.csv:8: index 2 again (first at line 4): one '
+                                          'row per training image'),
         ([empty, '--data_path', data], 'holds no image rows'),
         ([path, '--data_path', str(tmp_path / 'nowhere')], 'is not a folder'),
         ([no_args], 'no --data_path'),
@@ -480,3 +483,14 @@ def test_an_image_folder_run_saves_and_draws_class_names(tmp_path):
     # and the run's labels file as pictures, its data found through its arguments
     assert len(lf.write_label_figures(os.path.join(out, 'imagefolder_labels.csv'),
                                       per_class=2)) in (1, 2)
+
+
+def test_a_file_saved_by_a_spreadsheet_with_a_bom_is_read(tmp_path):
+    path, _, run = cifar_labels(tmp_path)
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    with open(path, 'w', encoding='utf-8-sig', newline='') as f:  # a leading BOM
+        f.write(text.replace('\n', '\r\n'))  # and a spreadsheet's line ends
+    labels = lf.read_labels(path)
+    np.testing.assert_allclose(labels.quality, run['quality'], atol=1e-6)
+    assert labels.index.tolist() == list(range(200))

@@ -93,7 +93,7 @@ def read_labels(path):
                for extra in ([], [TRUE_COLUMN])]
     rows, lines = [], []
     try:
-        with open(path, encoding='utf-8', newline='') as f:
+        with open(path, encoding='utf-8-sig', newline='') as f:  # -sig: a spreadsheet's BOM
             reader = csv.reader(f)
             header = next(reader, [])
             if header not in headers:
@@ -122,6 +122,11 @@ def read_labels(path):
 
     refuse_first(np.array([not (t.isascii() and t.isdigit()) for t in column['index']]),
                  lambda k: 'index %r is not a position in the training set' % column['index'][k])
+    first = {}  # index -> its first row
+    refuse_first(np.array([first.setdefault(int(t), k) != k
+                           for k, t in enumerate(column['index'])]),
+                 lambda k: 'index %s again (first at line %d): one row per training image'
+                 % (column['index'][k], lines[first[int(column['index'][k])]]))
     refuse_first((column['given_label'] == '') | (column['predicted_label'] == ''),
                  lambda k: 'an empty given or predicted label')
     for name in ('flagged_noisy', 'flagged_co_divide'):
