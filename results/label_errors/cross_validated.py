@@ -6,7 +6,8 @@ then cleanlab's `find_label_issues` (the flag) and `get_label_quality_scores` (t
 Each fold's network is a PreAct-ResNet18 of the run's width, trained on the other folds with
 DivideMix's warm-up recipe (SGD, lr 0.02, momentum 0.9, weight decay 5e-4, batches of 128, the
 run's crop and flip), for as many epochs as make its image passes about the DivideMix run's
-(`epochs_for`). cleanlab is needed for this comparison only: pip install cleanlab.
+(`epochs_for`), on the run's own fast path (the in-memory loaders, utils.speed.prepare).
+cleanlab is needed for this comparison only: pip install cleanlab.
 """
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from sklearn.model_selection import StratifiedKFold
 
 import dataloader_cifar
 from PreResNet import ResNet18
+from utils.speed import prepare
 
 FOLDS = 4
 BATCH_SIZE = 64  # the warm-up loader's batches are twice this, as in DivideMix's warm-up
@@ -37,9 +39,10 @@ def out_of_fold_probs(images, labels, epochs, width, seed, folds=FOLDS, count=No
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for fold, (train, held_out) in enumerate(split.split(images, labels)):
         torch.manual_seed(seed + fold)
-        loaders = dataloader_cifar.CIFARLoaders('cifar10', images[train], labels[train],
-                                                images[held_out], labels[held_out], BATCH_SIZE)
-        net = ResNet18(num_class, width)
+        loaders = dataloader_cifar.DeviceCIFARLoaders(
+            'cifar10', images[train], labels[train], images[held_out], labels[held_out],
+            BATCH_SIZE, torch.device('cpu'))
+        net = prepare(ResNet18(num_class, width), torch.device('cpu'))
         optimizer = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
         net.train()
         for epoch in range(epochs):
@@ -50,7 +53,7 @@ def out_of_fold_probs(images, labels, epochs, width, seed, folds=FOLDS, count=No
                 optimizer.step()
         net.eval()
         with torch.inference_mode():  # the held-out fold, unaugmented, in order
-            logits = torch.cat([net(inputs) for inputs, _ in loaders.test()])
+            logits = torch.cat([net(inputs).float() for inputs, _ in loaders.test()])
         probs[held_out] = F.softmax(logits, 1).numpy()
         print('fold %d/%d: %d epochs on %d images, %.1f%% of the held-out given labels predicted'
               % (fold + 1, folds, epochs, len(train),
