@@ -117,12 +117,15 @@ def argument_parser():
                    rule=Relation(lambda a: a.resize >= a.image_size,
                                  '--resize %(resize)d is smaller than --image_size '
                                  '%(image_size)d: images are resized, then cropped'))
+    # pixel values are 0 to 1: a mean or std far outside that scale overflows the inputs
     p.add_argument('--mean', type=float, nargs=3, default=list(IMAGENET_MEAN),
-                   rule=Relation(lambda a: all(np.isfinite(a.mean)),
-                                 '--mean must be three numbers'))
+                   rule=Relation(lambda a: all(abs(m) <= 10 for m in a.mean),  # NaN fails too
+                                 '--mean must be three numbers from -10 to 10 (pixel values '
+                                 'are 0 to 1)'))
     p.add_argument('--std', type=float, nargs=3, default=list(IMAGENET_STD),
-                   rule=Relation(lambda a: all(np.isfinite(a.std)) and min(a.std) > 0,
-                                 '--std must be three numbers above 0'))
+                   rule=Relation(lambda a: all(1e-3 <= v <= 1e3 for v in a.std),
+                                 '--std must be three numbers from 0.001 to 1000 (pixel values '
+                                 'are 0 to 1)'))
     # optimisation and DivideMix; None: the network's SCHEDULES value
     p.add_argument('--num_epochs', type=int, default=None, check=at_least(1), resumable=True)
     p.add_argument('--warm_up', type=int, default=None, check=at_least(0),

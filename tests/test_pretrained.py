@@ -168,6 +168,28 @@ def test_wrong_shapes_missing_and_extra_tensors_are_named(cifar10_dir, tmp_path,
             "checkpoint") in err
 
 
+@pytest.mark.parametrize('broken', ['nan', 'inf', '-inf'])
+def test_non_finite_weights_are_refused_naming_the_file_and_tensor(broken, cifar10_dir,
+                                                                   tmp_path, capsys):
+    state = backbone_of('resnet18')
+    state['layer2.0.bn1.running_var'][1] = float(broken)
+    path = str(tmp_path / 'broken.pth')
+    torch.save(state, path)
+    err = refused(['--data_path', cifar10_dir, '--out_dir', str(tmp_path / 'out'),
+                   '--arch', 'resnet18', '--pretrained', path] + TINY, capsys, cifar10_dir)
+    assert err.endswith('--pretrained %s holds non-finite numbers (in layer2.0.bn1.running_var):'
+                        ' these weights are broken; pass another file\n' % path)
+    # the ResNet-50 of Train_imagefolder.py and Train_clothing1M.py alike
+    import torchvision
+    from utils.cli import InputError
+    from utils.models import resnet50
+    weights = torchvision.models.resnet50().state_dict()
+    weights['fc.bias'][0] = float(broken)
+    torch.save(weights, path)
+    with pytest.raises(InputError, match=r'holds non-finite numbers \(in fc.bias\)'):
+        resnet50(14, path)
+
+
 @pytest.mark.parametrize('content', [os.urandom(200), b'', None, {'epoch': 3}])
 def test_what_is_not_a_checkpoint_is_refused(content, cifar10_dir, tmp_path, capsys):
     path = str(tmp_path / 'not_a_checkpoint.pth')

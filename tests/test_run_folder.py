@@ -473,3 +473,51 @@ def test_holding_a_run_twice_in_one_process_is_no_conflict(data, tmp_path):
     path.unlink()
     path.write_text('')  # made anew: the new file is held
     utils.runlog.hold_run(str(path), 'x', str(tmp_path))
+
+
+def test_a_non_finite_epoch_is_never_saved(data, tmp_path, monkeypatch, capsys):
+    # A learning rate that breaks BatchNorm's running variance but not yet the loss: the new
+    # run stops in one line at the end of epoch 0 and leaves no file (before, it saved inf)
+    out = str(tmp_path / 'blown')
+    assert run_cli(Train_cifar.main, tiny(data, out, '--lr', '3')) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'epoch 0 ended with non-finite numbers (net' in err, err
+    assert not os.path.exists(out)
+    # A run whose epoch 1 goes non-finite keeps epoch 0 as its latest and best checkpoint
+    out = str(tmp_path / 'run')
+    save = RunLog.save
+
+    def breaking_at_epoch_1(log, state):
+        if state['epoch'] == 1:
+            state = dict(state, net1=dict(state['net1']))
+            state['net1']['linear.bias'] = state['net1']['linear.bias'] * float('inf')
+        return save(log, state)
+    monkeypatch.setattr(RunLog, 'save', breaking_at_epoch_1)
+    assert run_cli(Train_cifar.main, tiny(data, out)) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and ('epoch 1 ended with non-finite numbers (net1.linear.bias)'
+                                     ', so it was not saved; %s keeps the last finite epoch'
+                                     % os.path.join(out, PREFIX + '_last.pth')) in err, err
+    for name in ('_last.pth', '_best.pth'):
+        state = torch.load(os.path.join(out, PREFIX + name), weights_only=False)
+        assert utils.checkpoint.non_finite(state) is None and state['epoch'] == 0
+
+
+def test_non_finite_numbers_are_found_wherever_they_are(tmp_path):
+    finite = {'net1': {'w': torch.ones(2), 'n': torch.arange(3)}, 'loss_history': [[]]}
+    assert utils.checkpoint.non_finite(finite) is None
+    for broken, name in (({'net2': {'bn.running_var': torch.tensor([1, float('inf')])}},
+                          'net2.bn.running_var'),
+                         ({'loss_history': [[], [torch.tensor([float('nan')])]]},
+                          'loss_history.1.0'),
+                         ({'optimizer1': {'state': {0: {'momentum_buffer': torch.tensor(
+                             [float('-inf')])}}}}, 'optimizer1.state.0.momentum_buffer')):
+        assert utils.checkpoint.non_finite(dict(finite, **broken)) == name
+    log = RunLog(str(tmp_path), 'run', {'acc': '_acc.txt'})
+    args = Train_cifar.parse_args(['--out_dir', str(tmp_path)])
+    log.check(args)
+    log.begin(args)
+    with pytest.raises(utils.cli.TrainingError, match=r'epoch 0 ended with non-finite numbers '
+                       r'\(net1.w\), so it was not saved: lower --lr'):
+        log.save({'epoch': 0, 'net1': {'w': torch.tensor([float('nan')])}})
+    assert not os.path.exists(log.last_path) and not os.path.exists(log.last_path + '.tmp')

@@ -140,6 +140,21 @@ def atomic_save(obj, path):
     atomic_write(lambda f: torch.save(obj, f), path)
 
 
+def non_finite(state, name=''):
+    """The name of the first floating tensor in `state` (nested dicts, lists) with a NaN or an
+    infinity, e.g. 'net1.conv1.weight'; None when all are finite."""
+    if torch.is_tensor(state):
+        finite = not state.is_floating_point() or bool(torch.isfinite(state).all())
+        return None if finite else (name or 'a tensor')
+    items = (state.items() if isinstance(state, dict) else
+             enumerate(state) if isinstance(state, (list, tuple)) else ())
+    for key, value in items:
+        found = non_finite(value, '%s.%s' % (name, key) if name else str(key))
+        if found:
+            return found
+    return None
+
+
 def load_checkpoint(path, fix, allowed=()):
     """Load with weights_only=True: tensors and plain containers only, nothing executes.
     `allowed`: classes also accepted where this torch can allow them (torch 2.5 or newer),

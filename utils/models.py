@@ -11,7 +11,7 @@ import torchvision
 
 import PreResNet
 import ResNet
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import load_checkpoint, non_finite
 from utils.cli import InputError, one_line
 
 # ResNet-50 halves its input five times (rounding up), so an input of 32 px or less leaves a 1x1
@@ -40,6 +40,7 @@ def resnet50(num_class, pretrained):
         if pretrained != 'none':
             state = load_checkpoint(pretrained, "pass --pretrained a torchvision ResNet-50 "
                                     "weights file, 'imagenet' or 'none'")
+            refuse_non_finite(state, pretrained)
             try:
                 net.load_state_dict(state.get('state_dict', state))
             except (RuntimeError, AttributeError) as e:
@@ -47,6 +48,15 @@ def resnet50(num_class, pretrained):
                                  % (pretrained, one_line(e))) from None
     net.fc = nn.Linear(net.fc.in_features, num_class)
     return net
+
+
+def refuse_non_finite(state, path):
+    """Refuse weights with a NaN or an infinity in one line naming the file and the tensor
+    (training from them fails later, blaming the learning rate)."""
+    broken = non_finite(state)
+    if broken:
+        raise InputError('--pretrained %s holds non-finite numbers (in %s): these weights are '
+                         'broken; pass another file' % (path, broken))
 
 
 # ---------------------------------------------------------------- CIFAR networks (--arch) ----
@@ -130,6 +140,7 @@ def self_supervised_backbone(path, arch, width):
                                                          allowed=[argparse.Namespace]))
     if not tensors:
         raise InputError('%s holds no network weights: %s' % (path, SELF_SUPERVISED_FIX))
+    refuse_non_finite(tensors, path)
     shapes, fresh = _backbone_shapes(arch, width)
     missing, unexpected, reshaped = _mismatch(tensors, shapes)
     if not (missing or unexpected or reshaped):

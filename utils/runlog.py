@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from utils.checkpoint import (append_text, atomic_save, atomic_write, load_checkpoint,
-                              write_error)
-from utils.cli import InputError, on_failure, one_line
+                              non_finite, write_error)
+from utils.cli import InputError, TrainingError, on_failure, one_line
 from utils.distributed import distributed, print0, release_output
 from utils.snapshots import SNAPSHOT_SUFFIXES
 
@@ -415,6 +415,13 @@ class RunLog:
         the class) once the previous write has finished."""
         if not self.writer:
             return
+        broken = non_finite(state)
+        if broken:  # the last finite checkpoint stays the latest
+            kept = ('; %s keeps the last finite epoch' % self.last_path
+                    if os.path.exists(self.last_path) else '')
+            raise TrainingError('epoch %s ended with non-finite numbers (%s), so it was not '
+                                'saved%s: lower --lr or check the data'
+                                % (state.get('epoch'), broken, kept))
         state = dict(state, log_sizes=[os.path.getsize(p) for p in self.logs],
                      scores=list(self.scores))
         best = self.scores[-1] >= max(self.scores)
