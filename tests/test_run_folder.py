@@ -521,3 +521,25 @@ def test_non_finite_numbers_are_found_wherever_they_are(tmp_path):
                        r'\(net1.w\), so it was not saved: lower --lr'):
         log.save({'epoch': 0, 'net1': {'w': torch.tensor([float('nan')])}})
     assert not os.path.exists(log.last_path) and not os.path.exists(log.last_path + '.tmp')
+
+
+def test_a_truncated_args_file_names_the_fix_and_resume_writes_it_again(data, tmp_path,
+                                                                          capsys):
+    from tools import figures
+    out = str(tmp_path / 'run')
+    assert run_cli(Train_cifar.main, tiny(data, out, '--num_epochs', '1')) == 0
+    args_path = os.path.join(out, PREFIX + '_args.json')
+    with open(args_path) as f:
+        saved = f.read()
+    for damaged in (saved[:len(saved) // 2], '[1, 2]', '\udcff'.encode('utf-8', 'surrogatepass')):
+        with open(args_path, 'wb') as f:
+            f.write(damaged if isinstance(damaged, bytes) else damaged.encode())
+        capsys.readouterr()
+        assert run_cli(figures.main, [out, '--prefix', PREFIX]) == 2
+        err = capsys.readouterr().err
+        assert err.count('\n') == 1 and err.startswith('error: %s is not a run\'s arguments ('
+                                                       % args_path)
+        assert err.endswith('): resuming the run (--resume) writes it again, or delete it\n')
+    assert run_cli(Train_cifar.main, tiny(data, out, '--num_epochs', '2', '--resume')) == 0
+    with open(args_path) as f:
+        assert json.load(f)['num_epochs'] == 2

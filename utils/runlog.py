@@ -368,7 +368,7 @@ class RunLog:
         for path in self.files:
             if path.endswith('.tmp'):  # half of a write that a kill interrupted
                 _remove(path)
-        if not os.path.exists(self.args_path):  # deleted: the figures and tables read it
+        if _saved_args(self.args_path) is None:  # deleted or damaged: the tools read it
             self._write_args(args)
         if self.scores and self.scores[-1] >= max(self.scores):  # the latest epoch is the best
             self._copy_last_to_best()

@@ -118,7 +118,10 @@ def read_run(run_dir, prefix):
         try:
             with open(run.path('_args.json')) as f:
                 run.args = json.load(f)
-        except json.JSONDecodeError as e:
-            raise InputError('%s is not JSON (%s)'
-                             % (run.path('_args.json'), one_line(e))) from None
+            if not isinstance(run.args, dict):
+                raise ValueError('a JSON %s, not an object' % type(run.args).__name__)
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError: a ValueError
+            raise InputError('%s is not a run\'s arguments (%s): resuming the run (--resume) '
+                             'writes it again, or delete it' % (run.path('_args.json'),
+                                                                one_line(e))) from None
     return run
