@@ -380,3 +380,13 @@ def test_table_shows_augdesc_numbers_beside_a_strong_run(tmp_path):
     assert waw[4:6] == ['95.36', '95.13'] and saw[4:6] == ['95.64', '95.42']
     assert plain[4:6] == ['94.60', '94.40']
     assert waw[6:] == saw[6:] == plain[6:]  # the same log: the same numbers of ours
+
+
+def test_a_run_extended_with_resume_shows_its_true_epochs(cifar10_dir, tmp_path):
+    out = str(tmp_path / 'runs' / 'seed1')
+    argv = ['--data_path', cifar10_dir, '--seed', '1', '--out_dir', out] + TINY  # 3 epochs
+    Train_cifar.main(argv)
+    Train_cifar.main(argv + ['--num_epochs', '4', '--resume'])  # one more
+    row = [line for line in paper_cells.table([str(tmp_path / 'runs')]).splitlines()
+           if 'sym 50%' in line][0]
+    assert '4 epochs' in row and '3 epochs' not in row

@@ -368,8 +368,8 @@ class RunLog:
         for path in self.files:
             if path.endswith('.tmp'):  # half of a write that a kill interrupted
                 _remove(path)
-        if _saved_args(self.args_path) is None:  # deleted or damaged: the tools read it
-            self._write_args(args)
+        self._write_args(args)  # what the run is now (an extended --num_epochs, say): the
+        #                         tools and tables read it
         if self.scores and self.scores[-1] >= max(self.scores):  # the latest epoch is the best
             self._copy_last_to_best()
 
