@@ -2,6 +2,7 @@
 (utils.cli.ArgumentParser) — its checks and rules, the run's name, what may change on resume,
 what runs saved before it had — and a new mixture (dividemix.MIXTURES) reaching the division,
 the labels file, tools/export_labels.py and Fig. 2 without a second edit."""
+import argparse
 import csv
 import glob
 import os
@@ -228,3 +229,17 @@ def test_a_run_that_changes_the_method_is_never_a_paper_cell(script, argv):
         complete = Train_cifar.complete_args if script is Train_cifar else (lambda a: a)
         assert paper_cells.run_key(name, vars(complete(script.parse_args([])))) in paper
         assert paper_cells.run_key(name, vars(complete(script.parse_args(argv)))) not in paper
+
+
+def test_a_run_saved_before_an_argument_existed_resumes_whatever_its_default(tmp_path):
+    # --lr, --alpha, ... default to None and the script fills them in (per --arch): a run that
+    # predates such an argument resumes with the value it has now, never "(was None)"; one
+    # with a declared default keeps being compared with it
+    from utils.runlog import RunLog
+    parser = Train_imagefolder.argument_parser()
+    now = Train_imagefolder.complete_args(parser.parse_args(['--data_path', 'D']))
+    log = RunLog(str(tmp_path), 'imagefolder', {}, arguments=parser)
+    older = {k: v for k, v in vars(now).items() if k not in ('alpha', 'lr', 'seed')}
+    assert log._refused_changes(older, now)[0] == []
+    assert log._refused_changes(older, argparse.Namespace(**dict(vars(now), seed=5)))[0] == [
+        'seed']  # a declared default: such a run had it

@@ -136,8 +136,11 @@ def _completed(saved, current, arguments):
     """A run's saved arguments with what it predates filled in: the script (a run saved before
     its arguments named their script was run by this same script) and, for each argument added
     since, the value its declaration says such runs had (utils.cli.ArgumentParser: `before`,
-    else its default)."""
+    else its default); where that is None (a default the script fills in, which may differ
+    from run to run), the value it has now: an older run is never refused for what it could
+    not have saved."""
     earlier = arguments.completed({}) if arguments is not None else {}
+    earlier = {k: current.get(k) if v is None else v for k, v in earlier.items()}
     return dict(dict(earlier, script=current.get('script')), **saved)
 
 
