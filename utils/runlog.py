@@ -67,8 +67,8 @@ try:
 except ImportError:  # Windows: runs are not locked
     fcntl = None
 
-_held_here = {}  # a run's .jsonl -> its file open and locked, for the process's life (a run
-#                  this process starts again, as tests do, holds it already)
+_held_here = {}  # (device, inode) of a run's .jsonl -> that file open and locked, for the
+#                  process's life (a run this process starts again, as tests do, holds it already)
 
 
 def hold_run(jsonl_path, prefix, out_dir):
@@ -79,15 +79,12 @@ def hold_run(jsonl_path, prefix, out_dir):
     rank 0 holds it for all ranks."""
     if fcntl is None or distributed()[0] != 0 or not os.path.isfile(jsonl_path):
         return
-    path = os.path.realpath(jsonl_path)
-    held = _held_here.pop(path, None)
-    if held is not None:
-        if os.path.samestat(os.fstat(held.fileno()), os.stat(path)):
-            _held_here[path] = held
-            return
-        held.close()  # the run's files were made anew since: hold the new ones
+    stat = os.stat(jsonl_path)
+    key = (stat.st_dev, stat.st_ino)  # the file itself, whatever its name now (a run renamed)
+    if key in _held_here:
+        return
     try:
-        f = open(path, 'a')
+        f = open(jsonl_path, 'a')
     except OSError:  # unreadable or unwritable: check() says so in its own words
         return
     try:
@@ -98,7 +95,7 @@ def hold_run(jsonl_path, prefix, out_dir):
         raise InputError('the run %s in %s is in use by %s: wait for it to end or stop it (two '
                          'processes on one run would write its files twice), or pass another '
                          '--out_dir' % (prefix, out_dir, holder)) from None
-    _held_here[path] = f
+    _held_here[key] = f
 
 
 def _flock_holder(stat):
