@@ -382,6 +382,7 @@ def test_table_shows_augdesc_numbers_beside_a_strong_run(tmp_path):
     assert waw[6:] == saw[6:] == plain[6:]  # the same log: the same numbers of ours
 
 
+@pytest.mark.slow
 def test_a_run_extended_with_resume_shows_its_true_epochs(cifar10_dir, tmp_path):
     out = str(tmp_path / 'runs' / 'seed1')
     argv = ['--data_path', cifar10_dir, '--seed', '1', '--out_dir', out] + TINY  # 3 epochs

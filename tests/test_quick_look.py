@@ -107,6 +107,7 @@ def test_a_slow_cpu_run_advises_a_command_that_runs(cifar10_dir, tmp_path, monke
     assert len(totals) == 2 and 'SSL guessed from the warm-up' in totals[0]
 
 
+@pytest.mark.slow
 def test_the_change_of_width_is_measured_on_this_machine(monkeypatch):
     # networks whose step takes a time set by their width: the measured ratio is theirs, and
     # the advice uses it instead of the assumed width_cost

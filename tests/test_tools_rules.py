@@ -251,6 +251,7 @@ def test_the_drawing_tools_without_matplotlib_say_so_in_one_line(main, argv, run
     assert sorted(os.listdir(run_dir)) == ['cifar10_0.5_sym.jsonl', 'cifar10_0.5_sym_args.json']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('command', [
     'tools/paper_cells.py list',
     'tools/paper_cells.py list --tables 2 5',
