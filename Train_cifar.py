@@ -228,7 +228,8 @@ def argument_parser():
                    help='torch.compile both networks instead of the CUDA graphs (no gain '
                         'measured)')
     p.add_argument('--num_workers', type=int, default=default_workers(4), check=at_least(0),
-                   resumable=True, help='data workers of --plain (default: 4, or the CPUs there are where fewer)')
+                   resumable=True,
+                   help='data workers of --plain (default: 4, or the CPUs there are where fewer)')
     p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True,
                    help='which GPU to run on (0 is the first); the CPU when there is none')
     p.add_argument('--out_dir', default='checkpoint', resumable=True)

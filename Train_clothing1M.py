@@ -94,7 +94,8 @@ def argument_parser():
     p.add_argument('--compile', action='store_true', resumable=True,
                    rule=COMPILE_NEEDS_SPEED_UPS, help='torch.compile both networks')
     p.add_argument('--num_workers', type=int, default=default_workers(5), check=at_least(0),
-                   resumable=True, help='image decoding workers (default: 5, or the CPUs there are where fewer)')
+                   resumable=True,
+                   help='image decoding workers (default: 5, or the CPUs there are where fewer)')
     p.add_argument('--gpuid', type=int, default=0, check=at_least(0), resumable=True,
                    help='which GPU to run on (0 is the first); the CPU when there is none')
     p.add_argument('--id', default='clothing1m', rule=PLAIN_ID,

@@ -130,8 +130,9 @@ def read_labels(path):
     refuse_first((column['given_label'] == '') | (column['predicted_label'] == ''),
                  lambda k: 'an empty given or predicted label')
     for name in ('flagged_noisy', 'flagged_co_divide'):
-        refuse_first(~np.isin(column.get(name, ['0']), ['0', '1']),
-                     lambda k: '%s %r is not 0 or 1' % (name, column[name][k]))
+        if name in column:  # (no flagged_co_divide in a file written before it)
+            refuse_first(~np.isin(column[name], ['0', '1']),
+                         lambda k: '%s %r is not 0 or 1' % (name, column[name][k]))
     probs = {}
     for name in ('clean_prob_net1', 'clean_prob_net2', 'confidence', 'label_quality'):
         if name not in column:  # a file written before label_quality

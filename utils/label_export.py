@@ -1,7 +1,7 @@
 """The label errors of a run, as a file: one CSV row per training image with the label it was
 trained with, each network's clean probability, the ensemble's prediction, how likely the label
-is right (a ranking) and whether the image is flagged as mislabeled. Every training script writes <run>_labels.csv at its end;
-tools/export_labels.py writes one for any saved checkpoint.
+is right (a ranking) and whether the image is flagged as mislabeled. Every training script
+writes <run>_labels.csv at its end; tools/export_labels.py writes one for any saved checkpoint.
 
 A training script calls it once, after its last checkpoint is saved (the networks as the test
 uses them, the run's per-network loss histories, which are copied, never changed):
@@ -142,7 +142,7 @@ def off_diagonal_counts(probs, given):
     given k), the most probable such class not being j. probs (N, C), given (N,) -> (C,)."""
     num_class = probs.shape[1]
     images = np.bincount(given, minlength=num_class)
-    own = np.bincount(given, probs[np.arange(len(given)), given], num_class)
+    own = np.bincount(given, label_quality(probs, given), num_class)
     threshold = np.where(images > 0, own / np.maximum(images, 1), np.inf)  # no image: never
     reaching = np.where(probs >= threshold, probs, -1.0)
     confident = reaching.max(1) >= 0

@@ -413,15 +413,15 @@ class RunLog:
         """Write the latest checkpoint atomically (plus the logs' sizes and the scores so far);
         copy it to the best one when this epoch has the best score. In the background (see
         the class) once the previous write has finished."""
-        if not self.writer:
-            return
-        broken = non_finite(state)
+        broken = non_finite(state)  # every process: under torchrun all stop together
         if broken:  # the last finite checkpoint stays the latest
             kept = ('; %s keeps the last finite epoch' % self.last_path
                     if os.path.exists(self.last_path) else '')
             raise TrainingError('epoch %s ended with non-finite numbers (%s), so it was not '
                                 'saved%s: lower --lr or check the data'
                                 % (state.get('epoch'), broken, kept))
+        if not self.writer:
+            return
         state = dict(state, log_sizes=[os.path.getsize(p) for p in self.logs],
                      scores=list(self.scores))
         best = self.scores[-1] >= max(self.scores)
