@@ -171,7 +171,7 @@ def test_80_columns_keep_the_epoch_and_the_network(monkeypatch):
 def test_log_file_gets_a_full_line_every_few_minutes_with_rate_and_times_left():
     clock = FakeClock()
     log = LogFile(clock)
-    run = RunClock(num_epochs=20, warm_up=10, passes=2, clock=clock)
+    run = RunClock(num_epochs=20, warm_up=10, passes=2, ssl_ratio=4, clock=clock)
     run.begin(0)
     bar = Progress('Warmup net1', 2000, run, stream=log, clock=clock)
     steps(bar, clock, 1000, 1.0, 32, 'CE-loss: %.2f', 2.25)
@@ -180,9 +180,9 @@ def test_log_file_gets_a_full_line_every_few_minutes_with_rate_and_times_left():
     assert all(line.endswith('\n') and '\r' not in line for line in lines)
     # At 180 s, step 180: 32 images a second; 1820 steps of 1 s -> 30 min left in the pass.
     # The run: this epoch's second pass as long as this one, 180 + 1820 + 2000 = 4000 s, so
-    # 3820 s left of it, 9 more warm-up epochs of 4000 s and 10 SSL epochs of 4000 x 10/3 s:
-    # 3820 + 36000 + 133333 = 173153 s = 2.0 days, a guess (~).
-    assert lines[0] == ('Warmup net1  step 180/2000  32.0 img/s  30 min left  run ~2.0 days left'
+    # 3820 s left of it, 9 more warm-up epochs of 4000 s and 10 SSL epochs of 4000 x 4 s:
+    # 3820 + 36000 + 160000 = 199820 s = 2.3 days, a guess (~).
+    assert lines[0] == ('Warmup net1  step 180/2000  32.0 img/s  30 min left  run ~2.3 days left'
                         '  CE-loss: 2.25\n')
     assert all('img/s' in line and ' left  run ~' in line for line in lines)
 
@@ -226,25 +226,32 @@ def test_assumed_ssl_ratio_counts_the_forwards():
     # per network, in forwards of one image (forward-backward = 3): warm-up 3 N; SSL N + 18 L
     assert assumed_ssl_ratio(0.5) == pytest.approx((1 + 9) / 3)
     assert assumed_ssl_ratio(0.55) == pytest.approx((1 + 9.9) / 3)
-    assert progress.SSL_PER_WARMUP == pytest.approx(10 / 3)
+    # before the first co-divide, 65% labeled (results/label_errors' runs)
+    assert progress.SSL_PER_WARMUP == pytest.approx((1 + 11.7) / 3)
+    assert RunClock(20, 10).ssl_ratio == progress.SSL_PER_WARMUP
 
 
-def timed_epochs(run, clock, epochs, seconds):
+def timed_epochs(run, clock, epochs, seconds, outside=0):
+    """Epochs of `seconds`, the last `outside` of each after the training passes (the test)."""
     for epoch in epochs:
         run.begin(epoch)
-        clock.now += seconds
+        run.pass_begins()
+        clock.now += seconds - outside
+        run.pass_ends()
+        clock.now += outside
         run.end()
 
 
 def test_run_time_left_uses_the_assumed_ratio_until_an_ssl_epoch_is_timed():
     clock = FakeClock()
-    run = RunClock(num_epochs=20, warm_up=10, clock=clock)
-    timed_epochs(run, clock, range(3), 60)
+    run = RunClock(num_epochs=20, warm_up=10, ssl_ratio=4, clock=clock)
+    timed_epochs(run, clock, range(3), 60, outside=10)
     run.begin(3)
     clock.now += 10
-    # 50 s left of epoch 3, 6 warm-up epochs x 60 s, 10 SSL epochs x 60 x 10/3 s
+    # 50 s left of epoch 3, 6 warm-up epochs x 60 s, 10 SSL epochs of 50 s of training x 4 and
+    # the 10 s outside it (the test pass) once: 210 s
     seconds, guessed = run.left(pass_elapsed=10, pass_left=20)
-    assert seconds == pytest.approx(50 + 360 + 2000) and guessed
+    assert seconds == pytest.approx(50 + 360 + 2100) and guessed
     clock.now += 50
     run.end()
     timed_epochs(run, clock, range(4, 10), 60)
@@ -258,18 +265,55 @@ def test_run_time_left_uses_the_assumed_ratio_until_an_ssl_epoch_is_timed():
 
 def test_first_epoch_is_projected_from_its_passes():
     clock = FakeClock()
-    run = RunClock(num_epochs=20, warm_up=10, passes=2, clock=clock)
+    run = RunClock(num_epochs=20, warm_up=10, passes=2, ssl_ratio=4, clock=clock)
     run.begin(0)
     run.pass_begins()
     clock.now = 10
-    # the epoch: this 30 s pass and one more, 60 s; 9 warm-up epochs of 60 s, 10 SSL of 200 s
+    # the epoch: this 30 s pass and one more, 60 s; 9 warm-up epochs of 60 s, 10 SSL of 240 s
     seconds, guessed = run.left(pass_elapsed=10, pass_left=20)
-    assert seconds == pytest.approx(50 + 540 + 2000) and guessed
+    assert seconds == pytest.approx(50 + 540 + 2400) and guessed
     clock.now = 30
+    run.pass_ends()
     run.pass_begins()
     clock.now = 40
     seconds, _ = run.left(pass_elapsed=10, pass_left=20)  # the last pass: 20 s of the epoch
-    assert seconds == pytest.approx(20 + 540 + 2000)
+    assert seconds == pytest.approx(20 + 540 + 2400)
+
+
+def test_only_the_training_passes_are_scaled_to_project_the_other_kind():
+    # Progress.close ends its pass: 2 passes of 20 s and 36 s outside them (test, checkpoint)
+    clock = FakeClock()
+    run = RunClock(num_epochs=4, warm_up=2, passes=2, ssl_ratio=4, clock=clock)
+    run.begin(0)
+    for name in ('net1', 'net2'):
+        bar = Progress(name, 10, run, stream=io.StringIO(), clock=clock)
+        steps(bar, clock, 10, 2.0, 8)
+        bar.close()
+    clock.now += 36
+    run.end()
+    assert run.outside['warmup'] == [36]
+    epoch_seconds = {'warmup': run.per_epoch('warmup'), 'ssl': None}
+    assert run._fill_in(epoch_seconds, 'warmup')
+    assert epoch_seconds['ssl'] == pytest.approx(40 * 4 + 36)  # not 76 x 4 = 304 s
+    # 1 more warm-up epoch of 76 s and 2 SSL epochs of 196 s: 468 s
+    assert run.outlook().startswith('run ~8 min left')
+    run.begin(1)
+    clock.now += 80
+    run.end()  # an epoch without passes timed: all of it outside them
+    assert run.outside['warmup'] == [36, 80]
+    # the mean outside, 58 s, of the mean epoch, 78 s: SSL 20 x 4 + 58 = 138 s
+    epoch_seconds = {'warmup': run.per_epoch('warmup'), 'ssl': None}
+    assert run._fill_in(epoch_seconds, 'warmup')
+    assert epoch_seconds['ssl'] == pytest.approx(138)
+
+    # a run resumed in its SSL epochs with warm-up epochs still to come (more --warm_up):
+    # an SSL epoch of 230 s with 30 s outside its passes makes a warm-up epoch 200 / 4 + 30
+    clock = FakeClock()
+    run = RunClock(num_epochs=6, warm_up=4, ssl_ratio=4, clock=clock)
+    timed_epochs(run, clock, [4], 230, outside=30)
+    epoch_seconds = {'warmup': None, 'ssl': 230}
+    assert run._fill_in(epoch_seconds, 'ssl', later=False)
+    assert epoch_seconds['warmup'] == pytest.approx(80)
 
 
 def test_an_epoch_kind_lasts_the_mean_of_its_recent_epochs():
@@ -339,7 +383,7 @@ def test_a_quick_look_is_this_runs_epochs_scaled_by_images_and_width():
 
 def slow_first_pass(device, stream):
     clock = FakeClock()
-    run = RunClock(num_epochs=300, warm_up=10, device=device, clock=clock,
+    run = RunClock(num_epochs=300, warm_up=10, device=device, ssl_ratio=4, clock=clock,
                    quick_look=lambda epoch_seconds: (
                        'python Train_cifar.py --num_epochs %d' % epoch_seconds['ssl'], 60))
     run.begin(0)
@@ -354,12 +398,12 @@ def test_progress_warns_once_after_its_first_timed_steps_of_a_slow_cpu_run():
     assert log.getvalue() == ''
     steps(bar, clock, 1, 2.0, 128)
     # At 12 s, step 6: 2 s a step, 776 steps left = 1552 s; the epoch two passes of 1564 s,
-    # 3128 s; the rest: 3116 + 9 x 3128 + 290 x 3128 x 10/3 = 3,055,001 s = 35.4 days, over
-    # 300 epochs with the 12 s done, 10,183 s = 2 h 50 min an epoch.
-    # The quick look is given both kinds' epochs: 3,128 s warm-up, 10,427 s SSL.
-    assert log.getvalue() == ('warning: on the CPU an epoch takes ~2 h 50 min and the rest of '
-                              'the run ~35.4 days; a first look takes ~1 min here: '
-                              'python Train_cifar.py --num_epochs 10426\n')
+    # 3128 s; the rest: 3116 + 9 x 3128 + 290 x 3128 x 4 = 3,659,748 s = 42.4 days, over
+    # 300 epochs with the 12 s done, 12,199 s = 3 h 23 min an epoch.
+    # The quick look is given both kinds' epochs: 3,128 s warm-up, 12,512 s SSL.
+    assert log.getvalue() == ('warning: on the CPU an epoch takes ~3 h 23 min and the rest of '
+                              'the run ~42.4 days; a first look takes ~1 min here: '
+                              'python Train_cifar.py --num_epochs 12512\n')
     steps(bar, clock, 100, 2.0, 128)
     bar.close()
     steps(Progress('Warmup net2', 782, run, stream=log, clock=clock), clock, 100, 2.0, 128)
@@ -392,19 +436,18 @@ def noon_today():
 
 def test_every_epoch_ends_with_the_time_left_and_the_end_and_each_kind_once_with_the_total():
     clock, noon = FakeClock(), noon_today()
-    run = RunClock(num_epochs=20, warm_up=10, clock=clock, wall=lambda: noon + clock.now)
+    run = RunClock(num_epochs=20, warm_up=10, ssl_ratio=5, clock=clock,
+                   wall=lambda: noon + clock.now)
     lines = []
     for epoch, seconds in enumerate([30] * 5 + [90] * 5 + [200] * 10):
-        run.begin(epoch)
-        clock.now += seconds
-        run.end()
+        timed_epochs(run, clock, [epoch], seconds, outside=10)
         lines.append(run.outlook())
-    # Epoch 0 at 12:00:30: 9 warm-up epochs of 30 s and 10 SSL of 30 x 10/3 s guessed = 1,270 s
-    # (21 min) left, the end at 12:21:40; the 20 epochs 1,300 s, 22 min.
-    assert lines[0] == ('run ~21 min left, ends 12:22\n'
-                        'expected: epochs 0-19 take ~22 min in all (10 warm-up epochs of '
+    # Epoch 0 at 12:00:30: 9 warm-up epochs of 30 s and 10 SSL of 20 x 5 + 10 s guessed =
+    # 1,370 s (23 min) left, the end at 12:23:20; the 20 epochs 1,400 s, 23 min.
+    assert lines[0] == ('run ~23 min left, ends 12:23\n'
+                        'expected: epochs 0-19 take ~23 min in all (10 warm-up epochs of '
                         '~30 s, 10 SSL epochs of ~2 min; SSL guessed from the warm-up)')
-    assert lines[1] == 'run ~21 min left, ends 12:22'  # no new total within a kind
+    assert lines[1] == 'run ~22 min left, ends 12:23'  # no new total within a kind
     # Epoch 10, the first SSL epoch, ends at 12:13:20: 9 x 200 s left, to 12:43:20; in all
     # 600 + 2,000 s. The warm-up epochs are over: their mean over all 10, not the last 5 (90 s).
     assert lines[10] == ('run 30 min left, ends 12:43\n'

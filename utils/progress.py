@@ -32,20 +32,21 @@ RECENT_EPOCHS = 5   # a kind of epoch lasts the mean of its last few (the labele
 KINDS = ('warmup', 'ssl')
 
 
-def assumed_ssl_ratio(labeled_fraction=0.5):
-    """How much longer an SSL epoch is than a warm-up epoch, from the work in each, for use
-    until an SSL epoch has been timed. Counted in forwards of one image, a forward-backward as
-    3 (backward ~ 2 forwards). Warm-up, per network: one forward-backward per training image,
-    3 N. SSL, per network: co-divide's forward over all N images, then per labeled batch of B
-    the no-grad forwards of x1, x2, u1, u2 (4B), the partner's forward of u1, u2 (2B) and a
-    forward-backward of the 4B mixed rows (12B): N + 18 L for L labeled images. The test
-    pass, the same in both kinds, is left out."""
+def assumed_ssl_ratio(labeled_fraction=0.65):
+    """How much longer an SSL epoch's training is than a warm-up epoch's, from the work in
+    each, for use until an SSL epoch has been timed. Counted in forwards of one image, a
+    forward-backward as 3 (backward ~ 2 forwards). Warm-up, per network: one forward-backward
+    per training image, 3 N. SSL, per network: co-divide's forward over all N images, then per
+    labeled batch of B the no-grad forwards of x1, x2, u1, u2 (4B), the partner's forward of
+    u1, u2 (2B) and a forward-backward of the 4B mixed rows (12B): N + 18 L for L labeled
+    images. The test pass and the checkpoint, the same in both kinds, are not in it: RunClock
+    times them apart. The labeled share is not known before the first co-divide: 0.65 is the
+    mean of the first five SSL epochs of the ten runs in results/label_errors (0.50-0.74; the
+    count with each epoch's own share gave its time within ~10%)."""
     return (1 + 18 * labeled_fraction) / 3
 
 
-# 3.3 with half the images labeled. docs/speed.md measured 3.7 (H200) and 4.5 (2-core CPU) with
-# 55% labeled, where the count gives 3.6: a guess, so estimates that use it are marked '~'.
-SSL_PER_WARMUP = assumed_ssl_ratio(0.5)
+SSL_PER_WARMUP = assumed_ssl_ratio()  # 4.2: a guess, so estimates that use it are marked '~'
 
 
 def format_duration(seconds):
@@ -193,8 +194,9 @@ class RunClock:
     """Times the run's epochs by kind ('warmup' before epoch `warm_up`, 'ssl' after) and
     estimates the time left: the epochs to come of each kind times that kind's recent mean.
     A kind not timed yet is projected, and the estimate marked as a guess: the epoch in
-    progress from its `passes` (networks trained per epoch), the other kind through
-    `ssl_ratio`. On the CPU (`device`), a run with slow epochs gets a warning, with the
+    progress from its `passes` (networks trained per epoch), the other kind from this one's
+    training passes through `ssl_ratio`, plus the time this one spends outside them (the test
+    pass and the checkpoint, the same in both kinds). On the CPU (`device`), a run with slow epochs gets a warning, with the
     script's `quick_look(epoch_seconds)` -> (command, seconds) where it has one."""
 
     def __init__(self, num_epochs, warm_up, passes=2, ssl_ratio=SSL_PER_WARMUP, device=None,
@@ -203,7 +205,9 @@ class RunClock:
         self.ssl_ratio, self.device, self.quick_look = ssl_ratio, device, quick_look
         self.clock, self.wall = clock, wall
         self.seconds = {kind: [] for kind in KINDS}
+        self.outside = {kind: [] for kind in KINDS}  # of each epoch: seconds outside the passes
         self.epoch, self.epoch_start, self.passes_begun = None, None, 0
+        self.pass_start, self.in_passes = None, 0.0
         self.first_epoch = None  # the first epoch this process ran (a resumed run starts later)
         self.warned = False
 
@@ -213,17 +217,26 @@ class RunClock:
     def begin(self, epoch):
         """Epoch `epoch` starts now."""
         self.epoch, self.epoch_start, self.passes_begun = epoch, self.clock(), 0
+        self.pass_start, self.in_passes = None, 0.0
         if self.first_epoch is None:
             self.first_epoch = epoch
 
     def pass_begins(self):
         """A network's pass over its batches starts (Progress says so)."""
         self.passes_begun += 1
+        self.pass_start = self.clock()
+
+    def pass_ends(self):
+        """The pass begun last is over (Progress.close says so)."""
+        if self.pass_start is not None:
+            self.in_passes += self.clock() - self.pass_start
+            self.pass_start = None
 
     def end(self):
         """The epoch begun last has finished: its length counts for its kind. Returns it."""
         seconds = self.clock() - self.epoch_start
         self.seconds[self.kind(self.epoch)].append(seconds)
+        self.outside[self.kind(self.epoch)].append(max(seconds - self.in_passes, 0.0))
         return seconds
 
     def per_epoch(self, kind):
@@ -236,14 +249,18 @@ class RunClock:
         return {'warmup': max(0, self.warm_up - self.epoch - 1),
                 'ssl': max(0, self.num_epochs - max(self.warm_up, self.epoch + 1))}
 
-    def _fill_in(self, epoch_seconds, kind):
-        """Projects the kind other than `kind` through ssl_ratio where it is not timed yet and
-        epochs of it are to come. Returns whether it did (the estimate is then a guess)."""
+    def _fill_in(self, epoch_seconds, kind, later=True):
+        """Projects the kind other than `kind` where it is not timed yet (and, with `later`,
+        only where epochs of it are to come): the training in `kind`'s epochs through
+        ssl_ratio, plus their time outside the training passes (none known before the first
+        epoch ends). Returns whether it did (the estimate is then a guess)."""
         other = 'ssl' if kind == 'warmup' else 'warmup'
-        if epoch_seconds[other] is not None or self._later()[other] == 0:
+        if epoch_seconds[other] is not None or (later and self._later()[other] == 0):
             return False
+        recent = self.outside[kind][-RECENT_EPOCHS:]
+        outside = min(sum(recent) / len(recent), epoch_seconds[kind]) if recent else 0.0
         ratio = self.ssl_ratio if other == 'ssl' else 1 / self.ssl_ratio
-        epoch_seconds[other] = epoch_seconds[kind] * ratio
+        epoch_seconds[other] = (epoch_seconds[kind] - outside) * ratio + outside
         return True
 
     def _estimate(self, pass_elapsed, pass_left):
@@ -281,10 +298,8 @@ class RunClock:
         if torch.device(self.device).type != 'cpu' or (per_epoch <= SLOW_EPOCH_S
                                                        and this_left + after <= LONG_RUN_S):
             return None
-        if epoch_seconds['ssl'] is None:  # the quick look has both kinds, whatever this run has
-            epoch_seconds['ssl'] = epoch_seconds['warmup'] * self.ssl_ratio
-        if epoch_seconds['warmup'] is None:
-            epoch_seconds['warmup'] = epoch_seconds['ssl'] / self.ssl_ratio
+        for kind in KINDS:  # the quick look has both kinds, whatever this run has
+            self._fill_in(epoch_seconds, kind, later=False)
         look = self.quick_look(epoch_seconds) if self.quick_look else None
         return cpu_full_scale_warning(self.device, per_epoch, this_left + after, look)
 
@@ -369,7 +384,12 @@ class Progress:
             self._show(self._line(now, fmt, values))
 
     def close(self):
-        """The pass is over: clear the live line for the epoch's summary."""
+        """The pass is over: the live line is cleared for the epoch's summary."""
+        if self.run is not None:
+            self.run.pass_ends()
+        self._clear()
+
+    def _clear(self):
         if self.live and self.shown and not self.quiet:
             self.stream.write('\r' + ' ' * self.shown + '\r')
             self.stream.flush()
@@ -426,7 +446,7 @@ class Progress:
         """A line of its own, above the live line (which is redrawn at the next update)."""
         if message is None:
             return
-        self.close()
+        self._clear()
         self.stream.write(message + '\n')
         self.stream.flush()
         if self.live:
