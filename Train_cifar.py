@@ -433,9 +433,13 @@ def main(argv=None):
             raise InputError('--%s %d is more than the %d images there are'
                              % (name, limit, total))
     chosen = training_subset(len(clean_labels), args.num_train, args.subset_seed)
+    positions = np.arange(len(clean_labels))[chosen]  # in the data set, for messages
     train_images, clean_labels = train_images[chosen], clean_labels[chosen]
     test_images, test_labels = test_images[:args.num_test], test_labels[:args.num_test]
     noisy_labels, noise_path = noisy_labels_for(clean_labels, args, chosen)
+    # each image by its pixels (a resume on other images or labels is refused, naming them)
+    log.record_training_set(checkpoint, (image.tobytes() for image in train_images),
+                            noisy_labels, ['training image %d' % i for i in positions])
     is_clean = np.asarray(noisy_labels) == clean_labels
     if checkpoint is not None and checkpoint['noisy_labels'] != labels_digest(noisy_labels):
         raise InputError('the noisy labels in %s differ from those the run in %s started with: '

@@ -242,6 +242,8 @@ def main(argv=None):
 
     # ---- data: annotations parsed once, up front; images are read by the loaders
     data = Clothing1M(args.data_path, args.num_class)
+    log.record_training_set(checkpoint, relative_to(data.root, data.train_paths),
+                            data.train_labels)  # a resume on other images or labels is refused
     loaders = Clothing1MLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
     val_loader = loaders.val()
     print0('%d noisy training images, %d validation, %d test'

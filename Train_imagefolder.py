@@ -41,9 +41,8 @@ from utils.data import default_workers, ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
 from utils.models import RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, resnet50
-from utils.progress import (QUICK_LOOK_S, QUICK_START_S, Progress, RunClock, command_with,
-                            describe_device, measured_width_ratio, preact_quick_look,
-                            unused_folder)
+from utils.progress import (QUICK_LOOK_S, Progress, RunClock, command_with, describe_device,
+                            measured_width_ratio, preact_quick_look, unused_folder)
 from utils.runlog import RunLog
 from utils.snapshots import (TensorBoardLog, division_epochs, penultimate_features,
                              save_division, save_features, save_unlabeled_guesses)
@@ -60,6 +59,10 @@ SCHEDULES = {
     'resnet50': dict(num_epochs=80, warm_up=1, lr=0.002, lr_drop_epoch=40, batch_size=32,
                      weight_decay=1e-3, alpha=0.5, lambda_u=0.0, p_threshold=0.5),
 }
+# A first look's time outside its epochs: reading and checking the images, then the labels
+# file, the t-SNE of up to 2,000 images and the figures (45 s of 335 s on 3,000 CIFAR-10 JPEGs
+# at width 16 on a 2-core CPU; docs/outputs.md)
+QUICK_LOOK_START_S = 45
 
 
 def argument_parser():
@@ -349,6 +352,8 @@ def main(argv=None):
     log = RunLog(args.out_dir, args.id + parser.run_name_parts(args),
                  {'acc': '_acc.txt', 'stats': '_stats.txt'}, arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
+    log.record_training_set(checkpoint, data.train_keys, data.train_labels,  # a resume on other
+                            data.train_relpaths)  # images or labels is refused, naming them
     run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
@@ -519,10 +524,11 @@ def quick_look(args, argv, num_train, num_eval, epoch_seconds, net_at=None):
     for images in choices:
         if args.arch == 'preact18':
             seconds = preact_quick_look(epoch_seconds, num_train, args.width, images, width,
-                                        warm_up, ssl_epochs, num_eval, width_ratio=ratio)
+                                        warm_up, ssl_epochs, num_eval, width_ratio=ratio,
+                                        start_seconds=QUICK_LOOK_START_S)
         else:  # the same network: this run's own epochs, on fewer images
             seconds = (warm_up * epoch_seconds['warmup'] + ssl_epochs * epoch_seconds['ssl']
-                       ) * images / num_train + QUICK_START_S
+                       ) * images / num_train + QUICK_LOOK_START_S
         if seconds <= QUICK_LOOK_S or images == choices[-1]:
             break
     if (images, width, warm_up, warm_up + ssl_epochs) == (num_train, args.width, args.warm_up,

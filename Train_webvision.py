@@ -240,6 +240,8 @@ def main(argv=None):
 
     # ---- data: file lists parsed once, up front; images are read by the loaders
     data = WebVision(args.data_path, args.num_class)
+    log.record_training_set(checkpoint, relative_to(data.root, data.train_paths),
+                            data.train_labels)  # a resume on other images or labels is refused
     loaders = WebVisionLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
     eval_loader, webvision_loader, imagenet_loader = (
         loaders.eval_train(), loaders.webvision_val(), loaders.imagenet_val())

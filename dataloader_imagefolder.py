@@ -379,6 +379,15 @@ class ImageFolderData:
             clean[i] = label
         return clean
 
+    @property
+    def train_keys(self):
+        """What names each training image whatever its label (so a relabelled image is told
+        from one added): in the folder layout its path below its class folder, in a list its
+        path as listed."""
+        if self.layout == 'folders':
+            return [path.split(os.sep, 2)[2] for path in self.train_relpaths]
+        return list(self.train_relpaths)
+
     def keep_train(self, count, seed):
         """Train on `count` of the training images drawn at random (seeded, in their listed
         order; a quick run on a large set): every class keeps about its share."""

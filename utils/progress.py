@@ -175,19 +175,19 @@ def measured_width_ratio(make_net, width, quick_width, image_size=32, batch_size
 
 
 def preact_quick_look(epoch_seconds, images, width, quick_images, quick_width, warm_up, ssl_epochs,
-                      test_images, passes=2, width_ratio=None):
+                      test_images, passes=2, width_ratio=None, start_seconds=QUICK_START_S):
     """How long a small PreAct-ResNet18 run takes on this machine, projected from this run's
     epochs (`epoch_seconds`, by kind) on `images` images at `width`: its epochs scaled by
     images and width (`width_ratio`, the time per image at quick_width against width, measured
-    with measured_width_ratio; default: width_cost's), plus its test passes and set-up.
-    Returns seconds."""
+    with measured_width_ratio; default: width_cost's), plus its test passes and
+    `start_seconds` of set-up and end (labels file, figures). Returns seconds."""
     if width_ratio is None:
         width_ratio = width_cost(quick_width) / width_cost(width)
     scale = (quick_images / images) * width_ratio
     train_image_s = epoch_seconds['warmup'] / (passes * images)  # one training image, here
     test = passes * test_images * train_image_s * EVAL_PER_TRAIN * width_ratio
     return (warm_up * (epoch_seconds['warmup'] * scale + test)
-            + ssl_epochs * (epoch_seconds['ssl'] * scale + test) + QUICK_START_S)
+            + ssl_epochs * (epoch_seconds['ssl'] * scale + test) + start_seconds)
 
 
 class RunClock:

@@ -16,6 +16,7 @@ from utils.checkpoint import (append_text, atomic_save, atomic_write, load_check
 from utils.cli import InputError, TrainingError, on_failure, one_line
 from utils.distributed import distributed, print0, release_output
 from utils.snapshots import SNAPSHOT_SUFFIXES
+from utils.training_set import training_set, training_set_changes
 
 
 # What a checkpoint of ours holds besides the networks and optimizers.
@@ -202,6 +203,7 @@ class RunLog:
         self.saved = False  # whether this process has written a checkpoint
         self.writer = distributed()[0] == 0
         self.save_in_background = False
+        self.training_set = None  # what the run trains on (record_training_set), in each save
         self._pending = None  # the background write in flight (BackgroundWrite)
         self.arguments = arguments
         self.resumable = arguments.resumable if arguments is not None else set()
@@ -303,6 +305,20 @@ class RunLog:
                 raise InputError('log %s is shorter than its checkpoint says: it was changed '
                                  'by hand; restore it or pass another --out_dir' % path)
         return checkpoint
+
+    def record_training_set(self, checkpoint, keys, labels, names=None):
+        """What the run trains on, kept in each checkpoint from now on: per image its key (the
+        path of its file; a CIFAR image's pixels) and its label (utils.training_set). With
+        the `checkpoint` of a resume, a training set that changed since is refused in one
+        line, saying what changed; `names` (default: the keys) name the images there."""
+        self.training_set = training_set(keys, labels)
+        changed = training_set_changes(checkpoint and checkpoint.get('training_set'),
+                                       self.training_set, keys if names is None else names)
+        if changed:
+            raise InputError('cannot resume %s: its training set changed since: %s; put the '
+                             'data back as it was to continue the run, or start a new run on '
+                             'the data as it is now with another --out_dir'
+                             % (self.last_path, changed))
 
     def _held(self, args, names):
         """Why a new start is refused: the run the folder holds, how its settings differ from
@@ -424,6 +440,8 @@ class RunLog:
             return
         state = dict(state, log_sizes=[os.path.getsize(p) for p in self.logs],
                      scores=list(self.scores))
+        if self.training_set is not None:
+            state['training_set'] = self.training_set
         best = self.scores[-1] >= max(self.scores)
         self.wait()
         if self.save_in_background:  # a copy: training goes on with the live tensors
