@@ -346,6 +346,7 @@ def main(argv=None):
     data = ImageFolderData(args.data_path, args.train_list, args.test_list, args.val_list,
                            args.classes_file, args.clean_list)
     args.num_class = data.num_class  # saved with the run: a resume must see the same classes
+    data.refuse_output_inside(args.out_dir)  # a run's outputs never become its images
     if args.num_train is not None:  # a quick run on part of a large set
         data.keep_train(args.num_train, args.seed)
     parser = argument_parser()

@@ -379,6 +379,24 @@ class ImageFolderData:
             clean[i] = label
         return clean
 
+    def refuse_output_inside(self, out_dir):
+        """An InputError where `out_dir` (or the folder a link there points to) lies where
+        this data set's images are read from: in the folder layout train/, test/ and val/
+        (every image below them is read), with lists each list's deepest common folder. The
+        run's figures would be read as images of a class by the next run."""
+        listed = (self.train_paths, self.test_paths or [], self.val_paths or [])
+        folders = ([os.path.join(self.root, split) for split in ('train', 'test', 'val')]
+                   if self.layout == 'folders' else
+                   [os.path.commonpath([os.path.dirname(p) for p in paths])
+                    for paths in listed if paths])
+        out = os.path.realpath(out_dir)
+        for folder in folders:
+            real = os.path.realpath(folder)
+            if os.path.isdir(real) and os.path.commonpath([out, real]) == real:
+                raise InputError('--out_dir %s is inside %s, where the images of this data set '
+                                 "are read from: the run's outputs would be read as images by "
+                                 'the next run; pass an --out_dir outside it' % (out_dir, folder))
+
     @property
     def train_keys(self):
         """What names each training image whatever its label (so a relabelled image is told

@@ -145,3 +145,70 @@ def test_checkpoint_of_any_bytes(tmp_path, content):
     path.write_bytes(content)
     message = refusal(lambda: load_checkpoint(str(path), 'restore it'), path)
     assert message.endswith('; restore it')
+
+
+# ---------------------------------------------------------------- names that hold a newline ----
+# Whatever raised it, a script's error line escapes what is not printable in the whole message
+# (run_cli): a forged name cannot push the start of the message off the line, nor add a line.
+
+FORGED = 'cat\nINJECTED: all is fine'
+
+
+def error_line(capsys):
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: '), err
+    return err
+
+
+def test_a_class_folder_named_with_a_newline_is_escaped(tmp_path, capsys):
+    import Train_imagefolder
+    from test_imagefolder_data import make_image_folder
+    make_image_folder(tmp_path / 'data' / 'train', classes=(FORGED, 'dog'), per_class=2)
+    os.makedirs(tmp_path / 'data' / 'test' / 'fox')  # a class the training set lacks
+    code = run_cli(Train_imagefolder.main, ['--data_path', str(tmp_path / 'data'),
+                                            '--out_dir', str(tmp_path / 'out')])
+    err = error_line(capsys)
+    assert code == 2 and "class folder 'fox'" in err
+    assert not (tmp_path / 'out').exists()
+    # an empty class folder whose name holds the newline: named in full, escaped
+    os.rmdir(tmp_path / 'data' / 'test' / 'fox')
+    os.makedirs(tmp_path / 'data' / 'train' / ('bird\nINJECTED: all is fine'))
+    code = run_cli(Train_imagefolder.main, ['--data_path', str(tmp_path / 'data'),
+                                            '--out_dir', str(tmp_path / 'out')])
+    err = error_line(capsys)
+    assert code == 2 and 'class folder ' in err and 'bird\\nINJECTED: all is fine' in err
+
+
+def test_a_list_label_with_a_newline_is_escaped(tmp_path, capsys):
+    import Train_imagefolder
+    from test_imagefolder_data import make_image_folder, write_list
+    made = make_image_folder(tmp_path / 'images', per_class=3)
+    train = write_list(tmp_path / 'train.csv', made)
+    test = write_list(tmp_path / 'test.csv', [(made[0][0], 'owl\nINJECTED: all is fine')])
+    code = run_cli(Train_imagefolder.main, ['--data_path', str(tmp_path / 'images'),
+                                            '--train_list', train, '--test_list', test,
+                                            '--out_dir', str(tmp_path / 'out')])
+    err = error_line(capsys)
+    assert code == 2 and 'owl\\nINJECTED: all is fine' in err
+
+
+def test_a_forged_args_json_value_is_escaped(tmp_path, capsys):
+    import json
+    data = str(tmp_path / 'data')
+    write_fake_cifar(data, 'cifar10')
+    out = tmp_path / 'out'
+    argv = ['--data_path', data, '--out_dir', str(out), '--width', '8', '--num_epochs', '1',
+            '--warm_up', '1', '--batch_size', '16', '--num_workers', '0', '--no-figures']
+    assert run_cli(Train_cifar.main, argv) == 0
+    for name in os.listdir(out):  # only the arguments file holds the run's settings now
+        if name.endswith('.pth'):
+            os.remove(out / name)
+    args_path = out / 'cifar10_0.5_sym_args.json'
+    saved = json.loads(args_path.read_text())
+    saved['lambda_u'] = '25\nINJECTED: all is fine'
+    args_path.write_text(json.dumps(saved))
+    capsys.readouterr()
+    code = run_cli(Train_cifar.main, argv)
+    err = error_line(capsys)
+    assert code == 2 and 'already holds the run' in err
+    assert '--lambda_u 25\\nINJECTED: all is fine (there)' in err

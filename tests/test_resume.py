@@ -177,7 +177,7 @@ def test_unwritable_out_dir(data, tmp_path, capsys):
     blocker.write_text('not a folder')
     code = run_cli(Train_cifar.main, tiny_args(data, str(blocker / 'out')))
     err = capsys.readouterr().err
-    assert code == 2 and 'cannot write to --out_dir' in err
+    assert code == 2 and 'which is a file: pass a folder' in err
     assert blocker.read_text() == 'not a folder'
 
 

@@ -245,6 +245,7 @@ def test_the_tools_that_do_not_draw_import_without_matplotlib(tool, monkeypatch)
 def test_the_drawing_tools_without_matplotlib_say_so_in_one_line(main, argv, run_dir, capsys,
                                                                  monkeypatch):
     monkeypatch.setattr(drawing, 'Figure', None)  # as when `import matplotlib` failed
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)
     argv = [str(run_dir) if a == 'RUN' else a for a in argv]
     one_line(capsys, command(main, argv), 'drawing needs matplotlib, which is not installed: '
                                           'pip install matplotlib')

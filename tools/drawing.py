@@ -9,12 +9,13 @@ from PIL import Image, PngImagePlugin
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 from utils.checkpoint import atomic_write  # noqa: E402 (after the path line above)
-from utils.cli import InputError  # noqa: E402
+from utils.cli import InputError, import_problem, optional_package_said  # noqa: E402
 
-try:
+# The tools say in one line when matplotlib is missing or broken; reading runs needs none
+# (utils/runs.py)
+Figure = None
+if import_problem('matplotlib.figure') is None:
     from matplotlib.figure import Figure
-except ImportError:  # the tools say so in one line; reading runs needs none (utils/runs.py)
-    Figure = None
 
 DPI = 100  # figure sizes are in inches: (12, 8) is 1200 x 800 pixels
 # Written into every PNG drawn here: a figure carrying it may be drawn again in its place, any
@@ -24,8 +25,8 @@ SOFTWARE = 'DivideMix tools/figures.py'
 
 def refuse_without_matplotlib():
     if Figure is None:
-        raise InputError('drawing needs matplotlib, which is not installed: pip install '
-                         'matplotlib')
+        raise InputError(optional_package_said('matplotlib', 'matplotlib.figure',
+                                               'drawing needs'))
 
 
 def save_png(fig, path):

@@ -176,11 +176,15 @@ def above(low):
 
 
 class Relation:
-    """A rule between arguments: holds(args) must be true, else `message % vars(args)` is an
-    error (or, with warn=True, a warning line and the run goes on)."""
+    """A rule between arguments: holds(args) must be true, else `message % vars(args)` (or
+    message(args), where it is a function) is an error (or, with warn=True, a warning line and
+    the run goes on)."""
 
     def __init__(self, holds, message, warn=False):
         self.holds, self.message, self.warn = holds, message, warn
+
+    def said(self, args):
+        return self.message(args) if callable(self.message) else self.message % vars(args)
 
 
 # Relations that several scripts' tables hold
@@ -200,25 +204,50 @@ PLAIN_ID = Relation(lambda a: a.id not in ('', '.', '..') and os.sep not in a.id
                     '--id %(id)r must be a plain file name prefix (no folders: use --out_dir)')
 
 
+def import_problem(module, package=None):
+    """Why `module` of an optional dependency, `package` (default: the module's own), does not
+    import here: 'not installed', or how an installed one fails (any exception: a broken
+    install, a bad MPLBACKEND); None when it imports."""
+    try:
+        for name in (module.split('.')[0], module):  # the package, then the module used
+            importlib.import_module(name)
+    except Exception as e:  # any failure at import is the package's, whatever its type
+        missing = getattr(e, 'name', None) if isinstance(e, ModuleNotFoundError) else None
+        if missing is not None and missing.split('.')[0] in (package, module.split('.')[0]):
+            return 'not installed'
+        return 'installed but fails to import here (%s: %s)' % (type(e).__name__, one_line(e))
+    return None
+
+
 def importable(module):
     """Whether `module` imports here (an optional dependency: installed and not broken)."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
+    return import_problem(module) is None
+
+
+def optional_package_said(package, module, use, off=None):
+    """The line that refuses what needs `package` (imported as `module`), said as `use` +
+    package: how to install or repair it, or to do without (`off`, where there is a way)."""
+    problem = import_problem(module, package)
+    if problem == 'not installed':
+        fix = 'pip install %s' % package
+    elif 'MPLBACKEND' in os.environ and 'backend' in problem:
+        fix = 'unset MPLBACKEND or set it to agg'
+    else:
+        fix = 'repair it (pip install --force-reinstall %s)' % package
+    return '%s %s, which is %s: %s%s' % (use, package, problem, fix, ', or ' + off if off else '')
 
 
 # The optional dependencies a run needs, checked with the arguments: a run that would train for
 # hours and then fail at its figures or its TensorBoard log is refused at the start instead.
 FIGURES_NEED_MATPLOTLIB = Relation(
-    lambda a: not a.figures or importable('matplotlib'),
-    '--figures (the default) draws the figures with matplotlib, which is not installed: pip '
-    'install matplotlib, or pass --no-figures')
+    lambda a: not a.figures or import_problem('matplotlib.figure') is None,
+    lambda a: optional_package_said('matplotlib', 'matplotlib.figure',
+                                    '--figures (the default) draws the figures with',
+                                    'pass --no-figures'))
 TENSORBOARD_NEEDS_IT = Relation(
-    lambda a: not a.tensorboard or importable('torch.utils.tensorboard'),
-    '--tensorboard logs with tensorboard, which is not installed: pip install tensorboard, or '
-    'drop --tensorboard')
+    lambda a: not a.tensorboard or import_problem('torch.utils.tensorboard') is None,
+    lambda a: optional_package_said('tensorboard', 'torch.utils.tensorboard',
+                                    '--tensorboard logs with', 'drop --tensorboard'))
 
 
 def check_args(args, rules):
@@ -229,8 +258,8 @@ def check_args(args, rules):
         if isinstance(rule, Relation):
             if not rule.holds(args):
                 if not rule.warn:
-                    raise InputError(rule.message % vars(args))
-                warnings.append('warning: ' + rule.message % vars(args))
+                    raise InputError(rule.said(args))
+                warnings.append('warning: ' + rule.said(args))
             continue
         value = getattr(args, name)
         if value is not None and not rule.allows(value):
@@ -306,13 +335,17 @@ def run_cli(main, argv=None):
         if '--debug' in argv:
             raise
         # An error raised in a data-loading worker arrives wrapped in that worker's traceback,
-        # whose last line is 'module.ErrorName: message'.
-        message = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-        wrapped = '%s.%s: ' % (type(e).__module__, type(e).__name__)
+        # whose last entry is 'module.ErrorName: message'. A name read from a file may hold a
+        # newline or a control character: escaped, the message stays one line, all of it.
+        message = str(e).strip()
+        wrapped = '\n%s.%s: ' % (type(e).__module__, type(e).__name__)
+        if wrapped in message:
+            message = message[message.rindex(wrapped) + len(wrapped):]
+        message = one_line(message, limit=None) or type(e).__name__
         if isinstance(e, WriteError):
             message += ', then continue with --resume' if kept else ', then run it again'
         if is_main():  # under torchrun every process meets the same error: one line, not N
-            print('error: ' + message.removeprefix(wrapped), file=sys.stderr)
+            print('error: ' + message, file=sys.stderr)
         return 2
     except Interrupted as e:
         if _fail():

@@ -14,13 +14,14 @@ def one_line(text, limit=120):
     """`text` as it may go into a one-line message whatever bytes it came from: a string read
     from a file, or an exception (its text, an OSError's reason without the file name, or its
     type name when it has no text). Characters that are not printable are escaped as repr
-    escapes them (a newline as \\n, an undecodable byte as \\udcff); at most `limit` characters."""
+    escapes them (a newline as \\n, an undecodable byte as \\udcff); at most `limit` characters
+    (None: all)."""
     if isinstance(text, BaseException):
         error = text
         text = ((error.strerror if isinstance(error, OSError) else None) or str(error).strip()
                 or type(error).__name__)
     text = ''.join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
-    return text if len(text) <= limit else text[:limit - 3] + '...'
+    return text if limit is None or len(text) <= limit else text[:limit - 3] + '...'
 
 
 class WriteError(TrainingError):

@@ -114,11 +114,22 @@ def _flock_holder(stat):
     return 'process %s (%s)' % (pid, one_line(command[:200]))
 
 
-def _writable_or_creatable(folder):
-    folder = os.path.abspath(folder)
+def out_dir_problem(out_dir):
+    """Why a run cannot write in the folder `out_dir` (to be made where missing), or None: it,
+    or the first of its parents that exists, is a file, a link to nothing, or not writable."""
+    folder = os.path.abspath(out_dir)
     while not os.path.exists(folder):
+        if os.path.islink(folder):  # os.makedirs would fail on it
+            return ('%s is a symbolic link to %s, which does not exist: create that folder, or '
+                    'pass another --out_dir' % (folder, os.readlink(folder)))
         folder = os.path.dirname(folder)
-    return os.path.isdir(folder) and os.access(folder, os.W_OK)
+    if not os.path.isdir(folder):
+        return ('--out_dir %s %s a file: pass a folder' % (
+            out_dir, 'is' if folder == os.path.abspath(out_dir) else 'lies under %s, which is'
+            % folder))
+    if not os.access(folder, os.W_OK):
+        return 'cannot write to --out_dir %s: choose a writable folder' % out_dir
+    return None
 
 
 def _clean(value):
@@ -247,9 +258,9 @@ class RunLog:
     def check(self, args):
         """Refuse what would fail or destroy an earlier run; with --resume, load and check the
         latest checkpoint. Writes nothing. Returns the checkpoint or None."""
-        if not _writable_or_creatable(self.out_dir):
-            raise InputError('cannot write to --out_dir %s: choose a writable folder'
-                             % self.out_dir)
+        problem = out_dir_problem(self.out_dir)
+        if problem:
+            raise InputError(problem)
         hold_run(self.jsonl_path, self.prefix, self.out_dir)  # first: a second process on
         #                                                        this run is refused
         present = self._present()

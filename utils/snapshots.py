@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from utils.checkpoint import atomic_write, write_error
+from utils.cli import import_problem, optional_package_said
 from utils.data import open_rgb
 from utils.distributed import distributed
 
@@ -192,12 +193,11 @@ class TensorBoardLog:
         self.writer, self.log_dir = None, log_dir
         if not enabled or distributed()[0] != 0:
             return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            print('TensorBoard logging is off: tensorboard is not installed '
-                  '(pip install tensorboard)')
+        if import_problem('torch.utils.tensorboard', 'tensorboard'):  # missing, or broken
+            print('TensorBoard logging is off: ' + optional_package_said(
+                'tensorboard', 'torch.utils.tensorboard', 'it logs with'))
             return
+        from torch.utils.tensorboard import SummaryWriter
         self.writer = self._writing(SummaryWriter, log_dir)
 
     def _writing(self, write, *args):
