@@ -31,7 +31,8 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB,
 from utils.data import default_workers, ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
-from utils.models import CIFAR_ARCHS, cifar_net, self_supervised_backbone
+from utils.models import (CIFAR_ARCHS, cifar_net, refuse_what_cannot_fit,
+                          self_supervised_backbone, training_memory)
 from utils.runlog import RunLog
 from utils.progress import (Progress, RunClock, command_with, describe_device,
                             measured_width_ratio, preact_quick_look, unused_folder)
@@ -423,6 +424,11 @@ def main(argv=None):
         print0(loaded)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
+    refuse_what_cannot_fit(  # an SSL step trains on 4B rows: a size that cannot fit, up front
+        training_memory(lambda: cifar_net(args.arch, args.num_class, args.width),
+                        4 * args.batch_size, 32), device,
+        '--width %d and --batch_size %d' % (args.width, args.batch_size),
+        '--width or --batch_size')
 
     # ---- data: loaded once; noisy labels from the noise file, generated the authors' way
     train_images, clean_labels, test_images, test_labels = load_cifar(

@@ -33,7 +33,8 @@ from utils.data import default_workers, ssl_batches
 from utils.distributed import (barrier, distributed, init_distributed, pick_device, print0,
                                unwrap)
 from utils.label_export import Exported, export_labels, relative_to
-from utils.models import RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, resnet50
+from utils.models import (RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, refuse_what_cannot_fit,
+                          resnet50, training_memory)
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
@@ -239,6 +240,11 @@ def main(argv=None):
     run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
+    refuse_what_cannot_fit(  # an SSL step trains on 4B rows, each loader decodes at --resize
+        training_memory(lambda: resnet50(args.num_class, 'none'), 4 * args.batch_size,
+                        args.crop) + 3 * args.resize ** 2 * (1 + args.num_workers), device,
+        '--resize %d, --crop %d and --batch_size %d' % (args.resize, args.crop, args.batch_size),
+        'the largest of them')
 
     # ---- data: annotations parsed once, up front; images are read by the loaders
     data = Clothing1M(args.data_path, args.num_class)

@@ -40,7 +40,8 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, FIGURES_NEED_MATPLOTLIB, PLAIN_I
 from utils.data import default_workers, ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels
-from utils.models import RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, resnet50
+from utils.models import (RESNET50_INPUT_HINT, RESNET50_SMALLEST_INPUT, refuse_what_cannot_fit,
+                          resnet50, training_memory)
 from utils.progress import (QUICK_LOOK_S, Progress, RunClock, command_with, describe_device,
                             measured_width_ratio, preact_quick_look, unused_folder)
 from utils.runlog import RunLog
@@ -358,6 +359,13 @@ def main(argv=None):
     run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
+    refuse_what_cannot_fit(  # an SSL step trains on 4B rows, each loader decodes at --resize
+        training_memory(lambda: create_model(argparse.Namespace(**dict(
+            vars(args), pretrained='none')), data.num_class), 4 * args.batch_size,
+            args.image_size) + 3 * args.resize ** 2 * (1 + args.num_workers), device,
+        '--resize %d, --image_size %d, --width %d and --batch_size %d'
+        % (args.resize, args.image_size, args.width, args.batch_size),
+        'the largest of them')
     sizes = (args.arch, args.image_size, args.resize, args.mean, args.std)
     train_transform, test_transform = transforms_for(*sizes)
     loaders = ImageFolderLoaders(data, args.batch_size, args.num_workers, train_transform,

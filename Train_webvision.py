@@ -33,6 +33,7 @@ from utils.cli import (COMPILE_NEEDS_SPEED_UPS, CROP_WITHIN_RESIZE, FIGURES_NEED
 from utils.data import default_workers, ssl_batches
 from utils.distributed import distributed, init_distributed, pick_device, print0, unwrap
 from utils.label_export import export_labels, relative_to
+from utils.models import refuse_what_cannot_fit, training_memory
 from utils.runlog import RunLog
 from utils.progress import Progress, RunClock, describe_device
 from utils.snapshots import (TensorBoardLog, division_epochs, save_division,
@@ -237,6 +238,11 @@ def main(argv=None):
     run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)
+    refuse_what_cannot_fit(  # an SSL step trains on 4B rows, each loader decodes at --resize
+        training_memory(lambda: create_model(args), 4 * args.batch_size, args.crop)
+        + 3 * args.resize ** 2 * (1 + args.num_workers), device,
+        '--resize %d, --crop %d and --batch_size %d' % (args.resize, args.crop, args.batch_size),
+        'the largest of them')
 
     # ---- data: file lists parsed once, up front; images are read by the loaders
     data = WebVision(args.data_path, args.num_class)

@@ -315,9 +315,17 @@ def ignore_file_size_signal():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+def out_of_memory(error):
+    """Whether `error` says that memory ran out: MemoryError (Python, a loader's worker),
+    torch's OutOfMemoryError (a GPU), or the CPU allocator's RuntimeError."""
+    return (isinstance(error, (MemoryError, torch.OutOfMemoryError))
+            or "can't allocate memory" in str(error))
+
+
 def run_cli(main, argv=None):
-    """Run main(argv) as a command. Bad input, a diverging run and a failed write become one
-    line on stderr and exit code 2 instead of a traceback (--debug shows it); SIGTERM/SIGINT
+    """Run main(argv) as a command. Bad input, a diverging run, a failed write and memory
+    running out become one line on stderr and exit code 2 instead of a traceback (--debug
+    shows it); SIGTERM/SIGINT
     stop the run with a line that says how to resume it, and exit code 128 + signal number.
     Either way a new run that finished no epoch leaves no file behind (on_failure). A failed
     write's line ends with what to do: continue a run that kept a checkpoint with --resume,
@@ -357,6 +365,20 @@ def run_cli(main, argv=None):
         if is_main():
             print('\nstopped by %s; %s' % (e, advice), file=sys.stderr)
         return 128 + e.signum
+    except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
+        if not out_of_memory(e):
+            _fail()
+            raise
+        kept = _fail() is False
+        if '--debug' in argv:
+            raise
+        if is_main():
+            print('error: out of memory %s: lower --batch_size (or the size of the network or '
+                  'of the images); %s' % (
+                      'on the GPU' if isinstance(e, torch.OutOfMemoryError) else 'here',
+                      'finished epochs are saved: continue with --resume' if kept else
+                      'nothing was kept: run it again'), file=sys.stderr)
+        return 2
     except BrokenPipeError:  # the reader of the output left (`... | head -1`): end quietly,
         _fail()              # as Unix tools do; a run keeps its checkpoint
         with contextlib.suppress(OSError):

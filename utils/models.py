@@ -4,6 +4,7 @@ torchvision, for Train_clothing1M.py, Train_imagefolder.py and tools/export_labe
 networks of Train_cifar.py (--arch) and their self-supervised start (--pretrained, C2D)."""
 import argparse
 import contextlib
+import os
 
 import torch
 import torch.nn as nn
@@ -165,3 +166,59 @@ def self_supervised_backbone(path, arch, width):
     raise InputError('%s does not hold the backbone of the %s of width %d this run builds: %s; '
                      '%s' % (path, CIFAR_ARCHS[arch][1], width, ', '.join(parts),
                              SELF_SUPERVISED_FIX))
+
+
+# ---------------------------------------------------------------- will it fit ----------------
+
+def training_memory(make_net, rows, image_size):
+    """Bytes a training step of two networks make_net() needs at the very least, counted on the
+    meta device (nothing is allocated): each network's weights, gradients and momentum
+    (float32), the batch of `rows` images of image_size px and its largest layer output. A
+    run needs more (every layer's output is kept for the backward pass): a size this refuses
+    cannot train, and one it lets through may still not fit."""
+    with torch.device('meta'):
+        net = make_net()
+        weights = sum(p.numel() for p in net.parameters())
+        outputs = []
+        for module in net.modules():
+            if not list(module.children()):
+                module.register_forward_hook(
+                    lambda m, i, out: outputs.append(out.numel() if torch.is_tensor(out) else 0))
+        batch = torch.empty(rows, 3, image_size, image_size)
+        with contextlib.suppress(Exception):  # a size the network refuses: the layers before
+            net(batch)
+    return 4 * (2 * 3 * weights + max(outputs, default=0) + batch.numel())
+
+
+def available_memory(device):
+    """Bytes free for this process on `device`: the GPU's free memory, or the CPU's available
+    memory (Linux's MemAvailable, else the physical memory); None where neither can be read."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.mem_get_info(device)[0]
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open('/proc/meminfo') as f:
+            return 1024 * int(next(line.split()[1] for line in f
+                                   if line.startswith('MemAvailable:')))
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    return None
+
+
+def _size(num_bytes):
+    for unit in ('bytes', 'KB', 'MB', 'GB', 'TB', 'PB'):
+        if num_bytes < 1000 or unit == 'PB':
+            return ('%d %s' if unit == 'bytes' else '%.3g %s') % (num_bytes, unit)
+        num_bytes /= 1000
+
+
+def refuse_what_cannot_fit(needed, device, sizes, lower):
+    """An InputError when `needed` bytes (training_memory, plus what else the run holds) are
+    more than `device` has free: the arguments that set the sizes (`sizes`, as given on the
+    command line) with the estimate and the memory there is, and what to lower."""
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise InputError('%s need at least %s of memory to train, more than the %s free on %s: '
+                         'lower %s' % (sizes, _size(needed), _size(free),
+                                       'the GPU' if torch.device(device).type == 'cuda'
+                                       else 'this machine', lower))
