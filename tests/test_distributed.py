@@ -100,3 +100,72 @@ def test_torchrun_image_folder_end_to_end(tmp_path):
         rows = f.read().splitlines()[1:]
     # one row per training image, each once, in index order (rank 0 writes the whole pool)
     assert [int(r.split(',')[0]) for r in rows] == list(range(36))
+
+
+def torchrun_until_saved(tmp_path, num_epochs=4):
+    """A 2-process torchrun of Train_cifar.py in a session of its own, returned once its first
+    checkpoint is on disk: (process, its arguments, the checkpoint's path)."""
+    import time
+    write_fake_cifar(str(tmp_path / 'data'), 'cifar10')
+    argv = ['--data_path', str(tmp_path / 'data'), '--out_dir', str(tmp_path / 'out'),
+            '--width', '8', '--num_epochs', str(num_epochs), '--warm_up', '1',
+            '--batch_size', '16', '--num_workers', '0', '--no-figures']
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+         '--master_port', str(free_port()), os.path.join(ROOT, 'Train_cifar.py')] + argv,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    last = tmp_path / 'out' / 'cifar10_0.5_sym_last.pth'
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert last.exists() and process.poll() is None
+    return process, argv, last
+
+
+def the_advised_command_resumes(err, argv, tmp_path):
+    """The stop line's command, run as it says (torchrun on a free port): the run ends."""
+    line, = [line for line in err.splitlines()
+             if line.startswith(('stopped by SIGTERM', 'error: another process'))]
+    command = line.split('continue with  ', 1)[1]
+    assert command == 'torchrun --nproc_per_node=2 %s %s --resume' % (
+        os.path.join(ROOT, 'Train_cifar.py'), ' '.join(argv))
+    words = command.split()
+    done = subprocess.run([sys.executable, '-m', 'torch.distributed.run', words[1],
+                           '--master_port', str(free_port())] + words[2:], capture_output=True,
+                          text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / 'out' / 'cifar10_0.5_sym.jsonl') as f:
+        epochs = [json.loads(line).get('epoch') for line in f]
+    assert epochs == [0, 1, 2, 3, None]  # each epoch once
+
+
+def test_a_stopped_torchrun_advises_the_torchrun_that_resumes_it(tmp_path):
+    import signal
+    process, argv, _ = torchrun_until_saved(tmp_path)
+    process.send_signal(signal.SIGTERM)  # to the launcher, as a scheduler or Ctrl-C would
+    _, err = process.communicate(timeout=120)
+    assert err.count('stopped by SIGTERM from torchrun') == 1, err[-3000:]
+    the_advised_command_resumes(err, argv, tmp_path)
+
+
+@pytest.mark.parametrize('killed', [0, 1])
+def test_a_killed_process_is_one_line_from_the_run_and_resumes(killed, tmp_path):
+    # torchrun sees a process die and stops the others: one of them (the lowest rank still
+    # running) says so in one line, with the command that continues the run
+    import signal
+    process, argv, _ = torchrun_until_saved(tmp_path)
+    ranks = subprocess.run(['pgrep', '-P', str(process.pid)], capture_output=True, text=True)
+    pids = sorted(int(pid) for pid in ranks.stdout.split())
+    assert len(pids) == 2  # the agent's two workers, rank 0 started first
+    os.kill(pids[killed], signal.SIGKILL)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    # gloo's collectives fail at once ('another process of this run ended'); a process still
+    # computing gets torchrun's SIGTERM first
+    said = [line for line in err.splitlines()
+            if line.startswith(('stopped by SIGTERM from torchrun', 'error: another process '
+                                                                  'of this run ended'))]
+    # (torchrun's own report follows: a traceback of its ChildFailedError and the failures)
+    assert len(said) == 1 and '[rank' not in err, err[-3000:]
+    the_advised_command_resumes(err, argv, tmp_path)

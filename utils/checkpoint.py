@@ -44,7 +44,10 @@ def set_rng_state(states):
     rank, world_size = distributed()
     if len(states) != world_size:
         raise InputError('the checkpoint was written by %d processes, this run has %d: resume '
-                         'with the same number of processes' % (len(states), world_size))
+                         'with as many (%s)' % (len(states), world_size, 'python Train_*.py' if
+                                                len(states) == 1 else 'torchrun '
+                                                '--nproc_per_node=%d on one machine'
+                                                % len(states)))
     state = states[rank]
     random.setstate(state['python'])
     kind, keys, pos, has_gauss, gauss = state['numpy']

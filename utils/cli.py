@@ -12,7 +12,8 @@ import sys
 import torch
 import torch.distributed as dist
 
-from utils.distributed import hold_output, is_main, print0, release_output
+from utils.distributed import (distributed, hold_output, is_main, launch_command, print0,
+                               release_output, speaks_for_the_run)
 from utils.errors import InputError, TrainingError, WriteError, one_line  # noqa: F401 (theirs)
 
 
@@ -322,6 +323,15 @@ def out_of_memory(error):
             or "can't allocate memory" in str(error))
 
 
+def peer_lost(error):
+    """Whether `error`, under torchrun, is a collective that failed because another process of
+    the run is gone (gloo: the connection closed; NCCL: the communicator aborted)."""
+    text = str(error)
+    return distributed()[1] > 1 and isinstance(error, RuntimeError) and any(
+        words in text for words in ('Connection closed by peer', 'Connection reset by peer',
+                                    'remote worker crashing', 'communicator was aborted'))
+
+
 def run_cli(main, argv=None):
     """Run main(argv) as a command. Bad input, a diverging run, a failed write and memory
     running out become one line on stderr and exit code 2 instead of a traceback (--debug
@@ -359,19 +369,30 @@ def run_cli(main, argv=None):
         if _fail():
             advice = 'before the first epoch finished, so nothing was kept: run it again'
         else:
-            command = ' '.join(shlex.quote(a) for a in ['python', sys.argv[0]] + argv
-                               + ([] if '--resume' in argv else ['--resume']))
-            advice = 'finished epochs are saved: continue with  ' + command
-        if is_main():
-            print('\nstopped by %s; %s' % (e, advice), file=sys.stderr)
+            advice = 'finished epochs are saved: continue with  ' + launch_command(
+                sys.argv[0], argv + ([] if '--resume' in argv else ['--resume']))
+        stop = str(e)
+        if distributed()[1] > 1:  # torchrun stops all when one fails, or when it is stopped
+            stop += (' from torchrun (sent to every process of the run when it is stopped or '
+                     'when one of them fails: its report names which)')
+        if speaks_for_the_run():  # one line for the run, even when rank 0 is the one killed
+            print('\nstopped by %s; %s' % (stop, advice), file=sys.stderr)
         return 128 + e.signum
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
-        if not out_of_memory(e):
+        if not out_of_memory(e) and not peer_lost(e):
             _fail()
             raise
         kept = _fail() is False
         if '--debug' in argv:
             raise
+        if peer_lost(e):
+            if speaks_for_the_run():  # the lowest rank left: one line for the run
+                print('error: another process of this run ended (killed, or failed: '
+                      "torchrun's report names which); %s" % (
+                          'finished epochs are saved: continue with  ' + launch_command(
+                              sys.argv[0], argv + ([] if '--resume' in argv else ['--resume']))
+                          if kept else 'nothing was kept: run it again'), file=sys.stderr)
+            return 2
         if is_main():
             print('error: out of memory %s: lower --batch_size (or the size of the network or '
                   'of the images); %s' % (

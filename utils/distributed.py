@@ -2,6 +2,7 @@
 torchrun each process drives one GPU and holds both networks."""
 import contextlib
 import os
+import shlex
 
 import torch
 import torch.distributed as dist
@@ -63,11 +64,54 @@ def release_output(keep=True):
         print0(*args, **kwargs)
 
 
+_pids = []  # under torchrun on one machine: each rank's process id, by rank
+
+
 def init_distributed():
     """Join the process group when started by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on
     the CPU. A plain `python Train_*.py` stays a single process."""
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+        pids = [None] * dist.get_world_size()
+        dist.all_gather_object(pids, os.getpid())
+        if os.environ.get('LOCAL_WORLD_SIZE') == os.environ.get('WORLD_SIZE'):  # one machine
+            _pids[:] = pids
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, another user's
+        return True
+    with contextlib.suppress(OSError):
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'  # ended, not yet reaped
+    return True
+
+
+def speaks_for_the_run():
+    """Whether this process says what stopped the run: rank 0, or, where rank 0 is gone (a
+    process killed under torchrun on one machine), the lowest rank still running."""
+    rank = distributed()[0]
+    if rank == 0 or not _pids:
+        return rank == 0
+    return not any(_alive(pid) for pid in _pids[:rank])
+
+
+def launch_command(script, argv):
+    """The whole command that starts `script` with `argv` as this process was started: python,
+    or torchrun with as many processes (a checkpoint of N processes resumes with N)."""
+    words = [script] + list(argv)
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world == 1:
+        return ' '.join(shlex.quote(w) for w in ['python'] + words)
+    local = int(os.environ.get('LOCAL_WORLD_SIZE', world))
+    nodes = ['--nnodes=%d' % (world // local)] if local != world else []
+    return ' '.join(['torchrun', '--nproc_per_node=%d' % local] + nodes
+                    + [shlex.quote(w) for w in words]) + (
+        ' (on each machine, with the rendezvous options it was started with)' if nodes else '')
 
 
 def pick_device(gpuid):

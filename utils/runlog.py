@@ -369,7 +369,8 @@ class RunLog:
         release_output()
         if checkpoint is not None:
             self.scores = list(checkpoint['scores'])
-        if not self.writer:
+        if not self.writer:  # what a failure leaves is rank 0's to say: whether it has saved
+            on_failure(lambda: not os.path.isfile(self.last_path))
             return
         if checkpoint is None:
             created_dir = not os.path.isdir(self.out_dir)
