@@ -42,7 +42,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from utils.augment import autoaugmented
 from utils.cli import InputError, one_line
-from utils.data import ImageFiles, Loader, NoisyLabelDataset, check_images, make_loader
+from utils.data import (ImageFiles, Loader, NoisyLabelDataset, check_images, inside,
+                        make_loader)
 from utils.distributed import distributed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -389,10 +390,8 @@ class ImageFolderData:
                    if self.layout == 'folders' else
                    [os.path.commonpath([os.path.dirname(p) for p in paths])
                     for paths in listed if paths])
-        out = os.path.realpath(out_dir)
         for folder in folders:
-            real = os.path.realpath(folder)
-            if os.path.isdir(real) and os.path.commonpath([out, real]) == real:
+            if os.path.isdir(folder) and inside(out_dir, folder):
                 raise InputError('--out_dir %s is inside %s, where the images of this data set '
                                  "are read from: the run's outputs would be read as images by "
                                  'the next run; pass an --out_dir outside it' % (out_dir, folder))

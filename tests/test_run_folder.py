@@ -543,3 +543,42 @@ def test_a_truncated_args_file_names_the_fix_and_resume_writes_it_again(data, tm
     assert run_cli(Train_cifar.main, tiny(data, out, '--num_epochs', '2', '--resume')) == 0
     with open(args_path) as f:
         assert json.load(f)['num_epochs'] == 2
+
+
+@pytest.mark.slow
+def test_the_tools_that_write_into_a_run_folder_wait_for_its_holder(data, tmp_path, capsys):
+    # While another process holds the run (here a stand-in that only holds its lock), the
+    # tools that write into its folder are refused in one line naming it; writing elsewhere
+    # (--out) is fine, and so is everything once the holder is gone.
+    import subprocess
+    import sys
+    import tools.export_labels
+    import tools.figures
+    out = tmp_path / 'run'
+    assert run_cli(Train_cifar.main, tiny(data, str(out), '--num_epochs', '2')) == 0
+    jsonl = str(out / (PREFIX + '.jsonl'))
+    for held in list(utils.runlog._held_here):  # this process trained the run: let it go
+        utils.runlog._held_here.pop(held).close()
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import fcntl, sys, time; f = open(sys.argv[1], "a"); '
+         'fcntl.flock(f, fcntl.LOCK_EX); print("held", flush=True); time.sleep(120)', jsonl],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        checkpoint = str(out / (PREFIX + '_last.pth'))
+        for main, argv, way in (
+                (tools.figures.main, [str(out)], 'or draw it into another folder with --out DIR'),
+                (tools.export_labels.main, [checkpoint], 'or pass --out FILE in another folder')):
+            before = sorted(os.listdir(out))
+            assert run_cli(main, argv) == 2
+            line = capsys.readouterr().err
+            assert line.count('\n') == 1 and line.endswith(way + '\n'), line
+            assert 'is in use by process %d (' % holder.pid in line
+            assert sorted(os.listdir(out)) == before
+        assert run_cli(tools.figures.main, [str(out), '--out', str(tmp_path / 'pictures')]) == 0
+        assert run_cli(tools.export_labels.main,
+                       [checkpoint, '--out', str(tmp_path / 'labels.csv')]) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_cli(tools.figures.main, [str(out)]) == 0  # the holder is gone

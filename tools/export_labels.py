@@ -31,9 +31,11 @@ from dataloader_webvision import WebVision, WebVisionLoaders  # noqa: E402
 from utils.checkpoint import labels_digest, load_checkpoint, set_rng_state  # noqa: E402
 from utils.cli import (ArgumentParser, InputError, at_least, check_args, one_line,  # noqa: E402
                        run_cli)
+from utils.data import inside  # noqa: E402
 from utils.distributed import pick_device, release_output  # noqa: E402
 from utils.label_export import export_labels, relative_to  # noqa: E402
 from utils.models import cifar_net, resnet50  # noqa: E402
+from utils.runlog import hold_run  # noqa: E402
 from utils.runs import script_of  # noqa: E402
 from utils.speed import prepare  # noqa: E402
 
@@ -163,6 +165,10 @@ def main(argv=None):
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise InputError('cannot write into %s: pass --out in a writable folder' % folder)
+    run_dir = os.path.dirname(os.path.abspath(options.checkpoint))
+    if inside(folder, run_dir):  # held, as a training run holds it: one writer at a time
+        hold_run(os.path.join(run_dir, run_name(options.checkpoint) + '.jsonl'),
+                 run_name(options.checkpoint), run_dir, 'or pass --out FILE in another folder')
     if options.data_path:
         if script == 'Train_cifar.py' and args.cifar_n_file == os.path.join(
                 args.data_path, CIFAR_N_FILES[args.dataset]):  # the default follows the data

@@ -34,10 +34,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import dividemix as dm  # noqa: E402 (after the path line above)
 from utils.cli import ArgumentParser, InputError, TrainingError, one_line, run_cli  # noqa: E402
-from utils.data import open_rgb  # noqa: E402
+from utils.data import inside, open_rgb  # noqa: E402
 # reading runs draws nothing: it lives in utils/runs.py, the tools that only read import it there
 from utils.runs import (read_records, read_run, run_prefixes, script_of,  # noqa: E402,F401
                         script_of_old_run)
+from utils.runlog import hold_run  # noqa: E402
 from utils.snapshots import division_dir  # noqa: E402
 from tools.drawing import (DPI, Figure, drawn_here, refuse_without_matplotlib,  # noqa: E402
                            save_png)
@@ -503,7 +504,12 @@ def write_figures(run_dir, prefix=None, epochs=None, out=None):
     out = os.path.join(run_dir, 'figures') if out is None else out
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError('--out %s is a file: pass a folder' % out)
-    planned = [(os.path.join(out, filename), draw) for name in run_prefixes(run_dir, prefix)
+    names = run_prefixes(run_dir, prefix)
+    if inside(out, run_dir):  # held, as a training run holds it: one writer at a time
+        for name in names:
+            hold_run(os.path.join(run_dir, name + '.jsonl'), name, run_dir,
+                     'or draw it into another folder with --out DIR')
+    planned = [(os.path.join(out, filename), draw) for name in names
                for filename, draw in _drawings(read_run(run_dir, name), epochs)]
     for path, _ in planned:  # all checked before the first is written
         if os.path.lexists(path) and not drawn_here(path):

@@ -128,6 +128,12 @@ def ssl_batches(labeled_loader, unlabeled_loader, device):
                strong)
 
 
+def inside(path, folder):
+    """Whether `path` is `folder` or lies below it, links followed (the places they point to)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def open_rgb(path):
     """The image at `path` as RGB. A file PIL cannot decode (damaged after a good header, gone
     since the up-front check) is one TrainingError naming it: met mid-run, it stops the run with

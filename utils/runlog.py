@@ -72,12 +72,14 @@ _held_here = {}  # (device, inode) of a run's .jsonl -> that file open and locke
 #                  process's life (a run this process starts again, as tests do, holds it already)
 
 
-def hold_run(jsonl_path, prefix, out_dir):
+def hold_run(jsonl_path, prefix, out_dir,
+             ways='or pass another --out_dir'):
     """Hold a run for this process: an OS lock (flock) on its .jsonl, which ends with the
     process, even on kill -9, so it is never stale. A second process that starts or resumes
-    the run while this one holds it is refused in one line naming the holder. Nothing to hold
-    before the run's files exist (a new run holds it from begin()). Under torch.distributed
-    rank 0 holds it for all ranks."""
+    the run, or a tool that writes into its folder, while this one holds it is refused in one
+    line naming the holder and ending with the other `ways`. Nothing to hold before the run's
+    files exist (a new run holds it from begin()). Under torch.distributed rank 0 holds it for
+    all ranks."""
     if fcntl is None or distributed()[0] != 0 or not os.path.isfile(jsonl_path):
         return
     stat = os.stat(jsonl_path)
@@ -94,8 +96,8 @@ def hold_run(jsonl_path, prefix, out_dir):
         holder = _flock_holder(os.fstat(f.fileno()))
         f.close()
         raise InputError('the run %s in %s is in use by %s: wait for it to end or stop it (two '
-                         'processes on one run would write its files twice), or pass another '
-                         '--out_dir' % (prefix, out_dir, holder)) from None
+                         'processes on one run would write its files twice), %s'
+                         % (prefix, out_dir, holder, ways)) from None
     _held_here[key] = f
 
 
