@@ -201,3 +201,36 @@ def test_clothing1m_with_an_image_gone_from_the_noisy_list(tmp_path, capsys):
     argv[argv.index('--num_epochs') + 1] = '3'
     edit(root, TRAIN_KEYS, lambda lines: lines[1:])
     refused(Train_clothing1M.main, argv, out, capsys, r'1 image removed, of the \d+ images')
+
+
+@pytest.mark.slow
+def test_export_labels_refuses_a_changed_training_set(image_run, capsys):
+    import tools.export_labels
+    root, _ = image_run
+    checkpoint = str(root / 'out' / 'imagefolder_last.pth')
+    os.remove(sorted((root / 'data' / 'train' / 'dog').iterdir())[0])
+    before = snapshot(root / 'out')
+    assert run_cli(tools.export_labels.main, [checkpoint, '--data_path',
+                                              str(root / 'data')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(
+        'error: the training set of %s changed since it was saved: 1 image removed, of the 24 '
+        'images the run trained on; put the data back as it was' % checkpoint), err
+    assert snapshot(root / 'out') == before
+
+
+@pytest.mark.slow
+def test_export_labels_of_a_run_on_part_of_a_folder_takes_its_images(tmp_path):
+    # --num_train: the run trained on images drawn from the folder; the export takes the same
+    import csv
+    import tools.export_labels
+    make_image_folder(tmp_path / 'data' / 'train', per_class=8, size=16)
+    out = tmp_path / 'out'
+    argv = ['--data_path', str(tmp_path / 'data'), '--out_dir', str(out),
+            '--num_train', '16'] + TINY
+    assert run_cli(Train_imagefolder.main, argv) == 0
+    tools.export_labels.main([str(out / 'imagefolder_last.pth')])
+    with open(out / 'imagefolder_labels.csv') as f, \
+            open(out / 'imagefolder_labels_epoch1.csv') as g:
+        assert [row['path'] for row in csv.DictReader(f)] == [
+            row['path'] for row in csv.DictReader(g)]

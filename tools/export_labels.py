@@ -16,6 +16,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 import Train_cifar  # noqa: E402 (after the path line above)
 import Train_clothing1M  # noqa: E402
@@ -36,6 +38,7 @@ from utils.distributed import pick_device, release_output  # noqa: E402
 from utils.label_export import export_labels, relative_to  # noqa: E402
 from utils.models import cifar_net, resnet50  # noqa: E402
 from utils.runlog import hold_run  # noqa: E402
+from utils.training_set import training_set, training_set_changes  # noqa: E402
 from utils.runs import script_of  # noqa: E402
 from utils.speed import prepare  # noqa: E402
 
@@ -53,6 +56,7 @@ def cifar_run(args, checkpoint, device):
     train_images, clean_labels, test_images, test_labels = load_cifar(args.data_path,
                                                                       args.dataset)
     chosen = training_subset(len(clean_labels), args.num_train, args.subset_seed)
+    positions = np.arange(len(clean_labels))[chosen]  # in the data set, for messages
     train_images, clean_labels = train_images[chosen], clean_labels[chosen]
     if args.noise_mode == 'cifar-n':
         noisy_labels = read_cifar_n(args.cifar_n_file, args.cifar_n_label, clean_labels,
@@ -79,6 +83,8 @@ def cifar_run(args, checkpoint, device):
     return dict(nets=[cifar_net(args.arch, args.num_class, args.width)
                       for _ in range(1 if single else 2)],
                 eval_loader=loaders.eval_train(), true=clean_labels,
+                training_set=((image.tobytes() for image in train_images), noisy_labels,
+                              ['training image %d' % i for i in positions]),
                 predict_with=1 if args.test_net1_only else None,
                 class_names=class_names(args.data_path, args.dataset))
 
@@ -88,6 +94,7 @@ def clothing1m_run(args, checkpoint, device):
     loaders = Clothing1MLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
     # the weights are loaded from the checkpoint
     return dict(nets=[resnet50(args.num_class, 'none') for _ in range(2)],
+                training_set=(relative_to(data.root, data.train_paths), data.train_labels, None),
                 eval_loader=loaders.eval_train(), true=data.train_clean_labels,
                 paths=relative_to(data.root, data.train_paths), class_names=data.class_names)
 
@@ -96,6 +103,7 @@ def webvision_run(args, checkpoint, device):
     data = WebVision(args.data_path, args.num_class)
     loaders = WebVisionLoaders(data, args.batch_size, args.num_workers, args.resize, args.crop)
     return dict(nets=[Train_webvision.create_model(args) for _ in range(2)],
+                training_set=(relative_to(data.root, data.train_paths), data.train_labels, None),
                 eval_loader=loaders.eval_train(),
                 paths=relative_to(data.root, data.train_paths), class_names=data.class_names)
 
@@ -103,12 +111,15 @@ def webvision_run(args, checkpoint, device):
 def imagefolder_run(args, checkpoint, device):
     data = ImageFolderData(args.data_path, args.train_list, args.test_list, args.val_list,
                            args.classes_file, args.clean_list)
+    if args.num_train is not None:  # the run's own images, drawn as it drew them
+        data.keep_train(args.num_train, args.seed)
     train_transform, test_transform = transforms_for(args.arch, args.image_size, args.resize,
                                                      args.mean, args.std)
     loaders = ImageFolderLoaders(data, args.batch_size, args.num_workers, train_transform,
                                  test_transform)
     bare = argparse.Namespace(**dict(vars(args), pretrained='none'))  # the weights are loaded
     return dict(nets=[Train_imagefolder.create_model(bare, data.num_class) for _ in range(2)],
+                training_set=(data.train_keys, data.train_labels, data.train_relpaths),
                 eval_loader=loaders.eval_train(), true=data.clean_labels,
                 paths=data.train_relpaths, class_names=data.classes)
 
@@ -182,6 +193,14 @@ def main(argv=None):
         args.num_workers = options.num_workers
     device = pick_device(options.gpuid)
     run = RUNS[script](args, checkpoint, device)
+    keys, labels, names = run.pop('training_set')
+    if names is None:  # the keys name the images (paths)
+        keys = names = list(keys)
+    changed = training_set_changes(checkpoint.get('training_set'), training_set(keys, labels),
+                                   names)
+    if changed:  # each image's loss history and clean probability would be another's
+        raise InputError('the training set of %s changed since it was saved: %s; put the data '
+                         'back as it was' % (options.checkpoint, changed))
     nets = run.pop('nets')
     for key, net in zip(('net1', 'net2'), nets):
         try:
