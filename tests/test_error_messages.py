@@ -212,3 +212,30 @@ def test_a_forged_args_json_value_is_escaped(tmp_path, capsys):
     err = error_line(capsys)
     assert code == 2 and 'already holds the run' in err
     assert '--lambda_u 25\\nINJECTED: all is fine (there)' in err
+
+
+def test_an_image_file_named_with_a_newline_is_escaped(tmp_path, capsys):
+    import Train_imagefolder
+    from test_imagefolder_data import make_image_folder
+    make_image_folder(tmp_path / 'data' / 'train', per_class=2)
+    (tmp_path / 'data' / 'train' / 'cat' / 'x\nINJECTED: all is fine.png').write_bytes(b'no png')
+    code = run_cli(Train_imagefolder.main, ['--data_path', str(tmp_path / 'data'),
+                                            '--out_dir', str(tmp_path / 'out')])
+    err = error_line(capsys)
+    assert code == 2 and 'x\\nINJECTED: all is fine.png' in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_an_error_from_a_loader_worker_is_its_message_escaped_whole(capsys):
+    # raised in a worker, it arrives wrapped in the worker's traceback: the message alone shows
+    from utils.cli import TrainingError
+
+    def fails(argv):
+        try:
+            raise TrainingError('cannot read image cat/a\nINJECTED: all is fine.png')
+        except TrainingError as e:  # as torch's ExceptionWrapper re-raises it
+            raise TrainingError('Caught TrainingError in DataLoader worker process 0.\n'
+                                'Original Traceback (most recent call last):\n  File "x"\n'
+                                '%s.TrainingError: %s' % (TrainingError.__module__, e)) from None
+    assert run_cli(fails, []) == 2
+    assert error_line(capsys) == ('error: cannot read image cat/a\\nINJECTED: all is fine.png\n')
