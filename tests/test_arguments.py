@@ -232,7 +232,13 @@ def test_the_start_line_shows_the_lr_drop_only_when_the_run_reaches_it(capsys):
 def test_default_workers_fit_the_machine(monkeypatch, cpus, expected):
     import utils.data
     monkeypatch.setattr(utils.data, 'usable_cpus', lambda: cpus)  # None: unknown
+    monkeypatch.setattr(utils.data.torch.cuda, 'is_available', lambda: True)  # with a GPU
     for script, workers in expected.items():
         assert SCRIPTS[script].parse_args([]).num_workers == workers
     assert Train_imagefolder.parse_args(['--data_path', 'D']).num_workers == expected['cifar']
     assert Train_cifar.parse_args(['--num_workers', '3']).num_workers == 3  # as given
+    # without a GPU the training process loads: workers would take the cores it trains on
+    monkeypatch.setattr(utils.data.torch.cuda, 'is_available', lambda: False)
+    for script in expected:
+        assert SCRIPTS[script].parse_args([]).num_workers == 0
+    assert Train_imagefolder.parse_args(['--data_path', 'D']).num_workers == 0
