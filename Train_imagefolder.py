@@ -61,9 +61,9 @@ SCHEDULES = {
                      weight_decay=1e-3, alpha=0.5, lambda_u=0.0, p_threshold=0.5),
 }
 # A first look's time outside its epochs: reading and checking the images, then the labels
-# file, the t-SNE of up to 2,000 images and the figures (45 s of 335 s on 3,000 CIFAR-10 JPEGs
-# at width 16 on a 2-core CPU; docs/outputs.md)
-QUICK_LOOK_START_S = 45
+# file, the t-SNE of up to 2,000 images and the figures (29 s of 283 s on 3,000 CIFAR-10 JPEGs
+# at width 16 on a 2-core CPU: results/quick_look)
+QUICK_LOOK_START_S = 30
 
 
 def argument_parser():

@@ -1,7 +1,8 @@
 """Is the first look a slow CPU run advises as quick as it says? Starts a full-scale run on real
-data, reads the warning it prints after its first timed steps (the advised command and its
-time), stops it, runs the advised command to its end and compares the time it took with the
-time promised. Also measures the training rates of PreAct-ResNet18 at widths 16, 32 and 64
+data, reads the warning (or note) it prints after its first timed steps (the advised command
+and its time), stops it, runs the advised command to its end and compares the time it took with
+the time promised, and the first look's own estimate after its epoch 0 with what its epochs
+took. Also measures the training rates of PreAct-ResNet18 at widths 16, 32 and 64
 (utils.progress.width_cost).
 
     python results/quick_look/measure.py --data_path DIR [--args '--r 0.5 --noise_mode sym']
@@ -98,8 +99,8 @@ def main(argv=None):
             + ['--data_path', args.data_path, '--out_dir', os.path.join(args.out, 'full')])
     run = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     warning = None
-    for line in run.stdout:
-        if line.startswith('warning: on the CPU'):
+    for line in run.stdout:  # 'warning:' for slow epochs, 'note:' for a long run of short ones
+        if line.startswith(('warning: on the CPU', 'note: on the CPU')):
             warning = line.strip()
             break
     run.send_signal(signal.SIGINT)
@@ -121,6 +122,16 @@ def main(argv=None):
     output = quick.stdout.decode(errors='replace')  # as printed, carriage returns kept
     record['actual_s'] = round(time.time() - start, 1)
     record['actual_over_promised'] = round(record['actual_s'] / record['promised_s'], 3)
+    # the first look's own estimate after its epoch 0, against what its epochs took
+    lines = output.replace('\r', '\n').splitlines()
+    expected = next((line for line in lines if line.startswith('expected: epochs 0-')), None)
+    epochs = [float(m.group(1)) for m in (re.search(r'\| Epoch \[.*  ([\d.]+) s  run ', line)
+                                          for line in lines) if m]
+    if expected is not None and epochs:
+        record.update(estimate_after_epoch0=expected, estimate_after_epoch0_s=seconds_of(
+            expected.split(' take ', 1)[1].split(' in all')[0]), epochs_s=round(sum(epochs), 1))
+        record['estimate_over_epochs'] = round(record['estimate_after_epoch0_s']
+                                               / record['epochs_s'], 3)
     with open(os.path.join(args.out, 'quick_look.log'), 'w', newline='') as f:
         f.write(output)
     if quick.returncode != 0:
