@@ -13,8 +13,9 @@ from utils.cli import InputError, import_problem, optional_package_said  # noqa:
 
 # The tools say in one line when matplotlib is missing or broken; reading runs needs none
 # (utils/runs.py)
+MATPLOTLIB_PROBLEM = import_problem('matplotlib.figure')
 Figure = None
-if import_problem('matplotlib.figure') is None:
+if MATPLOTLIB_PROBLEM is None:
     from matplotlib.figure import Figure
 
 DPI = 100  # figure sizes are in inches: (12, 8) is 1200 x 800 pixels
@@ -26,7 +27,8 @@ SOFTWARE = 'DivideMix tools/figures.py'
 def refuse_without_matplotlib():
     if Figure is None:
         raise InputError(optional_package_said('matplotlib', 'matplotlib.figure',
-                                               'drawing needs'))
+                                               'drawing needs',
+                                               problem=MATPLOTLIB_PROBLEM or 'not installed'))
 
 
 def save_png(fig, path):

@@ -225,10 +225,11 @@ def importable(module):
     return import_problem(module) is None
 
 
-def optional_package_said(package, module, use, off=None):
+def optional_package_said(package, module, use, off=None, problem=None):
     """The line that refuses what needs `package` (imported as `module`), said as `use` +
-    package: how to install or repair it, or to do without (`off`, where there is a way)."""
-    problem = import_problem(module, package)
+    package: how to install or repair it, or to do without (`off`, where there is a way).
+    `problem`: import_problem's, where it was found before (default: found now)."""
+    problem = problem or import_problem(module, package)
     if problem == 'not installed':
         fix = 'pip install %s' % package
     elif 'MPLBACKEND' in os.environ and 'backend' in problem:
