@@ -5,7 +5,6 @@ import contextlib
 import importlib
 import math
 import os
-import shlex
 import signal
 import sys
 

@@ -196,8 +196,9 @@ class RunClock:
     A kind not timed yet is projected, and the estimate marked as a guess: the epoch in
     progress from its `passes` (networks trained per epoch), the other kind from this one's
     training passes through `ssl_ratio`, plus the time this one spends outside them (the test
-    pass and the checkpoint, the same in both kinds). On the CPU (`device`), a run with slow epochs gets a warning, with the
-    script's `quick_look(epoch_seconds)` -> (command, seconds) where it has one."""
+    pass and the checkpoint, the same in both kinds). On the CPU (`device`), a run with slow
+    epochs gets a warning, with the script's `quick_look(epoch_seconds)` -> (command, seconds)
+    where it has one."""
 
     def __init__(self, num_epochs, warm_up, passes=2, ssl_ratio=SSL_PER_WARMUP, device=None,
                  quick_look=None, clock=time.monotonic, wall=time.time):
