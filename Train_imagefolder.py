@@ -348,14 +348,14 @@ def main(argv=None):
                            args.classes_file, args.clean_list)
     args.num_class = data.num_class  # saved with the run: a resume must see the same classes
     data.refuse_output_inside(args.out_dir)  # a run's outputs never become its images
-    if args.num_train is not None:  # a quick run on part of a large set
-        data.keep_train(args.num_train, args.seed)
     parser = argument_parser()
     log = RunLog(args.out_dir, args.id + parser.run_name_parts(args),
                  {'acc': '_acc.txt', 'stats': '_stats.txt'}, arguments=parser)
     checkpoint = log.check(args)  # refuses to overwrite a run; with --resume, its checkpoint
     log.record_training_set(checkpoint, data.train_keys, data.train_labels,  # a resume on other
                             data.train_relpaths)  # images or labels is refused, naming them
+    if args.num_train is not None:  # a quick run on part of a large set, drawn from all the
+        data.keep_train(args.num_train, args.seed)  # images recorded above
     run_name = log.prefix  # the prefix of its files (a resumed run keeps the one it has)
     seed_everything(args.seed)
     device = pick_device(args.gpuid)

@@ -40,7 +40,7 @@ def test_the_same_set_or_a_run_saved_before_the_record_is_no_change():
 
 
 @pytest.mark.parametrize('new, said', [
-    (OLD + [('e.jpg', 1)], '1 image added (e.jpg), of the 4 images the run trained on'),
+    (OLD + [('e.jpg', 1)], '1 image added (e.jpg), of the 4 images the run was started on'),
     (OLD + [('e.jpg', 1), ('f.jpg', 1), ('g.jpg', 2)],
      '3 images added (e.jpg, f.jpg, ...), of the 4'),
     (OLD[:2], '2 images removed, of the 4'),
@@ -117,7 +117,7 @@ def test_images_added_to_a_folder(image_run, capsys):
     refused(Train_imagefolder.main, argv, root / 'out', capsys,
             r'^error: cannot resume \S+imagefolder_last.pth: its training set changed since: '
             r'5 images added \(train/cat/new_0.png, train/cat/new_1.png, \.\.\.\), of the 24 '
-            r'images the run trained on;')
+            r'images the run was started on;')
 
 
 @pytest.mark.slow
@@ -215,7 +215,7 @@ def test_export_labels_refuses_a_changed_training_set(image_run, capsys):
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith(
         'error: the training set of %s changed since it was saved: 1 image removed, of the 24 '
-        'images the run trained on; put the data back as it was' % checkpoint), err
+        'images the run was started on; put the data back as it was' % checkpoint), err
     assert snapshot(root / 'out') == before
 
 
@@ -234,3 +234,19 @@ def test_export_labels_of_a_run_on_part_of_a_folder_takes_its_images(tmp_path):
             open(out / 'imagefolder_labels_epoch1.csv') as g:
         assert [row['path'] for row in csv.DictReader(f)] == [
             row['path'] for row in csv.DictReader(g)]
+
+
+@pytest.mark.slow
+def test_a_run_on_part_of_a_folder_records_the_whole_folder(image_run, capsys):
+    # --num_train draws from every image there: two added would change the whole draw, and
+    # they are what the refusal names, not the images drawn differently
+    root, argv = image_run
+    out = root / 'part'
+    part = ['--data_path', str(root / 'data'), '--out_dir', str(out), '--num_train', '16'] + TINY
+    assert run_cli(Train_imagefolder.main, part) == 0
+    for k in range(2):
+        write_image(str(root / 'data' / 'train' / 'fox' / ('new_%d.png' % k)), 'RGB',
+                    (k, 0, 0), (16, 16))
+    part[part.index('--num_epochs') + 1] = '3'
+    refused(Train_imagefolder.main, part, out, capsys,
+            r'2 images added \(train/fox/new_0.png, train/fox/new_1.png\), of the 24 images')

@@ -111,6 +111,7 @@ def webvision_run(args, checkpoint, device):
 def imagefolder_run(args, checkpoint, device):
     data = ImageFolderData(args.data_path, args.train_list, args.test_list, args.val_list,
                            args.classes_file, args.clean_list)
+    training_set = (data.train_keys, data.train_labels, data.train_relpaths)  # all, as the run
     if args.num_train is not None:  # the run's own images, drawn as it drew them
         data.keep_train(args.num_train, args.seed)
     train_transform, test_transform = transforms_for(args.arch, args.image_size, args.resize,
@@ -119,8 +120,7 @@ def imagefolder_run(args, checkpoint, device):
                                  test_transform)
     bare = argparse.Namespace(**dict(vars(args), pretrained='none'))  # the weights are loaded
     return dict(nets=[Train_imagefolder.create_model(bare, data.num_class) for _ in range(2)],
-                training_set=(data.train_keys, data.train_labels, data.train_relpaths),
-                eval_loader=loaders.eval_train(), true=data.clean_labels,
+                training_set=training_set, eval_loader=loaders.eval_train(), true=data.clean_labels,
                 paths=data.train_relpaths, class_names=data.classes)
 
 

@@ -34,7 +34,7 @@ def training_set(keys, labels):
 def training_set_changes(saved, current, names):
     """None where `current` (training_set's) is the set `saved` was made from, or a checkpoint
     predates the record (`saved` None); else what changed, e.g. '5 images added (cat/x.jpg,
-    ...), 2 removed and 1 relabelled (dog/y.jpg), of the 3,000 images the run trained on'.
+    ...), 2 removed and 1 relabelled (dog/y.jpg), of the 3,000 images the run was started on'.
     `names`, one per image of current, name the examples."""
     if saved is None:
         return None
@@ -42,7 +42,7 @@ def training_set_changes(saved, current, names):
     new = list(zip(current['ids'].tolist(), current['labels'].tolist()))
     if old == new:
         return None
-    of = 'of the %s images the run trained on' % format(len(old), ',')
+    of = 'of the %s images the run was started on' % format(len(old), ',')
     removed = collections.Counter(old) - collections.Counter(new)
     added = collections.Counter(new) - collections.Counter(old)
     if not removed and not added:
