@@ -333,10 +333,10 @@ def peer_lost(error):
 
 
 def run_cli(main, argv=None):
-    """Run main(argv) as a command. Bad input, a diverging run, a failed write and memory
-    running out become one line on stderr and exit code 2 instead of a traceback (--debug
-    shows it); SIGTERM/SIGINT
-    stop the run with a line that says how to resume it, and exit code 128 + signal number.
+    """Run main(argv) as a command. Bad input, a diverging run, a failed write, memory running
+    out and (under torchrun) another process gone become one line on stderr and exit code 2
+    instead of a traceback (--debug shows it); SIGTERM/SIGINT stop the run with a line that
+    says how to resume it, and exit code 128 + signal number.
     Either way a new run that finished no epoch leaves no file behind (on_failure). A failed
     write's line ends with what to do: continue a run that kept a checkpoint with --resume,
     or run the command again."""
