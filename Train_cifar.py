@@ -447,7 +447,8 @@ def main(argv=None):
     log.record_training_set(checkpoint, (image.tobytes() for image in train_images),
                             noisy_labels, ['training image %d' % i for i in positions])
     is_clean = np.asarray(noisy_labels) == clean_labels
-    if checkpoint is not None and checkpoint['noisy_labels'] != labels_digest(noisy_labels):
+    if (checkpoint is not None and 'training_set' not in checkpoint  # (saved before the record)
+            and checkpoint['noisy_labels'] != labels_digest(noisy_labels)):
         raise InputError('the noisy labels in %s differ from those the run in %s started with: '
                          'restore that noise file' % (noise_path, args.out_dir))
     noise_rate = float(1 - is_clean.mean())  # what was injected, e.g. r(1-1/C) for sym

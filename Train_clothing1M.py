@@ -242,7 +242,7 @@ def main(argv=None):
     device = pick_device(args.gpuid)
     refuse_what_cannot_fit(  # an SSL step trains on 4B rows, each loader decodes at --resize
         training_memory(lambda: resnet50(args.num_class, 'none'), 4 * args.batch_size,
-                        args.crop) + 3 * args.resize ** 2 * (1 + args.num_workers), device,
+                        args.crop, args.resize, args.num_workers), device,
         '--resize %d, --crop %d and --batch_size %d' % (args.resize, args.crop, args.batch_size),
         'the largest of them')
 

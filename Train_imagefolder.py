@@ -362,7 +362,7 @@ def main(argv=None):
     refuse_what_cannot_fit(  # an SSL step trains on 4B rows, each loader decodes at --resize
         training_memory(lambda: create_model(argparse.Namespace(**dict(
             vars(args), pretrained='none')), data.num_class), 4 * args.batch_size,
-            args.image_size) + 3 * args.resize ** 2 * (1 + args.num_workers), device,
+            args.image_size, args.resize, args.num_workers), device,
         '--resize %d, --image_size %d, --width %d and --batch_size %d'
         % (args.resize, args.image_size, args.width, args.batch_size),
         'the largest of them')

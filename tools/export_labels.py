@@ -69,7 +69,8 @@ def cifar_run(args, checkpoint, device):
             raise InputError('the noise file %s of the run is missing: restore it, or pass '
                              '--data_path where the data and its noise file lie now' % path)
         noisy_labels = read_noise_file(path, len(clean_labels), args.num_class)
-    if checkpoint.get('noisy_labels', labels_digest(noisy_labels)) != labels_digest(noisy_labels):
+    if 'training_set' not in checkpoint and checkpoint.get(  # (saved before the record)
+            'noisy_labels', labels_digest(noisy_labels)) != labels_digest(noisy_labels):
         raise InputError('the noisy labels found now differ from those the run trained on: '
                          'restore its noise file')
     if args.plain:

@@ -332,6 +332,11 @@ def peer_lost(error):
                                     'remote worker crashing', 'communicator was aborted'))
 
 
+def _resume_command(argv):
+    """The command that continues this run: as it was started, with --resume."""
+    return launch_command(sys.argv[0], argv + ([] if '--resume' in argv else ['--resume']))
+
+
 def run_cli(main, argv=None):
     """Run main(argv) as a command. Bad input, a diverging run, a failed write, memory running
     out and (under torchrun) another process gone become one line on stderr and exit code 2
@@ -369,8 +374,7 @@ def run_cli(main, argv=None):
         if _fail():
             advice = 'before the first epoch finished, so nothing was kept: run it again'
         else:
-            advice = 'finished epochs are saved: continue with  ' + launch_command(
-                sys.argv[0], argv + ([] if '--resume' in argv else ['--resume']))
+            advice = 'finished epochs are saved: continue with  ' + _resume_command(argv)
         stop = str(e)
         if distributed()[1] > 1:  # torchrun stops all when one fails, or when it is stopped
             stop += (' from torchrun (sent to every process of the run when it is stopped or '
@@ -389,8 +393,7 @@ def run_cli(main, argv=None):
             if speaks_for_the_run():  # the lowest rank left: one line for the run
                 print('error: another process of this run ended (killed, or failed: '
                       "torchrun's report names which); %s" % (
-                          'finished epochs are saved: continue with  ' + launch_command(
-                              sys.argv[0], argv + ([] if '--resume' in argv else ['--resume']))
+                          'finished epochs are saved: continue with  ' + _resume_command(argv)
                           if kept else 'nothing was kept: run it again'), file=sys.stderr)
             return 2
         if is_main():

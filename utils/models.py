@@ -170,12 +170,14 @@ def self_supervised_backbone(path, arch, width):
 
 # ---------------------------------------------------------------- will it fit ----------------
 
-def training_memory(make_net, rows, image_size):
+def training_memory(make_net, rows, image_size, resize=0, num_workers=0):
     """Bytes a training step of two networks make_net() needs at the very least, counted on the
     meta device (nothing is allocated): each network's weights, gradients and momentum
-    (float32), the batch of `rows` images of image_size px and its largest layer output. A
-    run needs more (every layer's output is kept for the backward pass): a size this refuses
-    cannot train, and one it lets through may still not fit."""
+    (float32), the batch of `rows` images of image_size px and its largest layer output; with
+    `resize`, an image decoded at that size (8-bit RGB, its shorter side) in each loading
+    process (the run's and its `num_workers`). A run needs more (every layer's output is kept
+    for the backward pass): a size this refuses cannot train, and one it lets through may
+    still not fit."""
     with torch.device('meta'):
         net = make_net()
         weights = sum(p.numel() for p in net.parameters())
@@ -187,7 +189,8 @@ def training_memory(make_net, rows, image_size):
         batch = torch.empty(rows, 3, image_size, image_size)
         with contextlib.suppress(Exception):  # a size the network refuses: the layers before
             net(batch)
-    return 4 * (2 * 3 * weights + max(outputs, default=0) + batch.numel())
+    decoded = 3 * resize ** 2 * (1 + num_workers)
+    return 4 * (2 * 3 * weights + max(outputs, default=0) + batch.numel()) + decoded
 
 
 def available_memory(device):
