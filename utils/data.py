@@ -4,7 +4,6 @@ what each stage of DivideMix needs (NoisyLabelDataset), and the DataLoader every
 present, not empty and images by their first bytes before training starts (check_images), each
 decodable when read (open_rgb)."""
 import os
-import signal
 import stat
 import sys
 import time
@@ -73,25 +72,12 @@ def say_workers_once(num_workers):
            "the number of workers)" % (num_workers, cpus), file=sys.stderr)
 
 
-def _leave_stops_to_the_run(worker_id):
-    """A loader worker ignores Ctrl-C and SIGTERM: sent to the whole process group (a terminal,
-    `timeout`, a scheduler), they would kill it mid-batch and the run's one-line stop would
-    come under torch's tracebacks. The run stops on them and ends its workers itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 class Loader(DataLoader):
-    """torch's DataLoader, whose workers leave Ctrl-C and SIGTERM to the run, and whose warning
-    about more workers than CPUs comes once per process, as the workers first start (after
-    every start-up check: a refused run prints its error line alone). torch's own warns when
-    each loader is made and at every pass, and Python shows it again after each GMM fit:
-    sklearn's input checks enter warnings.catch_warnings, which resets the record of warnings
-    already shown."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault('worker_init_fn', _leave_stops_to_the_run)
-        super().__init__(*args, **kwargs)
+    """torch's DataLoader, whose warning about more workers than CPUs comes once per process,
+    as the workers first start (after every start-up check: a refused run prints its error
+    line alone). torch's own warns when each loader is made and at every pass, and Python
+    shows it again after each GMM fit: sklearn's input checks enter warnings.catch_warnings,
+    which resets the record of warnings already shown."""
 
     def check_worker_number_rationality(self):
         pass  # said by __iter__, once
