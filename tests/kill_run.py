@@ -9,6 +9,7 @@ POINT (the N-th time the point is reached):
   before_best       SIGKILL after a checkpoint is saved (between epochs), before its copy to
                     the best one
   sigterm           SIGTERM to itself in the middle of an SSL epoch
+  sigterm_in_save   SIGTERM to itself from inside torch.save, while it writes a _last.pth
 """
 import os
 import signal
@@ -54,10 +55,39 @@ def half_write_then_kill(write, path):
     kill()
 
 
+class SignalOnSecondWrite:
+    """The file torch.save writes into, sending SIGTERM to this process as torch's C++ writer
+    calls its write() a second time."""
+
+    def __init__(self, file):
+        self.file, self.writes = file, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 2:
+            kill(signal.SIGTERM)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def sigterm_inside_checkpoint_save():
+    original = utils.checkpoint.atomic_write
+
+    def atomic_write(write, path, **kwargs):
+        if path.endswith('_last.pth') and reached():
+            return original(lambda f: write(SignalOnSecondWrite(f)), path, **kwargs)
+        return original(write, path, **kwargs)
+    utils.checkpoint.atomic_write = atomic_write
+
+
 if point == 'ssl_step':
     patch(dividemix, 'dividemix_loss', before=lambda *a: kill())
 elif point == 'sigterm':
     patch(dividemix, 'dividemix_loss', before=lambda *a: kill(signal.SIGTERM))
+elif point == 'sigterm_in_save':
+    sigterm_inside_checkpoint_save()
 elif point == 'log_written':
     patch(RunLog, 'epoch', after=kill)
 elif point == 'checkpoint_write':

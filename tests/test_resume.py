@@ -121,6 +121,25 @@ def test_sigterm_stops_cleanly_and_resumes_exactly(data, reference, tmp_path):
     assert_same(outcome(out), reference)
 
 
+def test_sigterm_while_a_checkpoint_is_written_stops_once_it_is_whole(data, reference,
+                                                                      tmp_path):
+    # A stop raised inside torch.save's writer came out as torch's RuntimeError with a
+    # traceback; held until the file is whole, it is the stop's one line, and the checkpoint of
+    # the epoch it arrived in is kept.
+    out = str(tmp_path / 'run')
+    stopped = train(tiny_args(data, out), 'sigterm_in_save', 2)  # epoch 1's checkpoint
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    message = stopped.stderr.strip().splitlines()
+    assert len(message) == 1 and 'stopped by SIGTERM' in message[0], stopped.stderr
+    kept = torch.load(os.path.join(out, PREFIX + '_last.pth'), weights_only=True)
+    assert kept['epoch'] == 1
+    assert not any(name.endswith('.tmp') for name in os.listdir(out))
+    resumed = train(tiny_args(data, out, '--resume'))
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'resuming after epoch 1' in resumed.stdout
+    assert_same(outcome(out), reference)
+
+
 def snapshot(folder):
     return {name: open(os.path.join(folder, name), 'rb').read()
             for name in sorted(os.listdir(folder))}

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from utils.cli import InputError, WriteError, one_line
+from utils.cli import InputError, WriteError, one_line, stops_held
 from utils.distributed import distributed, print0, unwrap
 
 
@@ -101,27 +101,29 @@ def atomic_write(write, path, shared=False):
     """write(binary file) into a temporary file beside `path` (its folder made if needed), then
     rename it to `path`: a kill at any moment leaves either the old file or the new one, never
     half of one, and a reader never sees half a file. A failed write (disk full, file too
-    large, no permission) or an interruption removes the temporary file and leaves the old one
-    as it was; the failure is one line naming `path` (WriteError). Every file a run or a tool
+    large, no permission) or an exception removes the temporary file and leaves the old one
+    as it was; the failure is one line naming `path` (WriteError). A stop (SIGTERM, SIGINT)
+    that arrives meanwhile is raised once the new file is in place. Every file a run or a tool
     writes whole is written here. shared: other processes may write the same file at the same
     time (a noise file beside the data), so each writes a temporary file of its own."""
     tmp = '%s.%d.tmp' % (path, os.getpid()) if shared else path + '.tmp'
     recorder = None
-    try:
-        os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-        with open(tmp, 'wb') as f:
-            recorder = _WriteRecorder(f)
-            write(recorder)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        failure = e if isinstance(e, OSError) else getattr(recorder, 'error', None)
-        if failure is not None and isinstance(e, Exception):
-            raise write_error(path, failure) from None
-        raise
+    with stops_held():  # a stop that arrives meanwhile is raised once the file is whole
+        try:
+            os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+            with open(tmp, 'wb') as f:
+                recorder = _WriteRecorder(f)
+                write(recorder)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            failure = e if isinstance(e, OSError) else getattr(recorder, 'error', None)
+            if failure is not None and isinstance(e, Exception):
+                raise write_error(path, failure) from None
+            raise
 
 
 def append_text(path, text):

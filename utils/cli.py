@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import sys
+import threading
 
 import torch
 import torch.distributed as dist
@@ -279,17 +280,46 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+_held_stops = []  # the signals that arrived while stops were held (stops_held)
+_holding = [0]    # how many stops_held blocks the main thread is in
+
+
 def stop_on_signals():
     """Turn SIGTERM/SIGINT into Interrupted in this process (not in data-loading workers, which
     the main process shuts down). The epoch in progress is dropped; every finished epoch is
     already in the checkpoint, written atomically, so the run resumes exactly."""
     main_pid = os.getpid()
+    _held_stops.clear()
 
     def handler(signum, frame):
-        if os.getpid() == main_pid:
+        if os.getpid() != main_pid:
+            return
+        if _holding[0]:
+            _held_stops.append(signum)
+        else:
             raise Interrupted(signum)
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+@contextlib.contextmanager
+def stops_held():
+    """Hold a stop that arrives while the main thread writes a file until the block ends,
+    then raise it. torch.save writes through Python calls made from its C++ writer: a stop
+    raised inside one of them would come out as torch's own error with a traceback, not as the
+    stop. A block that fails raises its own error instead (a write's one line)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    _holding[0] += 1
+    try:
+        yield
+    finally:
+        _holding[0] -= 1
+    if not _holding[0] and _held_stops:
+        signum = _held_stops[0]
+        _held_stops.clear()
+        raise Interrupted(signum)
 
 
 _on_failure = []
