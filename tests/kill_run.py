@@ -10,9 +10,15 @@ POINT (the N-th time the point is reached):
                     the best one
   sigterm           SIGTERM to itself in the middle of an SSL epoch
   sigterm_in_save   SIGTERM to itself from inside torch.save, while it writes a _last.pth
+  sigterm_in_fork   SIGTERM to itself from inside a fork hook, as a loader starts a worker
+                    (Python drops an exception raised there)
+  group_sigterm     SIGTERM to its whole process group (itself and its loader workers), sent
+                    by another process as a scheduler does, in the middle of an SSL epoch.
+                    Start it in a process group of its own.
 """
 import os
 import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,6 +92,13 @@ if point == 'ssl_step':
     patch(dividemix, 'dividemix_loss', before=lambda *a: kill())
 elif point == 'sigterm':
     patch(dividemix, 'dividemix_loss', before=lambda *a: kill(signal.SIGTERM))
+elif point == 'group_sigterm':
+    # by `kill` in a session of its own: a loader worker that its parent stops ends quietly,
+    # one that another process stops dies of it, and the run hears so through SIGCHLD
+    patch(dividemix, 'dividemix_loss', before=lambda *a: subprocess.run(
+        ['kill', '-s', 'TERM', '--', '-%d' % os.getpgid(0)], start_new_session=True))
+elif point == 'sigterm_in_fork':
+    os.register_at_fork(after_in_parent=lambda: reached() and kill(signal.SIGTERM))
 elif point == 'sigterm_in_save':
     sigterm_inside_checkpoint_save()
 elif point == 'log_written':

@@ -28,11 +28,13 @@ def tiny_args(data, out, *extra):
 
 
 def train(argv, point=None, n=0):
-    """Run training in a fresh process (optionally stopped at a point); return the process."""
+    """Run training in a fresh process (optionally stopped at a point) in a process group of
+    its own; return the process."""
     cmd = ([sys.executable, os.path.join(HERE, 'kill_run.py'), point, str(n)] if point else
            [sys.executable, os.path.join(ROOT, 'Train_cifar.py')])
     # in the caller's working directory: the test's own tmp_path (tests/conftest.py)
-    return subprocess.run(cmd + argv, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd + argv, capture_output=True, text=True, timeout=300,
+                          start_new_session=True)
 
 
 def outcome(out, prefix=PREFIX):
@@ -119,6 +121,29 @@ def test_sigterm_stops_cleanly_and_resumes_exactly(data, reference, tmp_path):
     resumed = train(tiny_args(data, out, '--resume'))
     assert resumed.returncode == 0, resumed.stderr
     assert_same(outcome(out), reference)
+
+
+def test_a_stop_sent_to_the_process_group_with_loader_workers_is_one_line(data, tmp_path):
+    # A scheduler or a terminal stops the run and its loader workers at once: torch's
+    # SIGCHLD handler raised "DataLoader worker ... is killed by signal" over the stop, a
+    # traceback and exit code 1. (Ctrl-C's SIGINT leaves the workers to the run.)
+    out = str(tmp_path / 'run')
+    stopped = train(tiny_args(data, out, '--plain', '--num_workers', '2'), 'group_sigterm', 7)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    message = stopped.stderr.strip().splitlines()
+    assert len(message) == 1 and 'stopped by SIGTERM' in message[0], stopped.stderr
+    assert message[0].endswith('--resume')
+    assert torch.load(os.path.join(out, PREFIX + '_last.pth'), weights_only=True)['epoch'] >= 0
+
+
+def test_a_stop_that_python_drops_in_a_fork_hook_still_stops_the_run(data, tmp_path):
+    # Raised inside a fork hook (a loader starting its workers), the stop was dropped with
+    # "Exception ignored" and the run went on to its end.
+    out = str(tmp_path / 'run')
+    stopped = train(tiny_args(data, out, '--plain', '--num_workers', '2'), 'sigterm_in_fork', 3)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    message = stopped.stderr.strip().splitlines()
+    assert len(message) == 1 and 'stopped by SIGTERM' in message[0], stopped.stderr
 
 
 def test_sigterm_while_a_checkpoint_is_written_stops_once_it_is_whole(data, reference,

@@ -1,7 +1,10 @@
-"""A stop (SIGTERM, Ctrl-C) that arrives while a run writes a file is held until the file is
-whole, then stops the run with its one line: raised inside torch.save's C++ writer, it came out
-as torch's RuntimeError and a traceback (utils.cli.stops_held around every atomic write). The
-end-to-end case, a stop inside a run's checkpoint write then --resume, is in test_resume.py."""
+"""A stop (SIGTERM, Ctrl-C) is the run's one line wherever it lands. Arriving while a run writes
+a file, it is held until the file is whole: raised inside torch.save's C++ writer, it came out
+as torch's RuntimeError and a traceback (utils.cli.stops_held around every atomic write).
+Dropped by Python where it was raised (a __del__, a fork hook), it is raised again at the next
+training step, and an error that follows a stop is reported as the stop. The end-to-end cases
+(a stop inside a checkpoint write, in a fork hook, sent to the process group with loader
+workers) are in test_resume.py."""
 import os
 import signal
 
@@ -10,12 +13,14 @@ import torch
 
 from utils.checkpoint import atomic_save, atomic_write
 from utils.cli import run_cli, stops_held
+from utils.progress import Progress
 
 
 @pytest.fixture(autouse=True)
 def own_signal_handlers():
     """run_cli installs the run's handlers in this process: put pytest's back after."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
+                                                    signal.SIGCHLD)}
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
@@ -103,3 +108,52 @@ def test_without_a_stop_held_nothing_is_raised_and_a_stop_outside_is_not_held(tm
         raise AssertionError('not reached')
     assert run_cli(main, []) == 128 + signal.SIGTERM
     assert torch.load(path, weights_only=True)['epoch'] == 3
+
+
+class StopOnDelete:
+    """An object whose __del__ sends SIGTERM to this process: the stop is raised inside it,
+    where Python drops exceptions."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_stop_dropped_in_a_del_is_raised_at_the_next_training_step(capsys):
+    steps = []
+
+    def main(argv):
+        StopOnDelete()  # deleted at once: the stop is dropped there
+        steps.append('after the drop')
+        progress = Progress('net1', 10)
+        for step in range(10):
+            progress.update(64)
+            steps.append(step)
+    assert run_cli(main, []) == 128 + signal.SIGTERM
+    assert steps == ['after the drop']  # stopped at the first step
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('stopped by SIGTERM'), err  # no "ignored"
+
+
+def test_an_error_after_a_dropped_stop_is_said_as_the_stop(capsys):
+    # e.g. the loader workers the stop ended: "DataLoader worker ... exited unexpectedly"
+    def main(argv):
+        StopOnDelete()
+        raise RuntimeError('DataLoader worker (pid(s) 123) exited unexpectedly')
+    assert run_cli(main, []) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('stopped by SIGTERM'), err
+
+
+def test_a_stop_is_taken_once_the_next_run_in_the_process_starts_afresh(capsys):
+    def stopped(argv):
+        StopOnDelete()
+        Progress('net1', 1).update(64)
+
+    def finishes(argv):
+        Progress('net1', 1).update(64)
+    assert run_cli(finishes, []) == 0  # puts back what a run stopped before replaced
+    sigchld = signal.getsignal(signal.SIGCHLD)
+    assert run_cli(stopped, []) == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGCHLD) is not sigchld  # the workers' end is the stop's
+    assert run_cli(finishes, []) == 0
+    assert signal.getsignal(signal.SIGCHLD) is sigchld  # the loaders' own handler is back

@@ -280,26 +280,50 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-_held_stops = []  # the signals that arrived while stops were held (stops_held)
-_holding = [0]    # how many stops_held blocks the main thread is in
+_stop = [None]  # the signal of a stop that arrived (SIGTERM, SIGINT) while main runs
+_holding = [0]  # how many stops_held blocks the main thread is in
+_torch_sigchld = [None]  # the SIGCHLD handler a stop replaced
 
 
 def stop_on_signals():
     """Turn SIGTERM/SIGINT into Interrupted in this process (not in data-loading workers, which
     the main process shuts down). The epoch in progress is dropped; every finished epoch is
-    already in the checkpoint, written atomically, so the run resumes exactly."""
+    already in the checkpoint, written atomically, so the run resumes exactly. A stop that
+    Python drops where it arrives is raised again (stop_if_asked), not reported as ignored."""
     main_pid = os.getpid()
-    _held_stops.clear()
+    _stop[0] = None
 
     def handler(signum, frame):
         if os.getpid() != main_pid:
             return
-        if _holding[0]:
-            _held_stops.append(signum)
-        else:
-            raise Interrupted(signum)
+        # A stop sent to the process group (a scheduler, `timeout`) ends the loader workers
+        # too: torch's SIGCHLD handler would raise that a worker died, over the stop.
+        if hasattr(signal, 'SIGCHLD') and _torch_sigchld[0] is None:
+            _torch_sigchld[0] = signal.signal(signal.SIGCHLD, lambda *_: stop_if_asked())
+        _stop[0] = _stop[0] or signum
+        stop_if_asked()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    if _torch_sigchld[0] is not None:  # a run before this one in the process was stopped
+        signal.signal(signal.SIGCHLD, _torch_sigchld[0])
+        _torch_sigchld[0] = None
+    if sys.unraisablehook is not _unraisable:
+        _unraisable.default = sys.unraisablehook
+        sys.unraisablehook = _unraisable
+
+
+def stop_if_asked():
+    """Raise the stop that arrived, unless a write holds it (stops_held). The signal handler
+    raises it at once; Python drops an error raised where it cannot propagate (a fork hook as
+    the loader starts its workers, a __del__), so every training step asks again."""
+    if _stop[0] is not None and not _holding[0]:
+        raise Interrupted(_stop[0])
+
+
+def _unraisable(report):
+    """A stop dropped where Python cannot raise it is raised again later: not reported."""
+    if not issubclass(report.exc_type, Interrupted):
+        _unraisable.default(report)
 
 
 @contextlib.contextmanager
@@ -316,10 +340,7 @@ def stops_held():
         yield
     finally:
         _holding[0] -= 1
-    if not _holding[0] and _held_stops:
-        signum = _held_stops[0]
-        _held_stops.clear()
-        raise Interrupted(signum)
+    stop_if_asked()
 
 
 _on_failure = []
@@ -381,7 +402,16 @@ def run_cli(main, argv=None):
     _on_failure.clear()
     hold_output()  # until the run starts (RunLog.begin) or its first progress line
     try:
-        main(argv)
+        try:
+            main(argv)
+        except Exception as e:
+            # What fails after a stop is the stop's doing (the loader workers it ended), also
+            # where the stop itself was dropped: the stop is what the user is told.
+            if _stop[0] is not None and not isinstance(e, (InputError, TrainingError)):
+                raise Interrupted(_stop[0]) from None
+            raise
+        finally:
+            _stop[0] = None  # taken: writes made while the run's end is said do not raise it
     except (InputError, TrainingError) as e:
         release_output(keep=isinstance(e, TrainingError))  # a refused input: its line alone
         kept = _fail() is False  # a run that began and keeps its checkpoint (or resumed)

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from utils.cli import stop_if_asked
 from utils.distributed import distributed, is_main, release_output
 
 TTY_EVERY_S = 0.5   # the live line: fresh enough to watch, rare enough to cost nothing
@@ -369,6 +370,7 @@ class Progress:
     def update(self, images, fmt='', *values):
         """One step done, on `images` images; the line ends with `fmt % values` (values may
         be tensors: they are read only when the line is printed)."""
+        stop_if_asked()  # a stop that Python dropped where it arrived (utils.cli) stops here
         if self.quiet:
             return
         now = self.clock()
