@@ -110,59 +110,44 @@ def test_sigkill_between_last_and_best_checkpoint_is_repaired(data, reference_di
     assert_same(outcome(out), reference)  # and the run as a whole
 
 
+def stop_line(stopped):
+    """The one line a run stopped by SIGTERM said; it exited with 128 + SIGTERM."""
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    message = stopped.stderr.strip().splitlines()
+    assert len(message) == 1 and 'stopped by SIGTERM' in message[0], stopped.stderr
+    return message[0]
+
+
 def test_sigterm_stops_cleanly_and_resumes_exactly(data, reference, tmp_path):
     out = str(tmp_path / 'run')
-    stopped = train(tiny_args(data, out), 'sigterm', 7)
-    assert stopped.returncode == 128 + signal.SIGTERM
-    message = stopped.stderr.strip().splitlines()
-    assert len(message) == 1 and 'stopped by SIGTERM' in message[0]
-    assert message[0].endswith('--resume')
+    assert stop_line(train(tiny_args(data, out), 'sigterm', 7)).endswith('--resume')
     assert os.path.exists(os.path.join(out, PREFIX + '_last.pth'))
     resumed = train(tiny_args(data, out, '--resume'))
     assert resumed.returncode == 0, resumed.stderr
     assert_same(outcome(out), reference)
 
 
-def test_a_stop_sent_to_the_process_group_with_loader_workers_is_one_line(data, tmp_path):
-    # A scheduler or a terminal stops the run and its loader workers at once: torch's
-    # SIGCHLD handler raised "DataLoader worker ... is killed by signal" over the stop, a
-    # traceback and exit code 1. (Ctrl-C's SIGINT leaves the workers to the run.)
+@pytest.mark.parametrize('point, n', [
+    ('group_sigterm', 7),    # to the run and its workers at once, as a scheduler or `timeout`
+    ('sigterm_in_fork', 9),  # inside a fork hook, as a loader starts a worker (epoch 1)
+])
+def test_a_stop_with_loader_workers_is_one_line(point, n, data, tmp_path):
+    # Sent to the process group, torch's SIGCHLD handler raised "DataLoader worker ... is
+    # killed by signal" over the stop (a traceback, exit code 1); raised in a fork hook, Python
+    # dropped the stop ("Exception ignored") and the run went on to its end.
     out = str(tmp_path / 'run')
-    stopped = train(tiny_args(data, out, '--plain', '--num_workers', '2'), 'group_sigterm', 7)
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
-    message = stopped.stderr.strip().splitlines()
-    assert len(message) == 1 and 'stopped by SIGTERM' in message[0], stopped.stderr
-    assert message[0].endswith('--resume')
-    assert torch.load(os.path.join(out, PREFIX + '_last.pth'), weights_only=True)['epoch'] >= 0
+    line = stop_line(train(tiny_args(data, out, '--plain', '--num_workers', '2'), point, n))
+    assert line.endswith('--resume')
 
 
-def test_a_stop_that_python_drops_in_a_fork_hook_still_stops_the_run(data, tmp_path):
-    # Raised inside a fork hook (a loader starting its workers), the stop was dropped with
-    # "Exception ignored" and the run went on to its end.
-    out = str(tmp_path / 'run')
-    stopped = train(tiny_args(data, out, '--plain', '--num_workers', '2'), 'sigterm_in_fork', 3)
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
-    message = stopped.stderr.strip().splitlines()
-    assert len(message) == 1 and 'stopped by SIGTERM' in message[0], stopped.stderr
-
-
-def test_sigterm_while_a_checkpoint_is_written_stops_once_it_is_whole(data, reference,
-                                                                      tmp_path):
+def test_sigterm_while_a_checkpoint_is_written_stops_once_it_is_whole(data, tmp_path):
     # A stop raised inside torch.save's writer came out as torch's RuntimeError with a
     # traceback; held until the file is whole, it is the stop's one line, and the checkpoint of
-    # the epoch it arrived in is kept.
+    # the epoch it arrived in is kept whole (a whole checkpoint resumes exactly: the tests above).
     out = str(tmp_path / 'run')
-    stopped = train(tiny_args(data, out), 'sigterm_in_save', 2)  # epoch 1's checkpoint
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
-    message = stopped.stderr.strip().splitlines()
-    assert len(message) == 1 and 'stopped by SIGTERM' in message[0], stopped.stderr
-    kept = torch.load(os.path.join(out, PREFIX + '_last.pth'), weights_only=True)
-    assert kept['epoch'] == 1
+    stop_line(train(tiny_args(data, out), 'sigterm_in_save', 2))  # in epoch 1's checkpoint
     assert not any(name.endswith('.tmp') for name in os.listdir(out))
-    resumed = train(tiny_args(data, out, '--resume'))
-    assert resumed.returncode == 0, resumed.stderr
-    assert 'resuming after epoch 1' in resumed.stdout
-    assert_same(outcome(out), reference)
+    assert torch.load(os.path.join(out, PREFIX + '_last.pth'), weights_only=True)['epoch'] == 1
 
 
 def snapshot(folder):

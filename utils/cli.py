@@ -305,7 +305,7 @@ def stop_on_signals():
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     if _torch_sigchld[0] is not None:  # a run before this one in the process was stopped
-        signal.signal(signal.SIGCHLD, _torch_sigchld[0])
+        signal.signal(signal.SIGCHLD, _torch_sigchld[0] or signal.SIG_DFL)
         _torch_sigchld[0] = None
     if sys.unraisablehook is not _unraisable:
         _unraisable.default = sys.unraisablehook
