@@ -282,7 +282,7 @@ class Interrupted(BaseException):
 
 _stop = [None]  # the signal of a stop that arrived (SIGTERM, SIGINT) while main runs
 _holding = [0]  # how many stops_held blocks the main thread is in
-_torch_sigchld = [None]  # the SIGCHLD handler a stop replaced
+_replaced_sigchld = []  # the SIGCHLD handler a stop replaced (None: one not set from Python)
 
 
 def stop_on_signals():
@@ -298,15 +298,14 @@ def stop_on_signals():
             return
         # A stop sent to the process group (a scheduler, `timeout`) ends the loader workers
         # too: torch's SIGCHLD handler would raise that a worker died, over the stop.
-        if hasattr(signal, 'SIGCHLD') and _torch_sigchld[0] is None:
-            _torch_sigchld[0] = signal.signal(signal.SIGCHLD, lambda *_: stop_if_asked())
+        if hasattr(signal, 'SIGCHLD') and not _replaced_sigchld:
+            _replaced_sigchld.append(signal.signal(signal.SIGCHLD, lambda *_: stop_if_asked()))
         _stop[0] = _stop[0] or signum
         stop_if_asked()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    if _torch_sigchld[0] is not None:  # a run before this one in the process was stopped
-        signal.signal(signal.SIGCHLD, _torch_sigchld[0] or signal.SIG_DFL)
-        _torch_sigchld[0] = None
+    if _replaced_sigchld:  # a run before this one in the process was stopped
+        signal.signal(signal.SIGCHLD, _replaced_sigchld.pop() or signal.SIG_DFL)
     if sys.unraisablehook is not _unraisable:
         _unraisable.default = sys.unraisablehook
         sys.unraisablehook = _unraisable
